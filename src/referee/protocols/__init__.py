@@ -1,0 +1,47 @@
+"""Protocols: orchestrations of models and verifiers that produce records in a run folder.
+
+Each protocol module registers a config class and a ``run(config, run)`` function under a name; the
+``protocol:`` key of a config file picks one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from referee.errors import RefereeError
+
+
+@dataclass
+class Protocol:
+    name: str
+    config: type
+    run: Callable
+    summary: str
+
+
+_REGISTRY: dict[str, Protocol] = {}
+
+
+def register(name: str, config: type, summary: str):
+    """Decorator: make ``run(config, run)`` available to ``referee run`` as ``protocol: name``."""
+    def wrap(fn):
+        _REGISTRY[name] = Protocol(name, config, fn, summary)
+        return fn
+    return wrap
+
+
+def _load_builtin() -> None:
+    from referee.protocols import sampling  # noqa: F401
+
+
+def get(name: str) -> Protocol:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise RefereeError(f"unknown protocol {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def all_protocols() -> list[Protocol]:
+    _load_builtin()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

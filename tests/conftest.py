@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny random models with the embedded model's tokenizer, an isolated referee home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# The embedded model's safetensors copy is kept in the user's cache across test runs (it takes ~20 s to
+# make); everything else referee writes goes to a fresh folder per test session.
+_DEFAULT_EMBEDDED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "referee" / "embedded" / "smollm2-135m-instruct"
+os.environ.setdefault("REFEREE_EMBEDDED_DIR", str(_DEFAULT_EMBEDDED))
+os.environ.setdefault("REFEREE_QUIET", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _referee_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("referee_home")
+    os.environ["REFEREE_HOME"] = str(home)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def embedded_folder() -> Path:
+    """The embedded model converted to safetensors (once per machine)."""
+    from referee.models.embedded import ensure_converted
+
+    folder, _ = ensure_converted()
+    return folder
+
+
+def make_tiny_model(folder: Path, tokenizer_folder: Path, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+    """A random-initialised Llama-shaped causal LM with the embedded tokenizer, saved to ``folder``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_folder)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, embedded_folder) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", embedded_folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path_b(tmp_path_factory, embedded_folder) -> Path:
+    """A second tiny model with other weights (for fingerprints and model-vs-model tests)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny_b") / "model", embedded_folder, seed=1)
+
+
+@pytest.fixture
+def tiny_model(tiny_model_path):
+    from referee.models import load_model
+
+    return load_model(f"hf:{tiny_model_path}")
