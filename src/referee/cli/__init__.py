@@ -23,7 +23,14 @@ def _root(quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress b
 
 
 def _register_commands() -> None:
-    from referee.cli import core  # noqa: F401
+    """Import every module of this package: each one adds its commands to ``app``."""
+    import importlib
+    import pkgutil
+
+    import referee.cli as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: (m.name != "core", m.name)):
+        importlib.import_module(f"referee.cli.{info.name}")
 
 
 def main(argv: list[str] | None = None) -> None:

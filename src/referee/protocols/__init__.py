@@ -32,7 +32,14 @@ def register(name: str, config: type, summary: str):
 
 
 def _load_builtin() -> None:
-    from referee.protocols import sampling  # noqa: F401
+    """Import every module of this package: each one registers its protocols."""
+    import importlib
+    import pkgutil
+
+    import referee.protocols as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"referee.protocols.{info.name}")
 
 
 def get(name: str) -> Protocol:

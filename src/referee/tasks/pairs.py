@@ -1,0 +1,102 @@
+"""Labelled preference pairs: the LLMBar format, MT-Bench human judgments and TRL preference files.
+
+Every loader returns ``Pair`` objects; ``label`` is "A", "B", "tie" or None (unlabelled).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from referee.chat import as_chat
+from referee.errors import RefereeError
+from referee.io import read_records
+
+LABELS = ("A", "B", "tie")
+
+
+@dataclass
+class Pair:
+    """One question with two answers. ``question`` is a chat; for multi-turn pairs ``turns_a``/``turns_b``
+    hold each side's whole conversation and ``answer_a``/``answer_b`` its last answer."""
+
+    id: str
+    question: list  # chat messages up to the answers
+    answer_a: str
+    answer_b: str
+    label: str | None = None
+    category: str | None = None
+    reference: str | None = None
+    turns_a: list | None = None
+    turns_b: list | None = None
+    meta: dict = field(default_factory=dict)
+
+
+def _label(value, where: str) -> str:
+    mapping = {1: "A", 2: "B", "1": "A", "2": "B", "A": "A", "B": "B", "a": "A", "b": "B",
+               "model_a": "A", "model_b": "B", "tie": "tie", "tie (bothbad)": "tie", 0: "tie", "0": "tie"}
+    if value in mapping:
+        return mapping[value]
+    raise RefereeError(f"{where}: field 'label' should be 1, 2 (or A, B, tie), got {value!r}")
+
+
+def load_pairs(path: str | os.PathLike) -> list[Pair]:
+    """Load pairs from any supported format, recognised per record by its fields:
+
+    - LLMBar: ``input``, ``output_1``, ``output_2``, ``label`` (1 or 2);
+    - MT-Bench human judgments: ``question_id``, ``model_a``, ``model_b``, ``winner``,
+      ``conversation_a``, ``conversation_b`` (judges the last assistant turn, with the whole conversation);
+    - TRL preference: ``prompt``, ``chosen``, ``rejected`` (label A; chosen shown first);
+    - generic: ``prompt``/``question``, ``answer_a``/``response_a``, ``answer_b``/``response_b``, optional ``label``.
+    """
+    pairs = []
+    for pos, obj in read_records(path):
+        where = f"{path}:{pos}"
+        pid = str(obj.get("id", obj.get("question_id", pos)))
+        if "output_1" in obj or "output_2" in obj:
+            for f in ("input", "output_1", "output_2"):
+                if f not in obj:
+                    raise RefereeError(f"{where}: missing field '{f}'")
+                if not isinstance(obj[f], str):
+                    raise RefereeError(f"{where}: field '{f}' should be a string")
+            label = _label(obj["label"], where) if "label" in obj else None
+            pairs.append(Pair(pid, as_chat(obj["input"]), obj["output_1"], obj["output_2"], label,
+                              category=obj.get("category")))
+        elif "conversation_a" in obj:
+            for f in ("conversation_a", "conversation_b"):
+                if f not in obj:
+                    raise RefereeError(f"{where}: missing field '{f}'")
+            ca = as_chat(obj["conversation_a"], f"{where}: field 'conversation_a'")
+            cb = as_chat(obj["conversation_b"], f"{where}: field 'conversation_b'")
+            if ca[-1]["role"] != "assistant" or cb[-1]["role"] != "assistant":
+                raise RefereeError(f"{where}: conversations should end with an assistant turn")
+            label = _label(obj["winner"], where) if "winner" in obj else None
+            pairs.append(Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], label,
+                              category=obj.get("category"), turns_a=ca, turns_b=cb,
+                              meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj}))
+        elif "chosen" in obj and "rejected" in obj and "prompt" in obj:
+            chosen, rejected = obj["chosen"], obj["rejected"]
+            if isinstance(chosen, list):
+                chosen = chosen[-1]["content"]
+            if isinstance(rejected, list):
+                rejected = rejected[-1]["content"]
+            if not isinstance(chosen, str) or not isinstance(rejected, str):
+                raise RefereeError(f"{where}: fields 'chosen' and 'rejected' should be strings or messages")
+            pairs.append(Pair(pid, as_chat(obj["prompt"], f"{where}: field 'prompt'"), chosen, rejected, "A"))
+        else:
+            q = obj.get("prompt", obj.get("question"))
+            a = obj.get("answer_a", obj.get("response_a"))
+            b = obj.get("answer_b", obj.get("response_b"))
+            if q is None:
+                raise RefereeError(f"{where}: missing field 'input' (LLMBar), 'prompt' or 'question'")
+            if a is None or b is None:
+                raise RefereeError(f"{where}: missing field '{'answer_a' if a is None else 'answer_b'}' "
+                                   f"(or output_1/output_2, chosen/rejected)")
+            if not isinstance(a, str) or not isinstance(b, str):
+                raise RefereeError(f"{where}: answers should be strings")
+            label = _label(obj["label"], where) if obj.get("label") is not None else None
+            pairs.append(Pair(pid, as_chat(q, f"{where}: field 'prompt'"), a, b, label,
+                              category=obj.get("category"), reference=obj.get("reference")))
+    if not pairs:
+        raise RefereeError(f"{path}: no pairs in the file")
+    return pairs
