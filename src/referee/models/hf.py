@@ -83,7 +83,10 @@ class HFModel(Model):
                  fingerprint: str | None = None, cache=None):
         super().__init__(cache=cache)
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # referee shows its own progress; weight loading is instant
+        hf_logging.set_verbosity_error()
         self.path = path
         self.adapter = adapter
         self.device = pick_device(device)
@@ -165,16 +168,16 @@ class HFModel(Model):
     def _finish(self, row: list[int], prompt_tokens: int, eos: list[int], sampling) -> Completion:
         """Cut a generated row at end of turn, padding or the first stop string, and say why it ended."""
         pad = self.tokenizer.pad_token_id
-        tokens, reason = [], "length"
+        tokens = []
         for t in row:
-            if t in eos:
-                tokens.append(t)
-                reason = "stop"
-                break
-            if t == pad:  # the row ended earlier (a stop string); the rest is padding
-                reason = "stop"
+            if t == pad and t not in eos:  # the row ended earlier (a stop string); the rest is padding
                 break
             tokens.append(t)
+            if t in eos:
+                break
+        # A row that is neither at its token limit nor ended by padding was stopped by a stop string
+        # (possibly one that straddles the prompt's end, which the stopping criterion also sees).
+        reason = "length" if len(tokens) >= sampling.max_new_tokens and tokens[-1] not in eos else "stop"
         text = self.tokenizer.decode([t for t in tokens if t not in eos], skip_special_tokens=True)
         cut = [text.index(s) for s in sampling.stop if s in text]
         if cut:

@@ -1,0 +1,180 @@
+"""Benchmark: a model as a pairwise judge on human-labelled LLMBar-format data, against two baselines
+(always-prefer-longer and a seeded coin) measured in the same run, and its cost against a naive loop.
+
+Per data set it reports agreement with people (S2, and accuracy where a judge tie counts as a miss),
+position consistency, first-position preference and the invalid rate, for generative and probability
+verdicts, with swapping (conservative: both orders) and without, each with a 95% bootstrap interval.
+
+Cost: judgments per second of referee's probability and generative modes (both orders of every pair,
+nothing cached), and of a naive loop that sends the very same prompts one at a time through a plain
+transformers forward pass. The swap-none rows reuse the first order of the swapped run through the
+run's cache (same prompt, same seed: the same verdict), so they cost nothing extra and are not timed.
+
+    python benchmarks/bench_judges.py --limit 8 --datasets natural
+    python benchmarks/bench_judges.py --out bench_judges.md      # the full run (all four data sets)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "llmbar"
+DATASETS = ("natural", "mt_bench_human", "faireval", "llmeval2")
+
+
+def naive_probability_loop(model, judge, pairs) -> tuple[float, list[str]]:
+    """Seconds to judge ``pairs`` in both orders one prompt at a time (no batching, no cache), reading
+    P(A)/P(B)/P(C) at the verdict position from a plain forward pass; and the verdicts, for a check."""
+    import torch
+
+    from referee.judges.common import PREFIX
+    from referee.judges.pairwise import OPTIONS
+
+    tok, net = model.tokenizer, model.model
+    ids_of = {name: [tok(s, add_special_tokens=False)["input_ids"][0] for s in strings]
+              for name, strings in OPTIONS.items()}
+    shown = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for pair in pairs:
+            for order in ("AB", "BA"):
+                chat, _ = judge.build_chat(pair, order, None)
+                ids = tok(model.render(chat) + PREFIX, add_special_tokens=False, return_tensors="pt")["input_ids"]
+                probs = torch.softmax(net(input_ids=ids.to(model.device)).logits[0, -1].float(), dim=-1)
+                mass = {name: float(sum(probs[i] for i in set(idx))) for name, idx in ids_of.items()}
+                shown.append(max(mass, key=mass.get))
+    return time.perf_counter() - t0, shown
+
+
+def summarise(records: list[dict], n_boot: int, seed: int) -> dict:
+    from referee import stats
+    from referee.audit.agreement import pairwise_agreement
+    from referee.audit.biases import position_bias
+
+    agree = pairwise_agreement(records, per_category=False, n_boot=n_boot, seed=seed)
+    pos = position_bias(records, n_boot=n_boot, seed=seed)
+    both = pos["pairs_both_orders"] > 0
+    return stats.jsonable({"n": len(records), "s2": agree["s2"], "accuracy": agree["accuracy"],
+                           "invalid": agree["invalid"], "judge_tie": agree["judge_tie"],
+                           "consistency": pos["consistent"] if both else None, "prefers_first": pos["prefers_first"]})
+
+
+def bench_dataset(name: str, path: Path, model, args) -> dict:
+    from referee.audit.baselines import LongerJudge, RandomJudge
+    from referee.judges import PairwiseJudge
+    from referee.tasks.pairs import load_pairs
+
+    pairs = load_pairs(path)
+    if args.limit:
+        pairs = pairs[: args.limit]
+    rows, speed = [], {}
+    for label, judge in (("always longer", LongerJudge(swap="conservative")),
+                         ("random", RandomJudge(seed=args.seed, swap="none")),
+                         ("random", RandomJudge(seed=args.seed, swap="conservative"))):
+        rows.append({"judge": label, "verdict": "-", "swap": judge.swap,
+                     **summarise(judge.judge_pairs(pairs), args.n_boot, args.seed)})
+    for verdict in args.verdicts:
+        swapped = PairwiseJudge(model, verdict=verdict, swap="conservative", seed=args.seed,
+                                max_retries=args.max_retries)
+        t0 = time.perf_counter()
+        records = swapped.judge_pairs(pairs)
+        seconds = time.perf_counter() - t0
+        speed[verdict] = {"pairs": len(pairs), "prompts": 2 * len(pairs), "seconds": seconds,
+                          "pairs_per_s": len(pairs) / seconds}
+        plain = PairwiseJudge(model, verdict=verdict, swap="none", seed=args.seed,
+                              max_retries=args.max_retries).judge_pairs(pairs)  # the AB prompts: from the cache
+        rows.append({"judge": args.model, "verdict": verdict, "swap": "none", **summarise(plain, args.n_boot, args.seed)})
+        rows.append({"judge": args.model, "verdict": verdict, "swap": "conservative",
+                     **summarise(records, args.n_boot, args.seed)})
+        if verdict == "probability" and args.naive_limit:
+            sub = pairs[: args.naive_limit]
+            naive_s, naive_shown = naive_probability_loop(model, swapped, sub)
+            ours = [o["winner_shown"] for r in records[: len(sub)] for o in r["orders"]]
+            speed["naive"] = {"pairs": len(sub), "prompts": 2 * len(sub), "seconds": naive_s,
+                              "pairs_per_s": len(sub) / naive_s,
+                              "same_verdicts": sum(a == b for a, b in zip(ours, naive_shown)) / len(ours)}
+    return {"dataset": name, "pairs": len(pairs), "rows": rows, "speed": speed}
+
+
+def _cell(est: dict | None) -> str:
+    from referee.audit.report import fmt
+
+    return "n/a" if est is None else fmt(est)
+
+
+def markdown(results: list[dict], args, device: str) -> str:
+    lines = [f"Judge: `{args.model}` ({device}); pairs per data set: {args.limit or 'all'}; "
+             f"95% percentile bootstrap intervals ({args.n_boot} resamples, seed {args.seed}).",
+             "S2: agreement over pairs where neither the judge nor the human said tie (invalid = miss); "
+             "accuracy: judge ties count as misses; consistency: same verdict in both orders.", "",
+             "| data set | n | judge | verdict | swap | agreement S2 | accuracy | position consistency "
+             "| prefers first | invalid |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        for r in res["rows"]:
+            lines.append(f"| {res['dataset']} | {r['n']} | {r['judge']} | {r['verdict']} | {r['swap']} | "
+                         f"{_cell(r['s2'])} (n={r['s2']['n']}) | {_cell(r['accuracy'])} | {_cell(r['consistency'])} | "
+                         f"{_cell(r['prefers_first'])} | {_cell(r['invalid'])} |")
+    lines += ["", "Cost (both orders of every pair, nothing cached; naive = the same prompts one at a time, "
+                  "plain forward pass):", "",
+              "| data set | mode | pairs | seconds | judgments/s | vs naive |", "|---|---|---|---|---|---|"]
+    for res in results:
+        naive = res["speed"].get("naive")
+        for mode in ("probability", "generative", "naive"):
+            s = res["speed"].get(mode)
+            if not s:
+                continue
+            ratio = f"{s['pairs_per_s'] / naive['pairs_per_s']:.1f}x" if naive else "-"
+            lines.append(f"| {res['dataset']} | {mode} | {s['pairs']} | {s['seconds']:.1f} | {s['pairs_per_s']:.2f} | "
+                         f"{ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="embedded", help="judge model spec (default: embedded)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the LLMBar-format JSON files")
+    p.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated file stems")
+    p.add_argument("--limit", type=int, default=None, help="first N pairs of each data set")
+    p.add_argument("--verdicts", default="probability,generative")
+    p.add_argument("--naive-limit", type=int, default=24, help="pairs timed in the naive loop (0: skip it)")
+    p.add_argument("--max-retries", type=int, default=2)
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="write the markdown table here")
+    p.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    args = p.parse_args(argv)
+    args.verdicts = [v.strip() for v in args.verdicts.split(",") if v.strip()]
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    missing = [d for d in names if not (args.data / f"{d}.json").exists()]
+    if missing:
+        print(f"error: no {', '.join(missing)} under {args.data}", file=sys.stderr)
+        return 2
+
+    from referee.cache import Cache
+    from referee.models import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = load_model(args.model, cache=Cache(Path(tmp) / "cache.sqlite"))
+        device = getattr(model, "device", "?")
+        t0 = time.perf_counter()
+        results = [bench_dataset(d, args.data / f"{d}.json", model, args) for d in names]
+        total = time.perf_counter() - t0
+    text = markdown(results, args, device) + f"\nTotal wall time: {total:.0f} s.\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
+                                         "seconds": total}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

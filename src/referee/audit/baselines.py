@@ -1,0 +1,84 @@
+"""Baseline pairwise judges, in the same ``judge_pairs`` shape as the real ones.
+
+A judge is only interesting if it beats these: always preferring the longer answer (the verbosity bias
+in its purest form) and a seeded coin. Both read no model, so they cost nothing and run anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from referee.audit.records import make_record, shown
+from referee.errors import RefereeError
+
+SWAPS = ("none", "conservative")
+
+
+def _check_swap(swap: str) -> None:
+    if swap not in SWAPS:
+        raise RefereeError(f"baseline judge: swap must be one of {', '.join(SWAPS)}, got {swap!r}")
+
+
+def _orders(swap: str) -> tuple[str, ...]:
+    return ("AB", "BA") if swap == "conservative" else ("AB",)
+
+
+class LongerJudge:
+    """Prefers the longer answer (in characters); a tie when both have the same length.
+
+    Blind to position by construction, so its position consistency is 100%.
+    """
+
+    name = "longer"
+
+    def __init__(self, swap: str = "conservative"):
+        _check_swap(swap)
+        self.swap = swap
+
+    def verdict(self, pair) -> str:
+        la, lb = len(pair.answer_a.strip()), len(pair.answer_b.strip())
+        return "A" if la > lb else "B" if lb > la else "tie"
+
+    def judge_pairs(self, pairs) -> list[dict]:
+        records = []
+        for pair in pairs:
+            v = self.verdict(pair)
+            orders = [{"order": o, "winner_shown": shown(o, v), "p_first": None, "probs": None, "mass": None,
+                       "raw": None, "attempts": 0} for o in _orders(self.swap)]
+            p_a = {"A": 1.0, "B": 0.0, "tie": 0.5}[v]
+            records.append(make_record(pair, orders, self.swap, "baseline:longer", "baseline", p_a))
+        return records
+
+
+class RandomJudge:
+    """Picks the first or the second shown answer with equal odds, seeded per (seed, pair id, order).
+
+    The draw depends only on those, so a pair gets the same verdict in any batch, subset or rerun. With
+    ``swap="conservative"`` the two orders are drawn independently: half the pairs come out as ties,
+    and position consistency is 50% in expectation.
+    """
+
+    name = "random"
+
+    def __init__(self, seed: int = 0, swap: str = "none"):
+        _check_swap(swap)
+        self.seed = seed
+        self.swap = swap
+
+    def _draw(self, pair_id: str, order: str) -> float:
+        digest = hashlib.sha256(f"{self.seed}|{pair_id}|{order}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    def judge_pairs(self, pairs) -> list[dict]:
+        records = []
+        for pair in pairs:
+            orders = []
+            for o in _orders(self.swap):
+                first = self._draw(pair.id, o) < 0.5
+                orders.append({"order": o, "winner_shown": "first" if first else "second",
+                               "p_first": 0.5, "probs": None, "mass": None, "raw": None, "attempts": 0})
+            records.append(make_record(pair, orders, self.swap, "baseline:random", "baseline", 0.5))
+        return records
+
+
+BASELINES = {"longer": LongerJudge, "random": RandomJudge}

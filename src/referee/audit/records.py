@@ -1,0 +1,80 @@
+"""Reading judge records: what each shown order said about the underlying answers A and B.
+
+A judge record (``PairwiseJudge.judge_pairs``) keeps one entry per order it judged: order "AB" shows
+answer A first, "BA" shows answer B first, and ``winner_shown`` is "first", "second", "tie" or
+"invalid". The helpers here turn that back into verdicts about A and B, so the audits can compare
+orders, and build records in the same shape for the baselines.
+"""
+
+from __future__ import annotations
+
+VERDICTS = ("A", "B", "tie", "invalid")
+ORDERS = ("AB", "BA")
+SHOWN = ("first", "second", "tie", "invalid")
+
+
+def underlying(order: str, winner_shown: str) -> str:
+    """The verdict about answers A/B that ``winner_shown`` means in ``order``."""
+    if order not in ORDERS:
+        raise ValueError(f"unknown order {order!r}; expected AB or BA")
+    if winner_shown in ("tie", "invalid"):
+        return winner_shown
+    if winner_shown not in ("first", "second"):
+        raise ValueError(f"unknown winner_shown {winner_shown!r}")
+    first, second = order[0], order[1]
+    return first if winner_shown == "first" else second
+
+
+def shown(order: str, verdict: str) -> str:
+    """The inverse of ``underlying``: what a verdict about A/B looks like in ``order``."""
+    if verdict in ("tie", "invalid"):
+        return verdict
+    return "first" if order[0] == verdict else "second"
+
+
+def order_verdicts(record: dict) -> dict[str, str]:
+    """{order: verdict about A/B} for each order the record holds."""
+    return {o["order"]: underlying(o["order"], o["winner_shown"]) for o in record.get("orders", [])}
+
+
+def both_orders(record: dict) -> bool:
+    return set(order_verdicts(record)) == set(ORDERS)
+
+
+def combine(verdicts: dict[str, str], swap: str) -> str:
+    """The final verdict from the per-order verdicts: one order as is; two orders conservatively (a win
+    only when both agree, otherwise a tie; invalid when either order is unreadable)."""
+    values = list(verdicts.values())
+    if not values:
+        return "invalid"
+    if len(values) == 1:
+        return values[0]
+    if "invalid" in values:
+        return "invalid"
+    return values[0] if all(v == values[0] for v in values) else "tie"
+
+
+def win_value(verdict: str, side: str) -> float | None:
+    """1 if ``side`` won, 0 if it lost, 0.5 for a tie, None for invalid."""
+    if verdict == "invalid":
+        return None
+    if verdict == "tie":
+        return 0.5
+    return 1.0 if verdict == side else 0.0
+
+
+def p_side(record: dict, side: str) -> float | None:
+    """P(``side`` is better): from ``p_a`` when the judge gave one, else from the verdict (1, 0.5, 0)."""
+    p_a = record.get("p_a")
+    if p_a is not None:
+        return float(p_a) if side == "A" else 1.0 - float(p_a)
+    return win_value(record["winner"], side)
+
+
+def make_record(pair, orders: list[dict], swap: str, template: str, verdict_mode: str,
+                p_a: float | None = None) -> dict:
+    """A record in the judge_pairs shape from per-order entries (used by the baselines)."""
+    verdict = combine({o["order"]: underlying(o["order"], o["winner_shown"]) for o in orders}, swap)
+    return {"id": pair.id, "winner": verdict, "p_a": p_a, "label": pair.label, "template": template,
+            "verdict_mode": verdict_mode, "swap": swap, "category": pair.category, "truncated": False,
+            "orders": orders}

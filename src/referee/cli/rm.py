@@ -1,0 +1,174 @@
+"""``referee rm train|score|eval``: trained verifiers (Bradley-Terry RM, outcome RM, process RM)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from referee import progress
+from referee.cli import app
+from referee.errors import RefereeError
+
+rm_app = typer.Typer(no_args_is_help=True, help="Train, score with and evaluate reward models (rm, orm, prm).")
+app.add_typer(rm_app, name="rm")
+
+KIND_HELP = "rm (Bradley-Terry, preference pairs), orm (whole-solution correctness) or prm (per-step)."
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in ("rm", "orm", "prm"):
+        raise RefereeError(f"--kind {kind!r}: expected rm, orm or prm")
+    return kind
+
+
+def _limit(limit: Optional[int]) -> Optional[int]:
+    if limit is not None and limit < 1:
+        raise RefereeError("--limit should be at least 1")
+    return limit
+
+
+@rm_app.command("train")
+def train(
+    kind: str = typer.Option(..., "--kind", "-k", help=KIND_HELP),
+    data: Path = typer.Option(..., "--data", "-d", help="Training data (JSONL or JSON array, .gz allowed)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to save the verifier in."),
+    base: str = typer.Option("embedded", "--base", "-b", help="Backbone: embedded or hf:PATH."),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters too (default: frozen backbone, head only)."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs (default 30 frozen, 2 with LoRA)."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default 1e-2 frozen, 2e-4 with LoRA)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Examples per step and per forward batch."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
+    center: float = typer.Option(0.0, help="rm: centering coefficient c in c*(r_chosen + r_rejected)^2."),
+    neutral: str = typer.Option("positive", help="prm: a neutral step (label 0 of 1/0/-1) counts as positive, "
+                                                 "negative, or skip."),
+    labels: str = typer.Option("auto", help="prm: integer label scheme: auto, binary (1/0) or ternary (1/0/-1)."),
+    max_length: int = typer.Option(1024, help="Tokens per input; longer ones lose tokens from the left."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
+    seed: int = typer.Option(0),
+):
+    """Train a verifier on a data file and save it to a folder."""
+    from referee import rewards
+    from referee.rewards.training import TrainOptions
+
+    _check_kind(kind)
+    options = TrainOptions(epochs=epochs, lr=lr, batch_size=batch_size, lora=lora, seed=seed)
+    options.resolved()  # check the settings before loading anything
+    limit = _limit(limit)
+    extra: dict = {}
+    if kind == "rm":
+        items = rewards.load_preferences(data, limit=limit)
+        verifier, metrics = rewards.train_reward_model(base, items, options, center=center, device=device,
+                                                      max_length=max_length)
+    elif kind == "orm":
+        items = rewards.load_solutions(data, limit=limit)
+        verifier, metrics = rewards.train_outcome_rm(base, items, options, device=device, max_length=max_length)
+    else:
+        items, stats = rewards.load_steps(data, limit=limit, neutral=neutral, scheme=labels)
+        verifier, metrics = rewards.train_process_rm(base, items, options, stats=stats, device=device,
+                                                    max_length=max_length)
+        extra["neutral"] = neutral
+        s = stats
+        if s.unlabelled or s.neutral:
+            progress.say(f"{s.unlabelled} steps without a label skipped; {s.neutral} neutral steps counted as "
+                         f"{neutral}{' (skipped)' if neutral == 'skip' else ''}")
+    verifier.save(out, {"data": str(data), **extra})
+    typer.echo(f"trained {kind} on {metrics['examples']} examples from {data}: loss "
+               f"{metrics['loss_first_epoch']:.4f} (epoch 1) -> {metrics['loss_last_epoch']:.4f} "
+               f"(epoch {metrics['epochs']}) in {metrics['train_seconds']:.1f} s; saved to {out}")
+
+
+def _load(model: Path, kind: Optional[str], device: Optional[str], batch_size: int):
+    from referee import rewards
+
+    found = rewards.saved_kind(model)
+    if kind is not None and _check_kind(kind) != found:
+        raise RefereeError(f"{model}: this verifier was trained as {found!r}, not {kind!r}")
+    return found, rewards.load_verifier(found, model, device=device, batch_size=batch_size)
+
+
+@rm_app.command("score")
+def score(
+    model: Path = typer.Option(..., "--model", "-m", help="A folder saved by 'referee rm train'."),
+    data: Path = typer.Option(..., "--data", "-d", help="prompt + completion records (prm: or completions: steps)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write scored records here (JSONL)."),
+    kind: Optional[str] = typer.Option(None, "--kind", "-k", help="Check the folder holds this kind."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    limit: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None),
+):
+    """Score solutions with a saved verifier; prints one JSON line per record unless --out is given."""
+    from referee import rewards
+    from referee.io import write_jsonl
+
+    kind, verifier = _load(model, kind, device, batch_size)
+    limit = _limit(limit)
+    records = []
+    if kind == "prm":
+        items, _ = rewards.load_steps(data, limit=limit, labelled=False)
+        probs = verifier.score_steps([s.prompt for s in items], [s.steps for s in items])
+        for s, ps in zip(items, probs):
+            rec = {"id": s.id, "steps": s.steps}
+            if ps:
+                rec.update(score=verifier.summary(ps)["product"], valid=True, **verifier.summary(ps))
+            else:
+                rec.update(score=None, valid=False, error="no steps")
+            records.append(rec)
+    else:
+        items = rewards.load_solutions(data, limit=limit, labelled=False)
+        scores = verifier.score_many([s.prompt for s in items], [s.response for s in items])
+        for s, sc in zip(items, scores):
+            records.append({"id": s.id, "score": sc.value, "valid": sc.valid, **sc.detail})
+    if out is not None:
+        write_jsonl(out, records)
+        progress.say(f"{len(records)} scored records written to {out}")
+    else:
+        for r in records:
+            typer.echo(json.dumps(r))
+
+
+@rm_app.command("eval")
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="A folder saved by 'referee rm train'."),
+    data: Path = typer.Option(..., "--data", "-d", help="Held-out data in the training format of the kind."),
+    kind: Optional[str] = typer.Option(None, "--kind", "-k", help="Check the folder holds this kind."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the metrics here (JSON)."),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    limit: Optional[int] = typer.Option(None),
+    device: Optional[str] = typer.Option(None),
+    seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
+):
+    """Accuracy with a 95% bootstrap interval, beside a trivial baseline measured on the same data."""
+    from referee import rewards
+    from referee.io import write_json
+    from referee.rewards import evaluate as ev
+    from referee.stats import jsonable
+
+    kind, verifier = _load(model, kind, device, batch_size)
+    limit = _limit(limit)
+    if kind == "rm":
+        m = ev.eval_pairs(verifier, rewards.load_preferences(data, limit=limit), seed=seed)
+        m.pop("hits")
+        typer.echo(f"pairs: {m['pairs']}")
+        typer.echo(f"pairwise accuracy:       {ev.fmt(m['accuracy'])}")
+        typer.echo(f"always-longer baseline:  {ev.fmt(m['always_longer'])}")
+    elif kind == "orm":
+        m = ev.eval_outcomes(verifier, rewards.load_solutions(data, limit=limit), seed=seed)
+        typer.echo(f"solutions: {m['solutions']} ({m['unlabelled_skipped']} unlabelled skipped)")
+        typer.echo(f"accuracy:                {ev.fmt(m['accuracy'])}")
+        typer.echo(f"majority-class baseline: {ev.fmt(m['majority_class'])}")
+        typer.echo(f"AUC:                     {ev.fmt(m['auc'])}")
+    else:
+        neutral = verifier.config.get("neutral", "positive")  # score the labels as training read them
+        items, stats = rewards.load_steps(data, limit=limit, neutral=neutral)
+        m = ev.eval_steps(verifier, items, seed=seed)
+        m["labels"] = stats.as_dict()
+        typer.echo(f"solutions: {m['solutions']}, labelled steps: {m['labelled_steps']} "
+                   f"({stats.unlabelled} without a label skipped)")
+        typer.echo(f"step accuracy:           {ev.fmt(m['step_accuracy'])}")
+        typer.echo(f"majority-class baseline: {ev.fmt(m['majority_class'])}")
+        typer.echo(f"first wrong step found:  {ev.fmt(m['first_wrong_step_match'])}")
+    if out is not None:
+        write_json(out, jsonable(m))

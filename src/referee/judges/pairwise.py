@@ -1,0 +1,186 @@
+"""The pairwise judge: question + answer A + answer B -> A better, B better, or tie.
+
+Verdicts are read in one of two ways. ``probability``: one forward pass per shown order, reading
+P(A), P(B), P(C = tie) as the next token after "[[" (all pairs and both orders go through one
+``model.choice`` call, which batches and caches); with ``cot`` the judge first writes its reasoning and
+the probabilities are read where its verdict goes. ``generative``: the judge writes, the verdict is
+parsed from its reply only, unreadable replies are sampled again up to ``max_retries`` times and then
+recorded as ``invalid``.
+
+Position: each order's verdict is kept in *shown* terms ("first"/"second") and mapped back to the
+pair's A/B. ``swap``: ``none`` (A shown first), ``conservative`` (both orders; a win only if both
+agree, otherwise tie; invalid if either order is), ``average`` (both orders; the three-way
+probabilities are averaged and the most likely verdict wins; for generative verdicts, which carry no
+probabilities, this is the conservative rule), ``random`` (one order per pair, drawn from the seed and
+the pair's id, so it is the same on every run).
+
+``p_first`` is P(first better) + P(tie) / 2: a preference probability that splits ties evenly, so
+P(A) over the two orders is p_first(AB) and 1 - p_first(BA).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+from referee.chat import as_chat
+from referee.errors import RefereeError
+from referee.judges import common
+from referee.judges.parse import parse_pairwise
+from referee.judges.templates import load_template
+from referee.judges.truncate import Fitter
+from referee.models.base import Model, Sampling
+from referee.tasks.pairs import Pair
+from referee.verifiers.base import Comparison, PairwiseVerifier
+
+SWAPS = ("none", "conservative", "average", "random")
+OPTIONS = {"first": ["A", " A"], "second": ["B", " B"], "tie": ["C", " C"]}
+SHOWN_TO_PAIR = {"AB": {"first": "A", "second": "B", "tie": "tie"},
+                 "BA": {"first": "B", "second": "A", "tie": "tie"}}
+
+
+class PairwiseJudge(PairwiseVerifier):
+    """An LLM judge of answer pairs; also a ``PairwiseVerifier`` for every protocol."""
+
+    def __init__(self, model: Model, template: str = "pairwise", verdict: str = "probability", swap: str = "none",
+                 cot: bool = False, few_shot: list[dict] | str | None = None, reference: str = "none",
+                 max_retries: int = 2, seed: int = 0, sampling: Sampling | None = None,
+                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None):
+        self.model = model
+        self.template = load_template(template)
+        self.verdict = common.check_choice("verdict", verdict, common.VERDICT_MODES)
+        self.swap = common.check_choice("swap", swap, SWAPS)
+        self.reference = common.check_choice("reference", reference, common.REFERENCE_MODES)
+        if max_retries < 0:
+            raise RefereeError(f"judge: max_retries should be >= 0, got {max_retries}")
+        self.cot, self.max_retries, self.seed = bool(cot), max_retries, seed
+        self.examples = common.load_examples(few_shot, "pairwise")
+        self.sampling = sampling or Sampling(temperature=0.0, max_new_tokens=384 if cot else 48, seed=seed)
+        self.reference_max_tokens = reference_max_tokens
+        writes = self.verdict == "generative" or self.cot
+        self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars)
+        self.name = f"pairwise-judge[{model.spec}]"
+
+    # ---- prompts ------------------------------------------------------------------------------------
+    def orders_for(self, pair: Pair) -> list[str]:
+        if self.swap == "none":
+            return ["AB"]
+        if self.swap == "random":
+            h = hashlib.sha256(f"{self.seed}:{pair.id}".encode()).digest()
+            return ["AB" if h[0] % 2 == 0 else "BA"]
+        return ["AB", "BA"]
+
+    def build_chat(self, pair: Pair, order: str, reference: str | None) -> tuple[list[dict], bool]:
+        """The judge's chat for one shown order, fitted to the context; and whether it was cut."""
+        tpl = self.template
+        first, second = (pair.answer_a, pair.answer_b) if order == "AB" else (pair.answer_b, pair.answer_a)
+        multiturn = bool(pair.turns_a and pair.turns_b) and tpl.has("user_multiturn")
+        if multiturn:
+            ta, tb = (pair.turns_a, pair.turns_b) if order == "AB" else (pair.turns_b, pair.turns_a)
+            fields = {"conversation_a": common.conversation_text(ta), "conversation_b": common.conversation_text(tb)}
+            cuttable, last = ["conversation_a", "conversation_b", "reference"], []
+        else:
+            fields = {"question": common.chat_text(pair.question), "answer_a": first, "answer_b": second}
+            cuttable, last = ["answer_a", "answer_b", "reference"], ["question"]
+        fields["reference"] = reference or ""
+        examples = common.render_examples(tpl, self.examples)
+        fmt = tpl.fill("format_cot" if self.cot else "format_direct", {})
+
+        def build(f: dict) -> list[dict]:
+            ref_block = tpl.fill("reference", {"reference": f["reference"]}) + "\n" if f["reference"] else ""
+            values = {**f, "reference": ref_block, "examples": examples, "format": fmt}
+            chat = [{"role": "system", "content": tpl.fill("system", {})}] if tpl.has("system") else []
+            chat.append({"role": "user", "content": tpl.fill("user_multiturn" if multiturn else "user", values)})
+            return chat
+
+        chat, cut, _ = self.fitter.fit(build, fields, cuttable, last)
+        return chat, cut
+
+    def references_for(self, pairs: Sequence[Pair]) -> list[str | None]:
+        if self.reference == "none":
+            return [None] * len(pairs)
+        if self.reference == "given":
+            missing = [p.id for p in pairs if not p.reference]
+            if missing:
+                raise RefereeError(f"judge: reference='given' but pair(s) {', '.join(missing[:5])} have no "
+                                   f"'reference' field; use reference='self' to let the judge answer first")
+            return [p.reference for p in pairs]
+        return common.self_references(self.model, [p.question for p in pairs], self.reference_max_tokens)
+
+    # ---- judging ------------------------------------------------------------------------------------
+    def judge_pairs(self, pairs: Sequence[Pair]) -> list[dict]:
+        """One record per pair, in order (fields in the module docstring and the README)."""
+        pairs = list(pairs)
+        refs = self.references_for(pairs)
+        units, chats, truncated = [], [], [False] * len(pairs)
+        for i, (pair, ref) in enumerate(zip(pairs, refs)):
+            for order in self.orders_for(pair):
+                chat, cut = self.build_chat(pair, order, ref)
+                units.append((i, order))
+                chats.append(chat)
+                truncated[i] = truncated[i] or cut
+        entries = self._read_verdicts(chats)
+        per_pair: list[list[dict]] = [[] for _ in pairs]
+        for (i, order), entry in zip(units, entries):
+            per_pair[i].append({"order": order, **entry})
+        records = []
+        for i, pair in enumerate(pairs):
+            winner, p_a = self._combine(per_pair[i])
+            rec = {"id": pair.id, "winner": winner, "p_a": p_a, "label": pair.label, "template": self.template.name,
+                   "verdict_mode": self.verdict, "swap": self.swap, "cot": self.cot,
+                   "reference_mode": self.reference, "judge": self.model.spec, "orders": per_pair[i],
+                   "truncated": truncated[i], "category": pair.category}
+            if self.reference == "self":
+                rec["reference"] = refs[i]
+            records.append(rec)
+        return records
+
+    def _read_verdicts(self, chats: list[list[dict]]) -> list[dict]:
+        desc = f"judge ({self.verdict})"
+        if self.verdict == "generative":
+            got = common.generate_parsed(self.model, chats, self.sampling, parse_pairwise, self.max_retries, desc)
+            return [{"winner_shown": g.value or "invalid", "p_first": None, "probs": None, "mass": None,
+                     "raw": g.raw, "attempts": g.attempts, **({"why": g.why} if g.value is None else {})}
+                    for g in got]
+        raws: list[str | None] = [None] * len(chats)
+        prefixes = [common.PREFIX] * len(chats)
+        if self.cot:
+            outs = self.model.generate(chats, self.sampling, desc="judge (reasoning)")
+            raws = [o[0].text for o in outs]
+            prefixes = [common.cot_prefix(r) for r in raws]
+        results = common.choice_rows(self.model, chats, OPTIONS, prefixes, desc)
+        entries = []
+        for res, raw in zip(results, raws):
+            entry = {"probs": dict(res.probs), "mass": res.mass, "raw": raw, "attempts": 1}
+            if not res.mass > 0:
+                entry.update(winner_shown="invalid", p_first=None, why="no probability on any verdict option")
+            else:
+                entry.update(winner_shown=max(("first", "second", "tie"), key=lambda k: res.probs[k]),
+                             p_first=res.probs["first"] + 0.5 * res.probs["tie"])
+            entries.append(entry)
+        return entries
+
+    def _combine(self, orders: list[dict]) -> tuple[str, float | None]:
+        """The pair's winner and P(A) from its judged orders, by the swap rule."""
+        winners = [SHOWN_TO_PAIR[o["order"]].get(o["winner_shown"], "invalid") for o in orders]
+        p_as = [None if o["p_first"] is None else (o["p_first"] if o["order"] == "AB" else 1 - o["p_first"])
+                for o in orders]
+        p_a = sum(p_as) / len(p_as) if all(p is not None for p in p_as) else None
+        if len(orders) == 1:
+            return winners[0], p_a
+        if "invalid" in winners:
+            return "invalid", p_a
+        if self.swap == "average" and self.verdict == "probability":
+            mean = {"A": 0.0, "B": 0.0, "tie": 0.0}
+            for o in orders:
+                for shown, prob in o["probs"].items():
+                    mean[SHOWN_TO_PAIR[o["order"]][shown]] += prob / len(orders)
+            return max(("A", "B", "tie"), key=lambda k: mean[k]), p_a
+        return (winners[0] if len(set(winners)) == 1 else "tie"), p_a
+
+    # ---- the verifier interface -------------------------------------------------------------------------
+    def compare_many(self, prompts, a, b) -> list[Comparison]:
+        if not len(prompts) == len(a) == len(b):
+            raise RefereeError("compare_many: give as many answers A and B as prompts")
+        pairs = [Pair(str(i), as_chat(p), x, y) for i, (p, x, y) in enumerate(zip(prompts, a, b))]
+        return [Comparison(r["winner"], r["p_a"], detail=r) for r in self.judge_pairs(pairs)]

