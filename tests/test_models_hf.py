@@ -188,3 +188,27 @@ def test_sample_seed_is_stable():
     chat = [{"role": "user", "content": "hi"}]
     assert sample_seed(0, chat, 1) == sample_seed(0, [{"content": "hi", "role": "user"}], 1)
     assert len({sample_seed(0, chat, i) for i in range(50)}) == 50
+
+
+def test_seeded_sampler_draws_from_the_tempered_nucleus():
+    """Frequencies over many seeds match softmax(logits / T), restricted and renormalised by top_p."""
+    import torch
+
+    from referee.models.hf import SeededSampler
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -3.0]])
+    ids = torch.zeros((1, 3), dtype=torch.long)
+    counts = torch.zeros(5)
+    for seed in range(4000):
+        out = SeededSampler([seed], temperature=0.8, top_p=1.0, prompt_len=2)(ids, logits.clone())
+        counts[out.argmax()] += 1
+    expected = torch.softmax(logits[0] / 0.8, dim=-1)
+    assert torch.allclose(counts / counts.sum(), expected, atol=0.025)
+
+    counts = torch.zeros(5)
+    for seed in range(2000):
+        out = SeededSampler([seed], temperature=1.0, top_p=0.7, prompt_len=2)(ids, logits.clone())
+        counts[out.argmax()] += 1
+    p = torch.softmax(logits[0], dim=-1)  # 0.64, 0.24, ...: the nucleus for 0.7 is the first two tokens
+    assert counts[2:].sum() == 0
+    assert abs(counts[0] / counts.sum() - p[0] / (p[0] + p[1])) < 0.03

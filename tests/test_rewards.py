@@ -112,14 +112,14 @@ def test_batched_scores_equal_one_at_a_time(trained_rm):
 
 
 def test_centering_keeps_rewards_near_zero(base):
-    pairs = toy_pairs(32, seed=3)
+    pairs = toy_pairs(24, seed=3)
     plain, _ = train_reward_model(base, pairs, TrainOptions(epochs=20))
     centred, m = train_reward_model(base, pairs, TrainOptions(epochs=20), center=0.1)
     assert m["center_rewards_coefficient"] == 0.1
 
     def mean_abs_sum(rm):
         r = rm.rewards([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])
-        return sum(abs(a + b) for a, b in zip(r[:32], r[32:])) / 32
+        return sum(abs(a + b) for a, b in zip(r[:24], r[24:])) / 24
 
     assert mean_abs_sum(centred) < 0.5 * mean_abs_sum(plain)
     assert eval_pairs(centred, pairs)["accuracy"].value >= 0.85
@@ -141,16 +141,16 @@ def test_lora_reward_model_trains_and_round_trips(base, tmp_path):
 def test_outcome_rm_learns_and_gives_probabilities(base):
     rng = random.Random(1)
     sols = []
-    for i in range(64):
+    for i in range(100):
         ok = i % 2 == 0
         filler = " ".join(rng.choice(WORDS) for _ in range(4))
         sols.append(Solution(_chat(f"Problem {i}"), f"{filler}\nThe answer is {'right' if ok else 'off'}", float(ok)))
-    orm, metrics = train_outcome_rm(base, sols[:44], TrainOptions(epochs=25))
+    orm, metrics = train_outcome_rm(base, sols[:70], TrainOptions(epochs=25))
     assert metrics["loss_last_epoch"] < 0.5 * metrics["loss_first_epoch"]
     assert metrics["positive_rate"] == pytest.approx(0.5)
-    scores = orm.score_many([s.prompt for s in sols[44:]], [s.response for s in sols[44:]])
+    scores = orm.score_many([s.prompt for s in sols[70:]], [s.response for s in sols[70:]])
     assert all(0 < s.value < 1 and s.valid for s in scores)
-    acc = sum((s.value > 0.5) == (x.label > 0.5) for s, x in zip(scores, sols[44:])) / 20
+    acc = sum((s.value > 0.5) == (x.label > 0.5) for s, x in zip(scores, sols[70:])) / 30
     assert acc >= 0.85
 
 
@@ -317,7 +317,7 @@ def test_hh_rlhf_file_loads_as_prompt_and_final_answer():
     assert first["chosen"].endswith(pairs[0].chosen)
     for p in pairs:
         assert p.prompt[-1]["role"] == "user" and p.prompt[0]["role"] == "user"
-        assert "Human:" not in p.chosen and "Assistant:" not in p.chosen
+        assert "\n\nHuman:" not in p.chosen and "\n\nAssistant:" not in p.chosen
 
 
 # ---- CLI --------------------------------------------------------------------------------------------------
@@ -396,12 +396,13 @@ def test_cli_prm_train_eval_score(base, tmp_path, capsys):
 @pytest.mark.slow
 def test_embedded_backbone_trains_on_hh_rlhf_and_round_trips(tmp_path):
     path = SHARED_DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
-    pairs = load_preferences(path, limit=12)
-    rm, metrics = train_reward_model("embedded", pairs, TrainOptions(epochs=5, batch_size=4), max_length=256)
-    assert metrics["examples"] == 12 and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
+    pairs = load_preferences(path, limit=6)
+    rm, metrics = train_reward_model("embedded", pairs, TrainOptions(epochs=5, batch_size=6), max_length=96)
+    assert metrics["examples"] == 6 and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
     rm.save(tmp_path / "rm")
     again = load_verifier("rm", tmp_path / "rm")
     assert again.net.base_spec == "embedded"
-    values = [s.value for s in again.score_many([p.prompt for p in pairs[:3]], [p.chosen for p in pairs[:3]])]
-    assert values == [s.value for s in rm.score_many([p.prompt for p in pairs[:3]], [p.chosen for p in pairs[:3]])]
+    prompts, answers = [p.prompt for p in pairs[:2]], [p.chosen for p in pairs[:2]]
+    values = [s.value for s in again.score_many(prompts, answers)]
+    assert values == [s.value for s in rm.score_many(prompts, answers)]
     assert all(math.isfinite(v) for v in values)

@@ -175,7 +175,10 @@ class PairwiseJudge(PairwiseVerifier):
             for o in orders:
                 for shown, prob in o["probs"].items():
                     mean[SHOWN_TO_PAIR[o["order"]][shown]] += prob / len(orders)
-            return max(("A", "B", "tie"), key=lambda k: mean[k]), p_a
+            best = max(("A", "B", "tie"), key=lambda k: mean[k])
+            if best != "tie" and abs(mean["A"] - mean["B"]) < 1e-9:
+                best = "tie"  # the two orders cancel out exactly: no preference
+            return best, p_a
         return (winners[0] if len(set(winners)) == 1 else "tie"), p_a
 
     # ---- the verifier interface -------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """The transformers backend: batched generation, log-probabilities and choice probabilities on CPU or GPU.
 
-Sampling is done by a logits processor that adds Gumbel noise drawn from each row's own seed, so that
-greedy decoding over the noisy scores is an exact sample from the tempered, top-p-filtered
-distribution, and a sample depends only on its own seed, not on its batch-mates.
+Sampling is done by a logits processor that draws each row's token from that row's own seeded random
+stream, so a sample depends only on its own seed, not on its batch-mates.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import random
 from pathlib import Path
 
 import torch
@@ -46,8 +46,10 @@ def pick_dtype(dtype: str | None, device: str) -> torch.dtype:
 class SeededSampler:
     """Turns greedy decoding into seeded sampling, one random stream per row.
 
-    For row r at step t, noise comes from a generator seeded with (seed_r, t). Adding Gumbel noise to
-    the tempered, top-p-filtered logits and taking the argmax draws from exactly that distribution.
+    For row r at step t, one uniform number u comes from a generator seeded with (seed_r, t), and the
+    token is the one where the cumulative distribution (tempered, top-p filtered) first passes u:
+    inverse-CDF sampling, exact, and cheap (one random number per row and step). The processor then
+    leaves only that token possible, so greedy decoding picks it.
     """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float, prompt_len: int):
@@ -60,19 +62,21 @@ class SeededSampler:
         if self.temperature == 0:
             return scores
         step = input_ids.shape[1] - self.prompt_len
-        logits = scores.float() / self.temperature
+        probs = torch.softmax(scores.double() / self.temperature, dim=-1)
         if self.top_p < 1.0:
-            sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)
-            cum = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-            drop_sorted = cum - torch.softmax(sorted_logits, dim=-1) >= self.top_p  # keep the first token always
+            sorted_probs, idx = torch.sort(probs, descending=True, dim=-1)
+            # keep the smallest prefix whose mass reaches top_p (the first token always stays)
+            drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= self.top_p
             drop = torch.zeros_like(drop_sorted).scatter(-1, idx, drop_sorted)
-            logits = logits.masked_fill(drop, float("-inf"))
-        noise = torch.empty_like(logits)
-        for r, seed in enumerate(self.seeds):
-            g = torch.Generator(device="cpu").manual_seed((seed * 1_000_003 + step) % (1 << 63))
-            u = torch.rand(logits.shape[-1], generator=g, dtype=torch.float64).clamp_(1e-20, 1 - 1e-12)
-            noise[r] = (-torch.log(-torch.log(u))).to(noise.dtype)
-        return logits + noise
+            probs = probs.masked_fill(drop, 0.0)
+        cdf = probs.cumsum(dim=-1)
+        u = torch.tensor([random.Random(seed * 1_000_003 + step).random() for seed in self.seeds],
+                         dtype=cdf.dtype, device=cdf.device)
+        picked = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1)).clamp_(max=cdf.shape[-1] - 1)
+        # never land on a token the filter removed (possible only through rounding at the edges)
+        picked = torch.where(probs.gather(-1, picked) > 0, picked, probs.argmax(dim=-1, keepdim=True))
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(-1, picked, 0.0)
 
 
 class HFModel(Model):

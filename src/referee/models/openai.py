@@ -63,8 +63,9 @@ class OpenAIModel(Model):
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
         self._api_key, self._api_key_source = _find_api_key(where, api_key_env)
-        # The server's model name and address are all we know of its weights.
-        self.fingerprint = f"openai:{name}@{self.url}"
+        # The server's model name and address are all we know of its weights. A tokenizer renders the
+        # prompts of choice and logprobs here, which can change their answers: it is part of the key.
+        self.fingerprint = f"openai:{name}@{self.url}" + (f"|tokenizer={tokenizer}" if tokenizer else "")
         self.batch_size = self.concurrency * 4
         # Counts of HTTP traffic, for tests and for the curious: requests sent, retries, answers.
         self.stats = {"requests": 0, "retries": 0, "ok": 0}
@@ -85,8 +86,8 @@ class OpenAIModel(Model):
             if s.stop:
                 body["stop"] = list(s.stop)
             data = await self._post(client, "/chat/completions", body)
-            choice = _first_choice(self._endpoint("/chat/completions"), data)
-            text = (choice.get("message") or {}).get("content") or ""
+            choice = self._first_choice("/chat/completions", data)
+            text = _message_text(choice.get("message"))
             reason = "length" if choice.get("finish_reason") == "length" else "stop"
             cut = [text.index(x) for x in s.stop if x in text]  # servers that leave the stop string in
             if cut:
@@ -117,9 +118,8 @@ class OpenAIModel(Model):
         async def one(client, chat) -> ChoiceResult:
             body = {"model": self.name, "messages": chat, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n": 1}
-            endpoint = self._endpoint("/chat/completions")
-            choice = _first_choice(endpoint, await self._post(client, "/chat/completions", body))
-            return _choice_result(options, self._chat_top_logprobs(endpoint, choice), {})
+            choice = self._first_choice("/chat/completions", await self._post(client, "/chat/completions", body))
+            return _choice_result(options, self._chat_top_logprobs(self._endpoint("/chat/completions"), choice), {})
 
         return self._run_all([lambda c, ch=ch: one(c, ch) for ch in chats])
 
@@ -134,7 +134,7 @@ class OpenAIModel(Model):
             endpoint = self._endpoint("/completions")
             body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": TOP_LOGPROBS}
-            choice = _first_choice(endpoint, await self._post(client, "/completions", body))
+            choice = self._first_choice("/completions", await self._post(client, "/completions", body))
             lp = choice.get("logprobs")
             if not isinstance(lp, dict) or lp.get("top_logprobs") is None:
                 raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; "
@@ -162,7 +162,7 @@ class OpenAIModel(Model):
         body = {"model": self.name, "prompt": full, "max_tokens": 1, "temperature": 0, "seed": 0,
                 "echo": True, "logprobs": 1}
         data = await self._post(client, "/completions", body)
-        choice = _first_choice(endpoint, data)
+        choice = self._first_choice("/completions", data)
         lp = choice.get("logprobs")
         if not isinstance(lp, dict) or not lp.get("tokens") or lp.get("token_logprobs") is None:
             raise UnsupportedError(
@@ -264,6 +264,12 @@ class OpenAIModel(Model):
                 await asyncio.sleep(min(self.max_wait, wait) if wait is not None else backoff)
         raise ServerError(f"{endpoint}: {problem}; gave up after {attempts} attempt{'s' if attempts > 1 else ''}")
 
+    def _first_choice(self, path: str, data: dict) -> dict:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ServerError(f"{self._endpoint(path)}: the answer has no choices: {self._redact(str(data)[:200])}")
+        return choices[0]
+
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
@@ -350,11 +356,12 @@ def _number(where: str, key: str, value, kind, minimum):
     return number
 
 
-def _first_choice(endpoint: str, data: dict) -> dict:
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ServerError(f"{endpoint}: the answer has no choices: {str(data)[:200]}")
-    return choices[0]
+def _message_text(message) -> str:
+    """The assistant's text: a string, or the text parts of a list of content parts (some servers)."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
 
 
 def _error_message(r: httpx.Response) -> str:

@@ -102,7 +102,7 @@ def select_vote(p: ProblemSamples, idx: np.ndarray, weights: np.ndarray | None =
     present = onehot.any(axis=1)
     tally = np.where(present, tally, -np.inf)
     top = tally.max(axis=1, keepdims=True)
-    wins = present & (tally == top)
+    wins = present & (tally >= top - 1e-9)  # sums of float weights: equal up to rounding is a tie
     return _tie_mean(np.broadcast_to(p.answer_correct.astype(float), wins.shape), wins)
 
 

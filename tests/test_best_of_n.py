@@ -1,0 +1,332 @@
+"""Best-of-N: the selection math against brute force and hand-computed values, and the protocol end to end
+with a stand-in policy and stand-in verifiers (plus one run through `referee run` on a tiny model)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from referee.errors import RefereeError
+from referee.models.base import Completion, Model
+from referee.protocols.best_of_n import (BestOfNConfig, Method, ProblemSamples, accuracy_curves, build_verifier,
+                                         run_best_of_n, sizes, subsets, VerifierSpec)
+from referee.runs import Run
+from referee.tasks.arithmetic import Difficulty, check_solution, corrupt_solution, generate_problems
+from referee.tasks.math import read_stepwise
+from referee.verifiers.base import PointwiseVerifier, Score
+
+NAN = float("nan")
+
+
+# ---- brute force: the rules written out plainly, one subset at a time ------------------------------
+def brute_pick(method: str, correct, answers, scores, subset) -> float:
+    if method == "random":
+        return sum(correct[i] for i in subset) / len(subset)
+    if method == "best":
+        vals = {i: (-math.inf if math.isnan(scores[i]) else scores[i]) for i in subset}
+        top = max(vals.values())
+        winners = [i for i in subset if vals[i] == top]
+        return sum(correct[i] for i in winners) / len(winners)
+    # votes: majority (weight 1) or weighted by score; samples without an answer do not vote
+    tally = {}
+    for i in subset:
+        if answers[i] is None:
+            continue
+        w = 1.0 if method == "majority" else (0.0 if math.isnan(scores[i]) else scores[i])
+        tally[answers[i]] = tally.get(answers[i], 0.0) + w
+    if not tally:
+        return 0.0
+    top = max(tally.values())
+    winners = [a for a, t in tally.items() if abs(t - top) <= 1e-9]
+    right = {answers[i] for i in range(len(answers)) if correct[i] and answers[i] is not None}
+    return sum(a in right for a in winners) / len(winners)
+
+
+def brute_curve(method, problems, n):
+    per = []
+    for correct, answers, scores in problems:
+        subs = list(itertools.combinations(range(len(correct)), n))
+        per.append(sum(brute_pick(method, correct, answers, scores, s) for s in subs) / len(subs))
+    return sum(per) / len(per)
+
+
+METHODS = [Method("random", "random"), Method("majority", "majority"), Method("v", "best", "v"),
+           Method("v_vote", "vote", "v")]
+KIND = {"random": "random", "majority": "majority", "v": "best", "v_vote": "weighted"}
+
+
+def _build(problems):
+    return [ProblemSamples.build(c, a, {"v": s}) for c, a, s in problems]
+
+
+def test_hand_computed_example():
+    # four samples: only #0 is right (answer 5); #1 and #2 say 7; #3 has no answer and an unreadable score
+    problems = [([1, 0, 0, 0], ["5", "7", "7", None], [0.9, 0.7, 0.1, NAN])]
+    curves = accuracy_curves(_build(problems), METHODS, n_subsets=100, n_boot=50)
+    expect = {
+        1: {"random": 0.25, "majority": 0.25, "v": 0.25, "v_vote": 0.25},
+        # pairs: {0,1} {0,2} tie 5 vs 7 -> 0.5 each, {0,3} -> 1, the rest 0  => 2/6
+        2: {"random": 0.25, "majority": 2 / 6, "v": 0.5, "v_vote": (1 + 1 + 1) / 6},
+        4: {"random": 0.25, "majority": 0.0, "v": 1.0, "v_vote": 1.0},  # 0.9 against 0.7 + 0.1
+    }
+    for n, by_method in expect.items():
+        for name, value in by_method.items():
+            assert curves[name][n]["accuracy"] == pytest.approx(value), (n, name)
+
+
+def _random_problems(seed, count, n_max):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        answers = [rng.choice(["1", "2", "3", None]) for _ in range(n_max)]
+        right = rng.choice(["1", "2", "3"])
+        correct = [a == right for a in answers]
+        # coarse scores so that ties happen; some unreadable
+        scores = [NAN if rng.random() < 0.1 else rng.choice([0.2, 0.5, 0.5, 0.9]) for _ in range(n_max)]
+        out.append((correct, answers, scores))
+    return out
+
+
+def test_exact_curves_match_brute_force():
+    problems = _random_problems(0, 12, 6)
+    curves = accuracy_curves(_build(problems), METHODS, n_subsets=1000, n_boot=50)
+    assert sorted(curves["random"]) == [1, 2, 4, 6]
+    for name, kind in KIND.items():
+        for n in (1, 2, 4, 6):
+            assert curves[name][n]["accuracy"] == pytest.approx(brute_curve(kind, problems, n)), (name, n)
+
+
+def test_random_subsets_approach_brute_force():
+    problems = _random_problems(1, 8, 10)  # C(10, 4) = 210 subsets; draw 3000 random ones
+    curves = accuracy_curves(_build(problems), METHODS, n_subsets=3000, n_boot=50, seed=5)
+    for name, kind in KIND.items():
+        assert curves[name][4]["accuracy"] == pytest.approx(brute_curve(kind, problems, 4), abs=0.03), name
+
+
+def test_majority_tie_breaking_is_uniform():
+    # two answers, two votes each; one right: the expected accuracy is exactly one half
+    p = ProblemSamples.build([1, 1, 0, 0], ["4", "4", "9", "9"])
+    c = accuracy_curves([p], [Method("majority", "majority")], n_subsets=10, n_boot=10)
+    assert c["majority"][4]["accuracy"] == 0.5
+    # three-way tie, one right: one third; no answers at all: zero
+    p3 = ProblemSamples.build([1, 0, 0], ["4", "5", "6"])
+    assert accuracy_curves([p3], [Method("majority", "majority")], 10, 10)["majority"][2]["accuracy"] == \
+        pytest.approx(1 / 3)  # 3 pairs, each a 1-1 tie: (1/2 + 1/2 + 0) / 3
+    none = ProblemSamples.build([0, 0], [None, None])
+    assert accuracy_curves([none], [Method("majority", "majority")], 10, 10)["majority"][2]["accuracy"] == 0.0
+
+
+def test_intervals_and_subset_helpers():
+    assert sizes(64) == [1, 2, 4, 8, 16, 32, 64] and sizes(12) == [1, 2, 4, 8, 12] and sizes(1) == [1]
+    rng = np.random.default_rng(0)
+    exact = subsets(5, 2, 100, rng)
+    assert exact.shape == (10, 2) and len({tuple(r) for r in exact}) == 10
+    drawn = subsets(64, 8, 50, rng)
+    assert drawn.shape == (50, 8) and all(len(set(r)) == 8 for r in drawn)
+    problems = _random_problems(2, 30, 4)
+    c = accuracy_curves(_build(problems), METHODS, n_subsets=50, n_boot=500)
+    for name in c:
+        for point in c[name].values():
+            assert point["low"] <= point["accuracy"] <= point["high"]
+    one = accuracy_curves(_build(problems[:1]), METHODS, 50, 200)
+    assert one["random"][1]["low"] == one["random"][1]["high"]  # one problem: nothing to resample
+
+
+# ---- the protocol with stand-ins -------------------------------------------------------------------
+class StandInPolicy(Model):
+    """Writes the reference solution (40%), a corrupted one (45%) or no answer (15%), by sample seed."""
+
+    spec = "stand-in-policy"
+    fingerprint = "stand-in-policy-v1"
+
+    def __init__(self, problems):
+        super().__init__()
+        self.by_prompt = {p.prompt(): p for p in problems}
+
+    def _generate(self, requests):
+        out = []
+        for r in requests:
+            p = self.by_prompt[r.chat[-1]["content"]]
+            rng = random.Random(r.seed)
+            u = rng.random()
+            if u < 0.4:
+                text = "\n".join(p.steps)
+            elif u < 0.85:
+                text = "\n".join(corrupt_solution(p, rng) or ["I am stuck."])
+            else:
+                text = "Let me think about the marbles."
+            out.append(Completion(text, 10, 10, "stop"))
+        return out
+
+
+class CheckerPRM:
+    """A stand-in PRM from the exact checker: 0.95 for a right step, 0.6 for a neutral one, 0.2 for a wrong one."""
+
+    def __init__(self, problems):
+        self.by_prompt = {p.prompt(): p for p in problems}
+        self.calls = 0
+
+    def score_steps(self, prompts, steps_list):
+        self.calls += 1
+        return [[{"correct": 0.95, "neutral": 0.6, "wrong": 0.2}[v.label] for v in check_solution(self.by_prompt[p], steps).steps]
+                for p, steps in zip(prompts, steps_list)]
+
+
+class LengthORM(PointwiseVerifier):
+    """A stand-in ORM that likes long solutions, and cannot read one in ten."""
+
+    def score_many(self, prompts, responses):
+        return [Score(None, False) if i % 10 == 3 else Score(min(1.0, len(r) / 200))
+                for i, r in enumerate(responses)]
+
+
+@pytest.fixture
+def stand_in_module(tmp_path, monkeypatch):
+    """A module importable as `bon_standins` with factories for kind: python."""
+    (tmp_path / "bon_standins.py").write_text(
+        "from test_best_of_n import CheckerPRM, LengthORM\n"
+        "PROBLEMS = []\n"
+        "def prm():\n    return CheckerPRM(PROBLEMS)\n"
+        "def orm(path):\n    assert path == 'some/folder'\n    return LengthORM()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    module = importlib.import_module("bon_standins")
+    yield module
+    sys.modules.pop("bon_standins", None)
+
+
+def _config(tmp_path, **kw):
+    base = dict(model="stand-in-policy", arithmetic={"n": 12, "steps": 2, "seed": 3}, n_max=8, subsets=60,
+                bootstrap=200, out=str(tmp_path / "run"),
+                verifiers={"prm": {"kind": "python", "factory": "bon_standins:prm"},
+                           "orm": {"kind": "python", "factory": "bon_standins:orm", "path": "some/folder"},
+                           "oracle": {"kind": "exact"}},
+                active={"top": 5, "per_problem": 1})
+    base.update(kw)
+    return BestOfNConfig.model_validate(base)
+
+
+def _run(config, problems):
+    with Run(config.out, config, seed=config.seed) as run:
+        run.add_model(StandInPolicy(problems))
+        return run_best_of_n(config, run), run
+
+
+def test_protocol_end_to_end(tmp_path, stand_in_module):
+    config = _config(tmp_path)
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    metrics, run = _run(config, problems)
+    m = metrics["best_of_n"]
+    assert m["problems"] == 12 and m["samples"] == 96
+    assert m["no_answer_samples"] > 0 and m["wrong_samples"] > 0
+    assert m["invalid_scores"]["orm"] == sum(1 for i in range(96) if i % 10 == 3)
+    assert m["invalid_scores"]["prm_product"] == 0  # every sample has at least one line
+    curves = m["curves"]
+    assert set(curves) == {"random", "majority", "prm_product", "prm_min", "prm_vote", "orm", "orm_vote",
+                           "oracle", "oracle_vote"}
+    top = str(config.n_max)
+    # the exact-answer oracle picks a right sample whenever there is one: pass@N; a checker-backed PRM does too
+    samples = run.read_records("samples")
+    pass_at_n = np.mean([any(s["correct"] for s in samples if s["id"] == p.id) for p in problems])
+    assert curves["oracle"][top]["accuracy"] == pytest.approx(pass_at_n)
+    assert curves["prm_min"][top]["accuracy"] == pytest.approx(pass_at_n)
+    assert curves["prm_min"][top]["accuracy"] >= curves["majority"][top]["accuracy"]
+    assert curves["random"]["1"]["accuracy"] == pytest.approx(m["sample_accuracy"])
+    # a picture and records
+    assert (run.folder / "plots" / "best_of_n.png").stat().st_size > 5000
+    scores = run.read_records("scores")
+    assert len(scores) == 96 and scores[3]["orm"] is None and len(scores[0]["prm_steps"]) == 3
+
+    # active selection: wrong final answers only, best PRM score first, one per problem, stepwise format
+    exported = read_stepwise(run.records_path("convincing_wrong"))
+    assert 0 < len(exported.records) <= 5 and exported.unlabelled_steps == exported.steps
+    ids = [r.extra["id"] for r in exported.records]
+    assert len(ids) == len(set(ids))
+    found = [r.extra["score"] for r in exported.records]
+    assert found == sorted(found, reverse=True)
+    by_key = {(s["id"], s["sample"]): s for s in samples}
+    for r in exported.records:
+        assert by_key[(r.extra["id"], r.extra["sample"])]["status"] == "wrong"
+        assert r.extra["exact_first_error"] is not None and False in r.extra["exact_labels"]
+    assert m["convincing_wrong"]["exported"] == len(exported.records)
+
+    # a second run in the same folder gives the same numbers
+    again, _ = _run(config, problems)
+    assert again["best_of_n"]["curves"] == curves
+
+
+def test_protocol_methods_setting(tmp_path, stand_in_module):
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    metrics, _ = _run(_config(tmp_path, methods=["majority", "prm_min"]), problems)
+    assert set(metrics["best_of_n"]["curves"]) == {"majority", "prm_min"}
+    with pytest.raises(RefereeError, match="unknown method 'prm_mean'.*available: random, majority"):
+        _run(_config(tmp_path, methods=["prm_mean"]), problems)
+
+
+def test_weighted_vote_needs_nonnegative_scores(tmp_path, monkeypatch):
+    class Signed(PointwiseVerifier):
+        def score_many(self, prompts, responses):
+            return [Score(len(r) / 50 - 1.0) for r in responses]
+
+    module = types.ModuleType("bon_signed")
+    module.make = Signed
+    monkeypatch.setitem(sys.modules, "bon_signed", module)
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    config = _config(tmp_path, verifiers={"rm": {"kind": "python", "factory": "bon_signed:make"}})
+    metrics, _ = _run(config, problems)
+    assert "rm" in metrics["best_of_n"]["curves"] and "rm_vote" not in metrics["best_of_n"]["curves"]
+    with pytest.raises(RefereeError, match="non-negative"):
+        _run(_config(tmp_path, verifiers={"rm": {"kind": "python", "factory": "bon_signed:make"}},
+                     methods=["rm_vote"]), problems)
+
+
+def test_trained_verifiers_come_from_referee_rewards(monkeypatch):
+    calls = []
+    fake = types.ModuleType("referee.rewards")
+    fake.load_verifier = lambda kind, path: calls.append((kind, path)) or LengthORM()
+    monkeypatch.setitem(sys.modules, "referee.rewards", fake)
+    v = build_verifier("orm", VerifierSpec(kind="orm", path="runs/orm"), [], "")
+    assert isinstance(v, LengthORM) and calls == [("orm", "runs/orm")]
+    with pytest.raises(RefereeError, match="needs 'path'"):
+        build_verifier("prm", VerifierSpec(kind="prm"), [], "")
+    monkeypatch.setitem(sys.modules, "referee.rewards", types.ModuleType("referee.rewards"))
+    with pytest.raises(RefereeError, match="referee.rewards.load_verifier"):
+        build_verifier("rm", VerifierSpec(kind="rm", path="x"), [], "")
+
+
+def test_config_errors_name_the_setting(tmp_path, capsys):
+    from referee.cli import main
+
+    cfg = tmp_path / "bon.yaml"
+    cfg.write_text("protocol: best_of_n\nn_maxx: 4\nverifiers:\n  v: {kind: magic}\n")
+    with pytest.raises(SystemExit) as e:
+        main(["run", str(cfg)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "setting 'n_maxx': unknown setting" in err and "verifiers.v.kind" in err
+
+
+def test_referee_run_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
+    """The whole path through `referee run`: real sampling (random weights: mostly no answers), cache, plot."""
+    from referee.cli import main
+
+    cfg = tmp_path / "bon.yaml"
+    cfg.write_text(f"protocol: best_of_n\nmodel: hf:{tiny_model_path}\narithmetic: {{n: 3, steps: 1}}\n"
+                   f"n_max: 4\nsubsets: 20\nbootstrap: 50\nsampling: {{temperature: 1.0, max_new_tokens: 12}}\n"
+                   f"verifiers:\n  exact: {{kind: exact}}\nout: {tmp_path / 'run'}\n")
+    main(["run", str(cfg)])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["best_of_n"]
+    assert metrics["samples"] == 12
+    assert metrics["no_answer_samples"] + metrics["wrong_samples"] + round(metrics["sample_accuracy"] * 12) == 12
+    assert set(metrics["curves"]["majority"]) == {"1", "2", "4"}
+    assert (tmp_path / "run" / "plots" / "best_of_n.png").exists()
+    assert len((tmp_path / "run" / "records" / "samples.jsonl").read_text().splitlines()) == 12
