@@ -99,9 +99,14 @@ class HFModel(Model):
             self.batch_size = batch_size
         elif self.device.startswith("cuda"):
             self.batch_size = 64
+        from referee.models.checkpoints import is_checkpoint, load_merged
+
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, self.device))
+            if is_checkpoint(path):  # a trained adapter on a base spec: rebuild the chain, merged
+                self.model, self.tokenizer = load_merged(f"hf:{path}", dtype=pick_dtype(dtype, self.device))
+            else:
+                self.tokenizer = AutoTokenizer.from_pretrained(path)
+                self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(dtype, self.device))
         except OSError as e:
             raise RefereeError(f"hf:{path}: cannot load the model ({str(e).splitlines()[0]})") from None
         if adapter:
@@ -246,7 +251,14 @@ def weights_fingerprint(path: str, adapter: str | None = None) -> str:
 
     Hub ids that are not local folders are named by their id and resolved revision.
     """
-    parts = [_folder_hash(path) if Path(path).is_dir() else _hub_identity(path)]
+    from referee.models.checkpoints import base_folder_and_adapters, is_checkpoint
+
+    if is_checkpoint(path):
+        base, chain, base_fp = base_folder_and_adapters(f"hf:{path}")
+        parts = [base_fp or (_folder_hash(base) if Path(base).is_dir() else _hub_identity(base))]
+        parts += [_folder_hash(a) for a in chain]
+    else:
+        parts = [_folder_hash(path) if Path(path).is_dir() else _hub_identity(path)]
     if adapter:
         parts.append(_folder_hash(adapter))
     return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

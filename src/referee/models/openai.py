@@ -279,7 +279,7 @@ class OpenAIModel(Model):
             limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
             sem = asyncio.Semaphore(self.concurrency)
-            async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
+            async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
                 async def guarded(job):
                     async with sem:
                         return await job(client)

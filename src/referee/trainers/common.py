@@ -1,0 +1,93 @@
+"""What all trainers share: settings, loading the starting policy, saving a checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from referee import progress
+from referee.config import StrictModel
+from referee.errors import RefereeError
+
+
+class LoraSettings(StrictModel):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+class TrainSettings(StrictModel):
+    learning_rate: float = Field(1e-4, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = Field(4, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16)
+    seed: int = 0
+    lora: LoraSettings | None = LoraSettings()  # None: full fine-tuning
+    trl: dict[str, Any] = {}  # passed to TRL's config as they are (bf16, deepspeed, fsdp, ...)
+
+
+def peft_config(settings: TrainSettings):
+    if settings.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.lora.r, lora_alpha=settings.lora.alpha, lora_dropout=settings.lora.dropout,
+                      target_modules=settings.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def trl_args(config_cls, out_dir: Path, settings: TrainSettings, **method_args):
+    """A TRL config from referee's settings, the method's own arguments and the user's passthrough."""
+    import torch
+
+    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    args = dict(output_dir=str(out_dir / "trainer"), bf16=gpu_bf16, learning_rate=settings.learning_rate,
+                num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+                per_device_train_batch_size=settings.batch_size,
+                gradient_accumulation_steps=settings.gradient_accumulation, seed=settings.seed,
+                logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=progress.is_quiet())
+    args.update(method_args)
+    accepted = set(inspect.signature(config_cls).parameters)
+    unknown = set(settings.trl) - accepted
+    if unknown:
+        raise RefereeError(f"setting 'trl': {config_cls.__name__} has no option(s) {', '.join(sorted(unknown))}")
+    args.update(settings.trl)
+    return config_cls(**{k: v for k, v in args.items() if k in accepted})
+
+
+def load_policy(spec: str):
+    """The starting policy as a plain model with any adapters merged in, so a new adapter trains on
+    top of it and, for DPO, the adapter-free model is the reference (M_t when training M_t+1)."""
+    from referee.models.checkpoints import load_merged
+
+    return load_merged(spec)
+
+
+def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str, settings: TrainSettings) -> str:
+    """Save the adapter (or full weights), the tokenizer and the base spec; return the new spec."""
+    from referee.models.checkpoints import write_marker
+
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    if settings.lora is not None:
+        write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
+                     final_loss=history[-1]["loss"] if history else None)
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return f"hf:{out_dir}"
+
+
+def loss_history(trainer) -> list[dict]:
+    return [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]

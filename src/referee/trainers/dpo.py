@@ -1,0 +1,49 @@
+"""Direct preference optimisation on preference pairs (TRL's DPOTrainer), LoRA by default.
+
+With LoRA, the reference model is the starting policy itself (the adapter switched off), which is what
+iterated DPO wants: M_t+1 is trained against M_t.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from referee.errors import RefereeError
+from referee.trainers.common import TrainSettings, load_policy, loss_history, peft_config, save_checkpoint, trl_args
+
+
+def to_preference(example: dict, where: str) -> dict:
+    """A pair in TRL's conversational preference format."""
+    for f in ("prompt", "chosen", "rejected"):
+        if f not in example:
+            raise RefereeError(f"{where}: missing field '{f}'")
+    p = example["prompt"]
+    prompt = [{"role": "user", "content": p}] if isinstance(p, str) else p
+
+    def answer(x):
+        return [{"role": "assistant", "content": x}] if isinstance(x, str) else x
+
+    return {"prompt": prompt, "chosen": answer(example["chosen"]), "rejected": answer(example["rejected"])}
+
+
+def train_dpo(base: str, pairs: list[dict], out_dir: str | Path, settings: TrainSettings | None = None,
+              beta: float = 0.1) -> tuple[str, list]:
+    """Train ``base`` on pairs; returns (checkpoint spec, loss/reward-margin history)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    settings = settings or TrainSettings()
+    if not pairs:
+        raise RefereeError("dpo: no preference pairs to train on")
+    rows = [to_preference(p, f"dpo pair {i + 1}") for i, p in enumerate(pairs)]
+    model, tokenizer = load_policy(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if settings.lora is None:
+        raise RefereeError("dpo: full fine-tuning needs a separate reference model; keep 'lora' set")
+    out_dir = Path(out_dir)
+    args = trl_args(DPOConfig, out_dir, settings, beta=beta, max_length=settings.max_length)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                         peft_config=peft_config(settings))
+    trainer.train()
+    return save_checkpoint(trainer, tokenizer, out_dir, base, "dpo", settings), loss_history(trainer)

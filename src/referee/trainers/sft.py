@@ -1,0 +1,46 @@
+"""Supervised fine-tuning on demonstrations (TRL's SFTTrainer), loss on the assistant's reply only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from referee.errors import RefereeError
+from referee.trainers.common import TrainSettings, load_policy, peft_config, save_checkpoint, trl_args
+
+
+def to_prompt_completion(example: dict, where: str) -> dict:
+    """A demonstration as TRL's conversational prompt/completion: everything before the last
+    assistant turn is the prompt, that turn is the completion (so only it is trained on)."""
+    if "messages" in example:
+        msgs = example["messages"]
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise RefereeError(f"{where}: 'messages' should end with an assistant turn")
+        return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
+    if "prompt" in example and "completion" in example:
+        p, c = example["prompt"], example["completion"]
+        prompt = [{"role": "user", "content": p}] if isinstance(p, str) else p
+        completion = [{"role": "assistant", "content": c}] if isinstance(c, str) else c
+        return {"prompt": prompt, "completion": completion}
+    raise RefereeError(f"{where}: expected 'messages' or 'prompt' and 'completion'")
+
+
+def train_sft(base: str, examples: list[dict], out_dir: str | Path, settings: TrainSettings | None = None) -> tuple[str, list]:
+    """Fine-tune ``base`` on demonstrations; returns (checkpoint spec, loss history)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from referee.trainers.common import loss_history
+
+    settings = settings or TrainSettings()
+    if not examples:
+        raise RefereeError("sft: no training examples")
+    rows = [to_prompt_completion(e, f"sft example {i + 1}") for i, e in enumerate(examples)]
+    model, tokenizer = load_policy(base)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    out_dir = Path(out_dir)
+    args = trl_args(SFTConfig, out_dir, settings, max_length=settings.max_length)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, peft_config=peft_config(settings))
+    trainer.train()
+    return save_checkpoint(trainer, tokenizer, out_dir, base, "sft", settings), loss_history(trainer)

@@ -1,0 +1,86 @@
+"""The TRL wrappers train for real on a tiny model: losses fall, preferences move, checkpoints load and chain."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from referee.errors import RefereeError
+from referee.models import load_model
+from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_grpo, train_sft
+from referee.verifiers.base import PointwiseVerifier, Score
+
+PROMPTS = ["Say the word.", "What is the word?", "Tell me the word now.", "The word, please."]
+TARGET = " banana banana banana"
+
+
+def _settings(**kw):
+    base = dict(learning_rate=5e-3, max_steps=12, batch_size=4, max_length=128,
+                lora=LoraSettings(r=8, alpha=16, dropout=0.0))
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def _mean_logprob(spec, text):
+    m = load_model(spec)
+    chats = [[{"role": "user", "content": p}] for p in PROMPTS]
+    return sum(r.total for r in m.logprobs(chats, [text] * len(chats))) / len(chats)
+
+
+def test_sft_then_dpo_checkpoints_chain(tiny_model_path, tmp_path):
+    base = f"hf:{tiny_model_path}"
+    demos = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": TARGET}]} for p in PROMPTS]
+    before = _mean_logprob(base, TARGET)
+    sft_spec, history = train_sft(base, demos * 2, tmp_path / "sft", _settings())
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses[-1] < losses[0]
+    after = _mean_logprob(sft_spec, TARGET)
+    assert after > before + 1.0, (before, after)
+    marker = json.loads((tmp_path / "sft" / "referee-checkpoint.json").read_text())
+    assert marker["base"] == base and marker["kind"] == "sft"
+
+    # DPO from the SFT checkpoint: prefer "cherry" over "banana"
+    pairs = [{"prompt": p, "chosen": " cherry cherry", "rejected": " banana banana"} for p in PROMPTS]
+    margin_before = _mean_logprob(sft_spec, " cherry cherry") - _mean_logprob(sft_spec, " banana banana")
+    dpo_spec, _ = train_dpo(sft_spec, pairs * 2, tmp_path / "dpo", _settings(max_steps=10), beta=0.1)
+    margin_after = _mean_logprob(dpo_spec, " cherry cherry") - _mean_logprob(dpo_spec, " banana banana")
+    assert margin_after > margin_before + 0.5, (margin_before, margin_after)
+    # the chain base -> sft -> dpo has its own fingerprint, and loads as a generating model
+    m = load_model(dpo_spec)
+    assert m.fingerprint not in (load_model(sft_spec).fingerprint, load_model(base).fingerprint)
+    assert m.generate([[{"role": "user", "content": "hi"}]])[0][0].completion_tokens >= 1
+
+
+class LengthVerifier(PointwiseVerifier):
+    """Rewards short answers; every third call's score is unreadable, to check invalid counting."""
+
+    name = "length"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score_many(self, prompts, responses):
+        out = []
+        for r in responses:
+            self.calls += 1
+            out.append(Score(None, valid=False) if self.calls % 3 == 0 else Score(-float(len(r))))
+        return out
+
+
+def test_grpo_runs_with_a_verifier_reward_and_counts_invalid(tiny_model_path, tmp_path):
+    verifier = LengthVerifier()
+    spec, info = train_grpo(f"hf:{tiny_model_path}", PROMPTS, verifier, tmp_path / "grpo",
+                            _settings(max_steps=2, learning_rate=1e-3), num_generations=4, max_completion_length=8)
+    assert info["rewards_scored"] >= 8 and info["rewards_invalid"] == info["rewards_scored"] // 3
+    assert load_model(spec).generate([[{"role": "user", "content": "hi"}]])[0][0].completion_tokens >= 1
+
+
+def test_bad_training_input(tiny_model_path, tmp_path):
+    with pytest.raises(RefereeError, match="dpo pair 1: missing field 'rejected'"):
+        train_dpo(f"hf:{tiny_model_path}", [{"prompt": "x", "chosen": "y"}], tmp_path / "d")
+    with pytest.raises(RefereeError, match="end with an assistant turn"):
+        train_sft(f"hf:{tiny_model_path}", [{"messages": [{"role": "user", "content": "x"}]}], tmp_path / "s")
+    with pytest.raises(RefereeError, match="no option"):
+        train_sft(f"hf:{tiny_model_path}", [{"prompt": "a", "completion": "b"}], tmp_path / "s",
+                  TrainSettings(trl={"not_a_real_option": 1}))
