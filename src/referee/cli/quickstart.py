@@ -1,0 +1,34 @@
+"""`referee quickstart`: one full self-rewarding iteration on the embedded model, small settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from referee import progress
+from referee.cli import app
+
+QUICK = dict(iterations=1, new_prompts=24, candidates=4, eval_limit=16,
+             sampling=dict(temperature=0.7, top_p=0.95, max_new_tokens=64))
+
+
+@app.command()
+def quickstart(
+    model: str = typer.Option("embedded", "--model", "-m", help="M0, the model that will judge itself."),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder (run again to resume)."),
+    iterations: int = typer.Option(1, help="Self-rewarding iterations after M1."),
+    seed: int = typer.Option(0),
+):
+    """Self-rewarding in miniature: M0 -> M1 (IFT+EFT) -> M2 (DPO on self-judged pairs), with a report."""
+    from referee.config import validate
+    from referee.protocols.self_rewarding import SelfRewardingConfig, run_self_rewarding
+    from referee.runs import Run
+
+    config = validate(SelfRewardingConfig, {**QUICK, "model": model, "out": str(out), "seed": seed,
+                                            "iterations": iterations}, "quickstart")
+    with Run(config.out, config, seed=seed) as run:
+        result = run_self_rewarding(config, run)
+    typer.echo(json.dumps(result["summary"], indent=2))
+    progress.say(f"report: {run.folder / 'report.html'}")
