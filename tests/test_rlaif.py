@@ -1,0 +1,57 @@
+"""RLAIF preference data on a tiny model: pairs in TRL format with margins, both judge modes, agreement."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from referee.config import validate
+from referee.errors import RefereeError
+from referee.protocols.rlaif import RlaifConfig, run_rlaif
+from referee.runs import Run
+from referee.trainers.dpo import to_preference
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": q}) + "\n" for i, q in
+                            enumerate(["Name a fruit.", "Describe rain.", "What is 2+2?"])))
+    return path
+
+
+def test_pairwise_round_robin_writes_dpo_pairs_and_human_agreement(tiny_model_path, prompt_file, tmp_path):
+    human = tmp_path / "human.json"
+    human.write_text(json.dumps([{"input": "Say hi.", "output_1": "Hi!", "output_2": "", "label": 1},
+                                 {"input": "Say no.", "output_1": "yes", "output_2": "No.", "label": 2}]))
+    cfg = validate(RlaifConfig, {"policy": f"hf:{tiny_model_path}", "prompts": str(prompt_file), "k": 3,
+                                 "min_margin": 0.0, "human_pairs": str(human), "out": str(tmp_path / "run"),
+                                 "sampling": {"max_new_tokens": 6, "temperature": 1.0}}, "test")
+    with Run(cfg.out, cfg) as run:
+        metrics = run_rlaif(cfg, run)
+    pairs = [json.loads(line) for line in (tmp_path / "run" / "records" / "preferences.jsonl").read_text().splitlines()]
+    assert metrics["rlaif"]["pairs"] == len(pairs) >= 1
+    for p in pairs:
+        assert len(p["verdicts"]) == 3  # 3 answers -> 3 comparisons
+        assert p["chosen_score"] - p["rejected_score"] == pytest.approx(p["margin"]) and p["margin"] >= 0
+        assert p["chosen"] != p["rejected"] or p["margin"] == 0
+        assert set(to_preference(p, "x")) == {"prompt", "chosen", "rejected"}  # trains as it is
+        # strengths are mean P(better) over each answer's two comparisons
+        assert all(s is None or 0 <= s <= 1 for s in p["strengths"])
+    ha = metrics["human_agreement"]
+    assert ha["pairs"] == 2 and ha["agreement_s1"]["n"] == 2
+
+
+def test_grading_mode_and_no_pairs_stop(tiny_model_path, prompt_file, tmp_path):
+    cfg = validate(RlaifConfig, {"policy": f"hf:{tiny_model_path}", "prompts": str(prompt_file), "k": 2,
+                                 "mode": "grading", "min_margin": 0.0, "out": str(tmp_path / "run"),
+                                 "sampling": {"max_new_tokens": 6}}, "test")
+    with Run(cfg.out, cfg) as run:
+        metrics = run_rlaif(cfg, run)
+    assert metrics["rlaif"]["answers"] == 6
+    cfg = validate(RlaifConfig, {**cfg.model_dump(), "min_margin": 100.0, "out": str(tmp_path / "run2")}, "test")
+    with pytest.raises(RefereeError, match="no preference pairs"):
+        with Run(cfg.out, cfg) as run:
+            run_rlaif(cfg, run)
+    assert (tmp_path / "run2" / "metrics.json").exists()
