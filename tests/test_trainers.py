@@ -84,3 +84,27 @@ def test_bad_training_input(tiny_model_path, tmp_path):
     with pytest.raises(RefereeError, match="no option"):
         train_sft(f"hf:{tiny_model_path}", [{"prompt": "a", "completion": "b"}], tmp_path / "s",
                   TrainSettings(trl={"not_a_real_option": 1}))
+
+
+def test_train_cli_sft_and_grpo_with_exact_reward(tiny_model_path, tmp_path):
+    import subprocess
+    import sys
+
+    demos = tmp_path / "demos.jsonl"
+    demos.write_text("".join(json.dumps({"prompt": p, "completion": TARGET}) + "\n" for p in PROMPTS))
+    r = subprocess.run([sys.executable, "-m", "referee", "--quiet", "train", "sft", "--base", f"hf:{tiny_model_path}",
+                        "--data", str(demos), "--out", str(tmp_path / "sft"), "--max-steps", "2", "--lora-r", "4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"hf:{tmp_path / 'sft'}"
+    problems = tmp_path / "math.jsonl"
+    problems.write_text("".join(json.dumps({"prompt": f"What is {i} + {i}?", "answer": str(2 * i)}) + "\n" for i in range(4)))
+    r = subprocess.run([sys.executable, "-m", "referee", "--quiet", "train", "grpo", "--base", r.stdout.strip(),
+                        "--data", str(problems), "--reward", "exact", "--out", str(tmp_path / "grpo"),
+                        "--max-steps", "1", "--generations", "4", "--max-completion-length", "6", "--lora-r", "4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "grpo" / "referee-checkpoint.json").read_text())["base"] == f"hf:{tmp_path / 'sft'}"
+    r = subprocess.run([sys.executable, "-m", "referee", "--quiet", "train", "grpo", "--data", str(problems),
+                        "--reward", "magic", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown verifier 'magic'" in r.stderr and "judge:MODEL_SPEC" in r.stderr

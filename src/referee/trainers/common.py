@@ -89,5 +89,14 @@ def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str
     return f"hf:{out_dir}"
 
 
+def fit(trainer) -> None:
+    """Train; with --quiet, also silence the per-step log lines transformers prints to stdout."""
+    if progress.is_quiet():
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    trainer.train()
+
+
 def loss_history(trainer) -> list[dict]:
     return [{k: v for k, v in h.items() if isinstance(v, (int, float))} for h in trainer.state.log_history]

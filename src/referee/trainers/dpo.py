@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.trainers.common import TrainSettings, load_policy, loss_history, peft_config, save_checkpoint, trl_args
+from referee.trainers.common import TrainSettings, fit, load_policy, loss_history, peft_config, save_checkpoint, trl_args
 
 
 def to_preference(example: dict, where: str) -> dict:
@@ -45,5 +45,5 @@ def train_dpo(base: str, pairs: list[dict], out_dir: str | Path, settings: Train
     args = trl_args(DPOConfig, out_dir, settings, beta=beta, max_length=settings.max_length)
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config(settings))
-    trainer.train()
+    fit(trainer)
     return save_checkpoint(trainer, tokenizer, out_dir, base, "dpo", settings), loss_history(trainer)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.trainers.common import TrainSettings, load_policy, loss_history, peft_config, save_checkpoint, trl_args
+from referee.trainers.common import TrainSettings, fit, load_policy, loss_history, peft_config, save_checkpoint, trl_args
 from referee.verifiers.base import PointwiseVerifier
 
 
@@ -56,6 +56,6 @@ def train_grpo(base: str, prompts: list, verifier: PointwiseVerifier, out_dir: s
                     max_completion_length=max_completion_length, per_device_train_batch_size=batch)
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, peft_config=peft_config(settings))
-    trainer.train()
+    fit(trainer)
     spec = save_checkpoint(trainer, tokenizer, out_dir, base, "grpo", settings)
     return spec, {"history": loss_history(trainer), "rewards_scored": reward.scored, "rewards_invalid": reward.invalid}

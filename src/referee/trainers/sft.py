@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.trainers.common import TrainSettings, load_policy, peft_config, save_checkpoint, trl_args
+from referee.trainers.common import TrainSettings, fit, load_policy, peft_config, save_checkpoint, trl_args
 
 
 def to_prompt_completion(example: dict, where: str) -> dict:
@@ -42,5 +42,5 @@ def train_sft(base: str, examples: list[dict], out_dir: str | Path, settings: Tr
     args = trl_args(SFTConfig, out_dir, settings, max_length=settings.max_length)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config(settings))
-    trainer.train()
+    fit(trainer)
     return save_checkpoint(trainer, tokenizer, out_dir, base, "sft", settings), loss_history(trainer)

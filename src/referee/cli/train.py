@@ -1,0 +1,102 @@
+"""`referee train sft|dpo|grpo`: the trainers from the command line. Each writes a checkpoint folder
+(LoRA adapter + base spec) that every other command accepts as ``hf:FOLDER``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from referee import progress
+from referee.cli import app
+
+train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy: SFT, DPO or GRPO (LoRA by default).")
+app.add_typer(train_app, name="train")
+
+
+def _settings(lr: float, epochs: float, max_steps: int, batch_size: int, max_length: int, lora_r: int,
+              full: bool, seed: int, trl: Optional[str]):
+    from referee.config import validate
+    from referee.errors import RefereeError
+    from referee.trainers import TrainSettings
+
+    try:
+        passthrough = json.loads(trl) if trl else {}
+    except json.JSONDecodeError as e:
+        raise RefereeError(f"--trl: not valid JSON ({e.msg})") from None
+    return validate(TrainSettings, {"learning_rate": lr, "epochs": epochs, "max_steps": max_steps,
+                                    "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                                    "lora": None if full else {"r": lora_r, "alpha": 2 * lora_r},
+                                    "trl": passthrough}, "train")
+
+
+def _rows(path: Path) -> list[dict]:
+    from referee.io import read_records
+
+    return [obj for _, obj in read_records(path)]
+
+
+COMMON = dict(
+    base=typer.Option("embedded", "--base", "-b", help="Model spec to start from (embedded, hf:..., a checkpoint)."),
+    out=typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
+    lr=typer.Option(1e-4, "--lr"), epochs=typer.Option(1.0), max_steps=typer.Option(-1),
+    batch_size=typer.Option(4), max_length=typer.Option(512), lora_r=typer.Option(16),
+    full=typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."), seed=typer.Option(0),
+    trl=typer.Option(None, "--trl", help='Extra TRL config options as JSON, e.g. \'{"bf16": true}\'.'),
+)
+
+
+@train_app.command("sft")
+def sft(data: Path = typer.Option(..., "--data", "-d", help="JSONL: 'messages' ending with the assistant turn, or 'prompt' + 'completion'."),
+        base: str = COMMON["base"], out: Path = COMMON["out"], lr: float = COMMON["lr"], epochs: float = COMMON["epochs"],
+        max_steps: int = COMMON["max_steps"], batch_size: int = COMMON["batch_size"], max_length: int = COMMON["max_length"],
+        lora_r: int = COMMON["lora_r"], full: bool = COMMON["full"], seed: int = COMMON["seed"], trl: Optional[str] = COMMON["trl"]):
+    """Supervised fine-tuning on demonstrations (loss on the assistant's reply only)."""
+    from referee.trainers import train_sft
+
+    spec, history = train_sft(base, _rows(data), out, _settings(lr, epochs, max_steps, batch_size, max_length, lora_r, full, seed, trl))
+    losses = [h["loss"] for h in history if "loss" in h]
+    progress.say(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "trained")
+    typer.echo(spec)
+
+
+@train_app.command("dpo")
+def dpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL in TRL preference format: prompt, chosen, rejected."),
+        beta: float = typer.Option(0.1), base: str = COMMON["base"], out: Path = COMMON["out"], lr: float = 5e-5,
+        epochs: float = COMMON["epochs"], max_steps: int = COMMON["max_steps"], batch_size: int = COMMON["batch_size"],
+        max_length: int = COMMON["max_length"], lora_r: int = COMMON["lora_r"], seed: int = COMMON["seed"],
+        trl: Optional[str] = COMMON["trl"]):
+    """Direct preference optimisation against the starting model (LoRA; the reference is the base)."""
+    from referee.trainers import train_dpo
+
+    spec, history = train_dpo(base, _rows(data), out, _settings(lr, epochs, max_steps, batch_size, max_length, lora_r,
+                                                                False, seed, trl), beta=beta)
+    losses = [h["loss"] for h in history if "loss" in h]
+    progress.say(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "trained")
+    typer.echo(spec)
+
+
+@train_app.command("grpo")
+def grpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL with 'prompt' (and 'answer' for --reward exact)."),
+         reward: str = typer.Option(..., "--reward", "-r", help="Verifier spec: judge:SPEC, judge-additive:SPEC, rm:PATH, orm:PATH, prm:PATH, exact."),
+         generations: int = typer.Option(4, help="Completions per prompt (the GRPO group)."),
+         max_completion_length: int = typer.Option(128), base: str = COMMON["base"], out: Path = COMMON["out"],
+         lr: float = 1e-5, epochs: float = COMMON["epochs"], max_steps: int = COMMON["max_steps"],
+         batch_size: int = COMMON["batch_size"], lora_r: int = COMMON["lora_r"], full: bool = COMMON["full"],
+         seed: int = COMMON["seed"], trl: Optional[str] = COMMON["trl"]):
+    """Online RL (GRPO) with rewards from any referee verifier."""
+    from referee.chat import load_prompts
+    from referee.trainers import train_grpo
+    from referee.verifiers.programmatic import prompt_key
+    from referee.verifiers.specs import load_verifier_spec
+
+    prompts = load_prompts(data)
+    answers = {prompt_key(p.chat): str(p.extra["answer"]) for p in prompts if "answer" in p.extra}
+    verifier = load_verifier_spec(reward, answers)
+    spec, info = train_grpo(base, [p.chat for p in prompts], verifier, out,
+                            _settings(lr, epochs, max_steps, batch_size, 512, lora_r, full, seed, trl),
+                            num_generations=generations, max_completion_length=max_completion_length)
+    progress.say(f"{info['rewards_scored']} rewards, {info['rewards_invalid']} unreadable")
+    typer.echo(spec)
