@@ -290,6 +290,8 @@ def test_templates_by_name_and_path(tmp_path):
     typo.write_text("=== usr ===\n{format}\n")
     with pytest.raises(RefereeError, match=r"typo.txt:1: unknown section 'usr'"):
         load_template(str(typo))
+    with pytest.raises(RefereeError, match="reference-guided judge needs"):
+        PairwiseJudge(m, template=str(own), reference="self")
     with pytest.raises(RefereeError, match="swap"):
         PairwiseJudge(m, swap="sometimes")
 
@@ -319,6 +321,21 @@ def test_grading_additive_generative_and_invalid():
     assert recs[0]["score"] == 3.0 and recs[0]["valid"]
     assert recs[1]["score"] is None and not recs[1]["valid"] and recs[1]["attempts"] == 2
     assert "add points" in m.prompts[0] and "0 to 5" in m.prompts[0]
+
+
+def test_grading_with_given_and_self_references_and_multiturn():
+    m = Scripted(reply=lambda t, s: "[[2]]" if "### Answer" in t or "Conversation" in t else "Paris.")
+    g = GradingJudge(m, template="additive_0to5", verdict="generative", reference="given")
+    with pytest.raises(RefereeError, match="reference"):
+        g.grade(["Capital of France?"], ["Lyon"])
+    (r,) = g.grade(["Capital of France?"], ["Lyon"], references=["Paris is the capital."])
+    assert r["score"] == 2.0 and "Paris is the capital." in m.prompts[-1]
+    (r,) = GradingJudge(m, verdict="generative", reference="self").grade(["Capital of France?"], ["Lyon"])
+    assert r["reference"] == "Paris." and "Paris." in m.prompts[-1] and "Reference answer" in m.prompts[-1]
+    conv = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Capital of France?"}]
+    GradingJudge(m, verdict="generative").grade([conv], ["Lyon"])
+    assert "LAST turn" in m.prompts[-1] and m.prompts[-1].index("Hello!") < m.prompts[-1].index("Lyon")
 
 
 # ---- panels ----------------------------------------------------------------------------------------------
@@ -439,7 +456,7 @@ def test_embedded_probability_judge_on_llmbar():
     from referee.tasks.pairs import load_pairs
 
     ps = sorted(load_pairs(SHARED_DATA / "llmbar" / "natural.json"),
-                key=lambda p: len(p.answer_a) + len(p.answer_b) + len(p.question[0]["content"]))[:3]
+                key=lambda p: len(p.answer_a) + len(p.answer_b) + len(p.question[0]["content"]))[:2]
     recs = PairwiseJudge(load_model("embedded"), swap="conservative").judge_pairs(ps)
     for r in recs:
         assert r["winner"] in ("A", "B", "tie") and r["label"] in ("A", "B")

@@ -42,7 +42,8 @@ class PromptRecord:
 
 
 def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
-    """Read prompts from JSONL (or a JSON array): a ``prompt`` field (string or messages) or ``messages``.
+    """Read prompts from JSONL (or a JSON array): a ``prompt`` field (string or messages), ``messages``,
+    or MT-Bench's ``turns`` (the first turn).
 
     A ``messages`` list that ends with an assistant turn is cut before it, so SFT-style files work as
     prompts too. Each error names the file, the line and the field.
@@ -58,11 +59,16 @@ def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
                 chat.pop()
             if not chat:
                 raise RefereeError(f"{where}: field 'messages' has no user turn")
+        elif "turns" in obj:  # MT-Bench questions: the first turn is the prompt
+            turns = obj["turns"]
+            if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
+                raise RefereeError(f"{where}: field 'turns' should be a non-empty list of strings")
+            chat = [{"role": "user", "content": turns[0]}]
         else:
             raise RefereeError(f"{where}: missing field 'prompt' (a string or a list of messages) or 'messages'")
         if not any(m["content"].strip() for m in chat if m["role"] == "user"):
             raise RefereeError(f"{where}: the prompt is empty")
-        rid = str(obj.get("id", pos))
+        rid = str(obj.get("id", obj.get("question_id", pos)))
         extra = {k: v for k, v in obj.items() if k not in ("prompt", "messages")}
         records.append(PromptRecord(chat=chat, id=rid, extra=extra))
     if not records:

@@ -24,10 +24,10 @@ def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
 
 
 def chat_text(chat: list[dict]) -> str:
-    """A chat as plain text for a judge's prompt: the user's question, or the turns one after another."""
-    users = [m for m in chat if m["role"] == "user"]
-    if len(chat) == 1 or (len(users) == 1 and all(m["role"] != "assistant" for m in chat)):
-        return "\n\n".join(m["content"] for m in chat if m["role"] != "system") or chat[-1]["content"]
+    """A chat as plain text for a judge's prompt: a lone user message as it is, anything longer (a system
+    message, earlier turns) with each turn labelled, so the judge sees what the assistant saw."""
+    if len(chat) == 1:
+        return chat[0]["content"]
     return conversation_text(chat)
 
 

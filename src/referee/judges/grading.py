@@ -37,6 +37,8 @@ class GradingJudge(PointwiseVerifier):
         if max_retries < 0:
             raise RefereeError(f"judge: max_retries should be >= 0, got {max_retries}")
         self.cot, self.max_retries, self.seed = bool(cot), max_retries, seed
+        if self.reference != "none":
+            self.template.require_reference()
         self.examples = common.load_examples(few_shot, "grading", (self.low, self.high))
         self.sampling = sampling or Sampling(temperature=0.0, max_new_tokens=384 if cot else 48, seed=seed)
         self.reference_max_tokens = reference_max_tokens

@@ -58,6 +58,12 @@ class Template:
 
         return PLACEHOLDER.sub(sub, text)
 
+    def require_reference(self) -> None:
+        """A reference-guided judge needs somewhere to show the reference."""
+        if "reference" not in self.sections or "{reference}" not in self.sections["user"]:
+            raise RefereeError(f"template {self.source}: a reference-guided judge needs a '=== reference ===' "
+                               f"section and {{reference}} in the 'user' section")
+
     @property
     def scale(self) -> tuple[int, int]:
         """(lowest, highest) score of a grading template."""

@@ -198,15 +198,17 @@ class HFModel(Model):
         """Per-token log-probabilities of each continuation after its prompt, in one padded forward."""
         seqs = [p + c for p, c in zip(prompts, continuations)]
         ids, mask = self._left_pad(seqs)
-        logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = ids[:, 1:]
+        # Left padding puts every continuation at the end: project only the last k positions onto the
+        # vocabulary (the full [batch, length, vocab] logits would dwarf the rest of the forward pass).
+        k = max(len(c) for c in continuations) + 1
+        logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=k).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position j predicts token j + 1 of the kept tail
+        targets = ids[:, -(k - 1):] if k > 1 else ids[:, :0]
         picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        width = ids.shape[1]
         out = []
         for r, cont in enumerate(continuations):
             n = len(cont)
-            out.append(picked[r, width - 1 - n: width - 1].tolist() if n else [])
+            out.append(picked[r, picked.shape[1] - n:].tolist() if n else [])
         return out
 
     def _logprobs(self, chats, continuations) -> list[TokenLogprobs]:
@@ -224,7 +226,7 @@ class HFModel(Model):
         if all(len(t) == 1 for t in encoded.values()):
             # Every option is one token: one forward pass, read the next-token distribution.
             ids, mask = self._left_pad(prompts)
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
             probs = torch.softmax(logits, dim=-1)
             per_string = [{s: float(probs[r, encoded[s][0]]) for s in strings} for r in range(len(chats))]
         else:

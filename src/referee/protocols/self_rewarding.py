@@ -20,6 +20,7 @@ from the cache of model calls.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -42,7 +43,9 @@ class SelfRewardingConfig(ProtocolConfig):
     model: str = "embedded"  # M0
     seed_ift: str | None = None  # default: referee's shipped seed set
     seed_eft: str | None = None
-    eval_prompts: str | None = None  # held-out prompts for win rates against M0
+    seed_prompts: str | None = None  # few-shot examples for writing new prompts; default: the IFT prompts
+    eval_prompts: str | None = None  # held-out prompts for win rates against M0; if it is the same file
+    #                                  as seed_prompts, even positions seed and odd positions evaluate
     eval_limit: int = Field(16, ge=1)
     iterations: int = Field(1, ge=1)
     new_prompts: int = Field(24, ge=1)
@@ -62,8 +65,7 @@ class SelfRewardingConfig(ProtocolConfig):
 def run_self_rewarding(cfg: SelfRewardingConfig, run: Run) -> dict:
     ift = seeds.load_ift(cfg.seed_ift)
     eft_train, eft_heldout = seeds.split_eft(seeds.load_eft(cfg.seed_eft))
-    seed_prompts = [d["messages"][0]["content"] for d in ift]
-    eval_set = _eval_prompts(cfg)
+    seed_prompts, eval_set = _prompt_sets(cfg, ift)
     seen = set(seed_prompts) | {p for _, p in eval_set}
 
     # M0 and its answers to the held-out prompts (the baseline every model is compared with)
@@ -119,11 +121,22 @@ def run_self_rewarding(cfg: SelfRewardingConfig, run: Run) -> dict:
 
 
 # ---- the steps ---------------------------------------------------------------------------------
-def _eval_prompts(cfg: SelfRewardingConfig) -> list[tuple[str, str]]:
+def _prompt_sets(cfg: SelfRewardingConfig, ift: list[dict]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Seed prompts for self-instruction and (id, prompt) held-out prompts for evaluation."""
     from referee.chat import load_prompts
 
-    records = load_prompts(cfg.eval_prompts or seeds.shipped("eval_prompts.jsonl"))[:cfg.eval_limit]
-    return [(r.id, r.chat[-1]["content"]) for r in records]
+    eval_path = cfg.eval_prompts or seeds.shipped("eval_prompts.jsonl")
+    evals = load_prompts(eval_path)
+    if cfg.seed_prompts:
+        seed_records = load_prompts(cfg.seed_prompts)
+        if cfg.eval_prompts and Path(cfg.seed_prompts).resolve() == Path(cfg.eval_prompts).resolve():
+            seed_records, evals = seed_records[0::2], evals[1::2]
+        seed_prompts = [r.chat[-1]["content"] for r in seed_records]
+    else:
+        seed_prompts = [d["messages"][0]["content"] for d in ift]
+    if len(seed_prompts) < 2:
+        raise RefereeError("self_rewarding: need at least 2 seed prompts to write new ones from")
+    return seed_prompts, [(r.id, r.chat[-1]["content"]) for r in evals[:cfg.eval_limit]]
 
 
 def _sft(run: Run, cfg: SelfRewardingConfig, ift: list[dict], eft_train: list[dict]) -> str:
