@@ -28,8 +28,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "llmbar"
 DATASETS = ("natural", "mt_bench_human", "faireval", "llmeval2")
 
 
-def naive_probability_loop(model, judge, pairs) -> tuple[float, list[str]]:
-    """Seconds to judge ``pairs`` in both orders one prompt at a time (no batching, no cache), reading
+def naive_probability_loop(model, judge, pairs) -> tuple[float, float, list[str]]:
+    """Wall and CPU seconds to judge ``pairs`` in both orders one prompt at a time (no batching, no cache), reading
     P(A)/P(B)/P(C) at the verdict position from a plain forward pass; and the verdicts, for a check."""
     import torch
 
@@ -40,7 +40,7 @@ def naive_probability_loop(model, judge, pairs) -> tuple[float, list[str]]:
     ids_of = {name: [tok(s, add_special_tokens=False)["input_ids"][0] for s in strings]
               for name, strings in OPTIONS.items()}
     shown = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for pair in pairs:
             for order in ("AB", "BA"):
@@ -49,7 +49,7 @@ def naive_probability_loop(model, judge, pairs) -> tuple[float, list[str]]:
                 probs = torch.softmax(net(input_ids=ids.to(model.device)).logits[0, -1].float(), dim=-1)
                 mass = {name: float(sum(probs[i] for i in set(idx))) for name, idx in ids_of.items()}
                 shown.append(max(mass, key=mass.get))
-    return time.perf_counter() - t0, shown
+    return time.perf_counter() - t0, time.process_time() - c0, shown
 
 
 def summarise(records: list[dict], n_boot: int, seed: int) -> dict:
@@ -80,23 +80,24 @@ def bench_dataset(name: str, path: Path, model, args) -> dict:
         rows.append({"judge": label, "verdict": "-", "swap": judge.swap,
                      **summarise(judge.judge_pairs(pairs), args.n_boot, args.seed)})
     for verdict in args.verdicts:
+        judged = pairs[: args.generative_limit] if verdict == "generative" and args.generative_limit else pairs
         swapped = PairwiseJudge(model, verdict=verdict, swap="conservative", seed=args.seed,
                                 max_retries=args.max_retries)
-        t0 = time.perf_counter()
-        records = swapped.judge_pairs(pairs)
-        seconds = time.perf_counter() - t0
-        speed[verdict] = {"pairs": len(pairs), "prompts": 2 * len(pairs), "seconds": seconds,
-                          "pairs_per_s": len(pairs) / seconds}
+        t0, c0 = time.perf_counter(), time.process_time()
+        records = swapped.judge_pairs(judged)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        speed[verdict] = {"pairs": len(judged), "prompts": 2 * len(judged), "seconds": seconds, "cpu_seconds": cpu,
+                          "pairs_per_s": len(judged) / seconds}
         plain = PairwiseJudge(model, verdict=verdict, swap="none", seed=args.seed,
-                              max_retries=args.max_retries).judge_pairs(pairs)  # the AB prompts: from the cache
+                              max_retries=args.max_retries).judge_pairs(judged)  # the AB prompts: from the cache
         rows.append({"judge": args.model, "verdict": verdict, "swap": "none", **summarise(plain, args.n_boot, args.seed)})
         rows.append({"judge": args.model, "verdict": verdict, "swap": "conservative",
                      **summarise(records, args.n_boot, args.seed)})
         if verdict == "probability" and args.naive_limit:
             sub = pairs[: args.naive_limit]
-            naive_s, naive_shown = naive_probability_loop(model, swapped, sub)
+            naive_s, naive_cpu, naive_shown = naive_probability_loop(model, swapped, sub)
             ours = [o["winner_shown"] for r in records[: len(sub)] for o in r["orders"]]
-            speed["naive"] = {"pairs": len(sub), "prompts": 2 * len(sub), "seconds": naive_s,
+            speed["naive"] = {"pairs": len(sub), "prompts": 2 * len(sub), "seconds": naive_s, "cpu_seconds": naive_cpu,
                               "pairs_per_s": len(sub) / naive_s,
                               "same_verdicts": sum(a == b for a, b in zip(ours, naive_shown)) / len(ours)}
     return {"dataset": name, "pairs": len(pairs), "rows": rows, "speed": speed}
@@ -121,9 +122,13 @@ def markdown(results: list[dict], args, device: str) -> str:
             lines.append(f"| {res['dataset']} | {r['n']} | {r['judge']} | {r['verdict']} | {r['swap']} | "
                          f"{_cell(r['s2'])} (n={r['s2']['n']}) | {_cell(r['accuracy'])} | {_cell(r['consistency'])} | "
                          f"{_cell(r['prefers_first'])} | {_cell(r['invalid'])} |")
+    if not any(res["speed"] for res in results):
+        return "\n".join(lines) + "\n"
     lines += ["", "Cost (both orders of every pair, nothing cached; naive = the same prompts one at a time, "
-                  "plain forward pass):", "",
-              "| data set | mode | pairs | seconds | judgments/s | vs naive |", "|---|---|---|---|---|---|"]
+                  "plain forward pass; a judgment = one pair in both orders; CPU s = process CPU time, steadier "
+                  "than wall time on a shared machine):", "",
+              "| data set | mode | pairs | wall s | CPU s | judgments/s (wall) | vs naive (wall) | vs naive (CPU) |",
+              "|---|---|---|---|---|---|---|---|"]
     for res in results:
         naive = res["speed"].get("naive")
         for mode in ("probability", "generative", "naive"):
@@ -131,8 +136,15 @@ def markdown(results: list[dict], args, device: str) -> str:
             if not s:
                 continue
             ratio = f"{s['pairs_per_s'] / naive['pairs_per_s']:.1f}x" if naive else "-"
-            lines.append(f"| {res['dataset']} | {mode} | {s['pairs']} | {s['seconds']:.1f} | {s['pairs_per_s']:.2f} | "
-                         f"{ratio} |")
+            cpu_ratio = (f"{(naive['cpu_seconds'] / naive['pairs']) / (s['cpu_seconds'] / s['pairs']):.1f}x"
+                         if naive else "-")
+            lines.append(f"| {res['dataset']} | {mode} | {s['pairs']} | {s['seconds']:.1f} | {s['cpu_seconds']:.1f} | "
+                         f"{s['pairs_per_s']:.2f} | {ratio} | {cpu_ratio} |")
+    checks = [f"{res['dataset']} {100 * res['speed']['naive']['same_verdicts']:.0f}%" for res in results
+              if "naive" in res["speed"]]
+    if checks:
+        lines += ["", "The naive loop's per-order verdicts equal referee's probability verdicts on: " + ", ".join(checks)
+                  + " (batching pads prompts, so tiny numerical differences can flip a near tie)."]
     return "\n".join(lines) + "\n"
 
 
@@ -144,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="first N pairs of each data set")
     p.add_argument("--verdicts", default="probability,generative")
     p.add_argument("--naive-limit", type=int, default=24, help="pairs timed in the naive loop (0: skip it)")
-    p.add_argument("--max-retries", type=int, default=2)
+    p.add_argument("--max-retries", type=int, default=2, help="retries of an unreadable generative verdict")
+    p.add_argument("--generative-limit", type=int, default=None,
+                   help="judge only the first N pairs of each data set generatively (the costly mode)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the markdown table here")

@@ -248,6 +248,11 @@ def test_run_audit_with_baseline_writes_run_and_resumes(tmp_path):
         again = run_audit(Exploding(), pairs, ["position", "verbosity"], make_judge=lambda s: Exploding(), run=run,
                           n_boot=200)
     assert again["position"]["consistent"].value == 1.0
+    # other pairs in the same folder are judged afresh, not read back from the old stage
+    with Run(tmp_path / "run") as run:
+        fewer = run_audit(make("none"), pairs[:5], ["position"], make_judge=make, run=run, n_boot=100)
+    assert fewer["position"]["pairs_both_orders"] == 5
+    assert len(run.read_records("base")) == 5
 
 
 def test_run_audit_errors():
@@ -320,3 +325,41 @@ def test_audit_with_real_judge_on_tiny_model(tiny_model_path, tmp_path):
     assert gen[0]["winner"] in ("A", "B", "tie", "invalid")
     if gen[0]["winner"] == "invalid":
         assert gen[0]["orders"][0]["winner_shown"] == "invalid"
+
+
+def test_self_answer_pairs_with_tiny_model(tiny_model):
+    """Without model names the self check pits the judge model's own answer against a given one."""
+    from referee.audit.runner import SELF_NAME, self_answer_pairs
+
+    pairs = [_pair(i, f"given A {i}", f"given B {i}", "B" if i % 2 else "A") for i in range(6)]
+    spairs = self_answer_pairs(tiny_model, pairs, seed=0, max_new_tokens=4)
+    assert len(spairs) == 6
+    for src, sp in zip(pairs, spairs):
+        side = biases.self_side(sp, {SELF_NAME})
+        assert side in ("A", "B")
+        given = sp.answer_b if side == "A" else sp.answer_a
+        assert given == (src.answer_b if src.label == "B" else src.answer_a)  # faces the gold winner
+        assert sp.label is None and sp.meta["source"] == src.id
+    assert {biases.self_side(sp, {SELF_NAME}) for sp in spairs} == {"A", "B"}  # seeded sides, both occur
+    recs = LongerJudge().judge_pairs(spairs)
+    m = biases.self_enhancement(recs, spairs, [SELF_NAME], n_boot=100)
+    assert m["n"] == 6 and m["gold_self_win_rate"].value is None
+
+
+@pytest.mark.slow
+def test_position_audit_with_embedded_judge_on_real_pairs():
+    """The real embedded judge on the three shortest real LLMBar pairs: every verdict readable in probability mode, the
+    position classes cover every pair, and P(A) is a probability."""
+    from conftest import SHARED_DATA
+    from referee.judges import PairwiseJudge
+    from referee.models import load_model
+    from referee.tasks.pairs import load_pairs
+
+    pairs = sorted(load_pairs(SHARED_DATA / "llmbar" / "natural.json"),
+                   key=lambda p: len(p.question[-1]["content"]) + len(p.answer_a) + len(p.answer_b))[:3]
+    model = load_model("embedded")
+    m = run_audit(PairwiseJudge(model, verdict="probability", swap="conservative"), pairs, ["position"], n_boot=100)
+    assert m["position"]["pairs_both_orders"] == 3
+    assert m["invalid"].value == 0.0
+    assert sum(m["position"][c].value for c in biases.POSITION_CLASSES) == pytest.approx(1.0)
+    assert 0.0 <= m["position"]["prefers_first"].value <= 1.0

@@ -62,6 +62,20 @@ def graded_agreement(judge_scores: list[float | None], human_scores: list[float 
             "invalid": stats.rate([None if h is None else j is None for j, h in zip(judge_scores, human_scores)], **kw)}
 
 
+HUMAN_SIGN = {"A": 1.0, "B": -1.0, "tie": 0.0}
+
+
+def margin_correlation(records: list[dict], **kw) -> dict:
+    """For grade-derived records: Pearson and Spearman between the judge's score margin (A minus B)
+    and the human preference (+1 A, 0 tie, -1 B). Pairs with an unreadable grade are left out."""
+    margins, human = [], []
+    for r in _labelled(records):
+        sa, sb = r.get("score_a"), r.get("score_b")
+        margins.append(None if sa is None or sb is None else float(sa) - float(sb))
+        human.append(HUMAN_SIGN[r["label"]])
+    return {"pearson": stats.pearson(margins, human, **kw), "spearman": stats.spearman(margins, human, **kw)}
+
+
 def grades_to_records(pairs: list, grades_a: list[dict], grades_b: list[dict], margin: float = 0.0,
                       key: str = "score") -> list[dict]:
     """Pairwise records from single-answer grades, as MT-Bench compares grades: the higher score wins,

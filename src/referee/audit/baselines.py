@@ -7,6 +7,7 @@ in its purest form) and a seeded coin. Both read no model, so they cost nothing 
 from __future__ import annotations
 
 import hashlib
+import json
 
 from referee.audit.records import make_record, shown
 from referee.errors import RefereeError
@@ -51,7 +52,7 @@ class LongerJudge:
 
 
 class RandomJudge:
-    """Picks the first or the second shown answer with equal odds, seeded per (seed, pair id, order).
+    """Picks the first or the second shown answer with equal odds, seeded per (seed, pair, order).
 
     The draw depends only on those, so a pair gets the same verdict in any batch, subset or rerun. With
     ``swap="conservative"`` the two orders are drawn independently: half the pairs come out as ties,
@@ -65,16 +66,17 @@ class RandomJudge:
         self.seed = seed
         self.swap = swap
 
-    def _draw(self, pair_id: str, order: str) -> float:
-        digest = hashlib.sha256(f"{self.seed}|{pair_id}|{order}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") / 2**64
+    def _draw(self, pair, order: str) -> float:
+        # The pair's text goes in with its id: files that number pairs 1, 2, ... get independent coins.
+        key = json.dumps([self.seed, pair.id, pair.question, pair.answer_a, pair.answer_b, order], ensure_ascii=False)
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
 
     def judge_pairs(self, pairs) -> list[dict]:
         records = []
         for pair in pairs:
             orders = []
             for o in _orders(self.swap):
-                first = self._draw(pair.id, o) < 0.5
+                first = self._draw(pair, o) < 0.5
                 orders.append({"order": o, "winner_shown": "first" if first else "second",
                                "p_first": 0.5, "probs": None, "mass": None, "raw": None, "attempts": 0})
             records.append(make_record(pair, orders, self.swap, "baseline:random", "baseline", 0.5))

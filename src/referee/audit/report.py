@@ -35,7 +35,7 @@ def rows(metrics: dict, skip: tuple[str, ...] = ("per_category",)) -> list[tuple
     out = []
     for group, body in metrics.items():
         if _is_est(body):
-            out.append(("", group, fmt(body, group not in _SIGNED), body["n"]))
+            out.append(("judge", group, fmt(body, group not in _SIGNED), body["n"]))
         elif isinstance(body, dict) and group not in skip:
             for name, est in body.items():
                 if _is_est(est):
@@ -45,7 +45,7 @@ def rows(metrics: dict, skip: tuple[str, ...] = ("per_category",)) -> list[tuple
 
 def table(metrics: dict, skip: tuple[str, ...] = ("per_category",)) -> str:
     """A plain-text table of ``rows``."""
-    lines = [f"{'check':14s} {'metric':24s} {'value [95% CI]':24s} {'n':>5s}"]
+    lines = [f"{'group':14s} {'metric':24s} {'value [95% CI]':24s} {'n':>5s}"]
     last = None
     for group, name, value, n in rows(metrics, skip):
         lines.append(f"{group if group != last else '':14s} {name:24s} {value:24s} {n:5d}")

@@ -76,7 +76,10 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
     def judged(stage: str, stage_pairs: list[Pair], who=None) -> list[dict]:
         progress.say(f"audit: {stage} ({len(stage_pairs)} pairs)")
         if run is not None and run.stage_done(stage):
-            return run.read_records(stage)
+            kept = run.read_records(stage)
+            # Read back only what was judged on these very pairs (a rerun may use other pairs or --limit).
+            if [str(r["id"]) for r in kept] == [str(p.id) for p in stage_pairs]:
+                return kept
         if run is not None:
             with run.stage(stage):
                 records = (who or judge).judge_pairs(stage_pairs)

@@ -126,7 +126,7 @@ def agreement(
 ):
     """Agreement of a judge with the human labels of the pairs: S2, S1, accuracy, kappa, per category."""
     from referee import stats
-    from referee.audit.agreement import grades_to_records, pairwise_agreement
+    from referee.audit.agreement import grades_to_records, margin_correlation, pairwise_agreement
     from referee.audit.report import plot_agreement, table
     from referee.runs import Run
 
@@ -161,7 +161,10 @@ def agreement(
                 key = "expected_score" if verdict == "probability" else "score"
                 records = grades_to_records(loaded, grades_a, grades_b, margin=margin, key=key)
         run.write_records("judgments", records)
-        metrics = stats.jsonable(pairwise_agreement(records, n_boot=n_boot, seed=seed))
+        metrics = pairwise_agreement(records, n_boot=n_boot, seed=seed)
+        if mode == "single":
+            metrics["grades"] = margin_correlation(records, n_boot=n_boot, seed=seed)
+        metrics = stats.jsonable(metrics)
         run.save_metrics({"agreement": metrics})
         plot = plot_agreement(metrics, run.plot_path("agreement.png"))
     typer.echo(table(metrics))
