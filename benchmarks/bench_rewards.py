@@ -38,7 +38,8 @@ def parse_args(argv=None):
     ap.add_argument("--center", type=float, default=0.0)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--device", default="cpu", help="Device for training and for the throughput part.")
+    ap.add_argument("--device", default=None, help="Device for training and accuracy (default: cuda if any).")
+    ap.add_argument("--throughput-device", default="cpu", help="Device for the throughput part.")
     ap.add_argument("--throughput-n", type=int, default=None,
                     help="Solutions per throughput measurement (default: min(64, test pairs)).")
     ap.add_argument("--seed", type=int, default=0)
@@ -72,7 +73,6 @@ def main(argv=None) -> dict:
     from referee.rewards import ProcessRM, RewardNet, TrainOptions, load_preferences, train_reward_model
     from referee.rewards.evaluate import eval_pairs, fmt
 
-    progress.set_quiet(False)
     pairs = load_preferences(args.data)
     random.Random(args.seed).shuffle(pairs)
     if args.limit:
@@ -89,12 +89,13 @@ def main(argv=None) -> dict:
     (rm, train_metrics), t_train = timed(lambda: train_reward_model(args.base, train, options, center=args.center,
                                                                       net=net))
     test_m, t_test = timed(lambda: eval_pairs(rm, test, seed=args.seed))
-    train_m = eval_pairs(rm, train, seed=args.seed)
     print(f"\n== Bradley-Terry RM on {args.base} ({'LoRA' if args.lora else 'frozen backbone + head'}), "
           f"max length {args.max_length}")
-    print(f"train loss {train_metrics['loss_first_epoch']:.4f} -> {train_metrics['loss_last_epoch']:.4f} over "
-          f"{train_metrics['epochs']} epochs; training took {t_train:.1f} s, test scoring {t_test:.1f} s")
-    print(f"train accuracy:                  {fmt(train_m['accuracy'])}")
+    tm = train_metrics
+    print(f"train loss {tm['loss_first_epoch']:.4f} -> {tm['loss_last_epoch']:.4f} over {tm['epochs']} epochs"
+          + (f"; held-out loss best at epoch {tm['best_epoch']} ({min(tm['val_losses']):.4f}, "
+             f"{tm['val_examples']} pairs)" if tm["val_losses"] else ""))
+    print(f"training took {t_train:.1f} s (hidden states included), test scoring {t_test:.1f} s")
     print(f"test pairwise accuracy:          {fmt(test_m['accuracy'])}")
     print(f"test always-longer baseline:     {fmt(test_m['always_longer'])}")
     diff = test_m["accuracy"].value - test_m["always_longer"].value
@@ -103,11 +104,15 @@ def main(argv=None) -> dict:
     n = args.throughput_n or min(64, len(test))
     rm_prompts = [p.prompt for p in test[:n]]
     rm_answers = [p.chosen for p in test[:n]]
+    net.to(args.throughput_device)
+    quiet = progress.is_quiet()
+    progress.set_quiet(True)  # one bar per single call would drown the output
     rm_tp = throughput(rm, rm_prompts, rm_answers, args.batch_size)
     gsm = [obj for _, obj in itertools.islice(read_jsonl(args.gsm8k), n)]
     prm = ProcessRM(net)
     prm_tp = throughput(prm, [g["question"] for g in gsm], [g["answer"] for g in gsm], args.batch_size)
-    print(f"\n== scoring throughput on {args.device} (solutions/s), {n} solutions each")
+    progress.set_quiet(quiet)
+    print(f"\n== scoring throughput on {args.throughput_device} (solutions/s), {n} solutions each")
     for name, tp in (("RM (HH answers)", rm_tp), ("PRM (GSM8K solutions)", prm_tp)):
         print(f"{name:24s} batched (batch {tp['batch_size']}): {tp['batched_per_s']:7.2f}   one at a time: "
               f"{tp['one_at_a_time_per_s']:7.2f}   speed-up x{tp['speedup']:.2f}   "
@@ -116,9 +121,8 @@ def main(argv=None) -> dict:
     from referee.stats import jsonable
 
     test_m.pop("hits")
-    train_m.pop("hits")
     results = jsonable({"args": vars(args), "pairs": len(pairs), "train_pairs": len(train), "test_pairs": len(test),
-                        "training": train_metrics, "train_seconds": t_train, "train_eval": train_m,
+                        "training": train_metrics, "train_seconds": t_train,
                         "test_eval": test_m, "throughput": {"rm": rm_tp, "prm": prm_tp}})
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

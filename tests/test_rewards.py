@@ -126,7 +126,7 @@ def test_centering_keeps_rewards_near_zero(base):
 
 
 def test_lora_reward_model_trains_and_round_trips(base, tmp_path):
-    pairs = toy_pairs(24, seed=5)
+    pairs = toy_pairs(16, seed=5)
     rm, metrics = train_reward_model(base, pairs, TrainOptions(lora=True, epochs=2, lr=3e-3, batch_size=8))
     assert metrics["lora"] and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
     rm.save(tmp_path / "lora")
@@ -148,6 +148,10 @@ def test_outcome_rm_learns_and_gives_probabilities(base):
     orm, metrics = train_outcome_rm(base, sols[:70], TrainOptions(epochs=25))
     assert metrics["loss_last_epoch"] < 0.5 * metrics["loss_first_epoch"]
     assert metrics["positive_rate"] == pytest.approx(0.5)
+    # 10% held out (7 of 70); the kept head is the epoch with the lowest held-out loss
+    assert metrics["val_examples"] == 7 and metrics["train_examples"] == 63
+    assert len(metrics["val_losses"]) == 25
+    assert metrics["val_losses"][metrics["best_epoch"] - 1] == min(metrics["val_losses"])
     scores = orm.score_many([s.prompt for s in sols[70:]], [s.response for s in sols[70:]])
     assert all(0 < s.value < 1 and s.valid for s in scores)
     acc = sum((s.value > 0.5) == (x.label > 0.5) for s, x in zip(scores, sols[70:])) / 30
@@ -235,10 +239,13 @@ def test_preference_formats(tmp_path):
         {"chosen": [{"role": "user", "content": "Q3"}, {"role": "assistant", "content": "g3"}],
          "rejected": [{"role": "user", "content": "Q3"}, {"role": "assistant", "content": "b3"}]},
         {"chosen": hh + "Knead flour and water.", "rejected": hh + "No."},
+        {"chosen": "\n\nHuman: A?\n\nAssistant: yes", "rejected": "\n\nHuman: B?\n\nAssistant: no"},
     ])
     pairs = load_preferences(path)
     assert [(p.chosen, p.rejected) for p in pairs] == [("good", "bad"), ("g2", "b2"), ("g3", "b3"),
-                                                        ("Knead flour and water.", "No.")]
+                                                        ("Knead flour and water.", "No."), ("yes", "no")]
+    assert pairs[3].rejected_prompt is None and pairs[3].prompt_of_rejected == pairs[3].prompt
+    assert pairs[4].prompt_of_rejected == [{"role": "user", "content": "B?"}]  # each side keeps its own turns
     assert pairs[2].prompt == [{"role": "user", "content": "Q3"}]
     assert [m["role"] for m in pairs[3].prompt] == ["user", "assistant", "user"]
     assert pairs[3].prompt[-1]["content"] == "How do I bake bread?"
@@ -396,9 +403,9 @@ def test_cli_prm_train_eval_score(base, tmp_path, capsys):
 @pytest.mark.slow
 def test_embedded_backbone_trains_on_hh_rlhf_and_round_trips(tmp_path):
     path = SHARED_DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
-    pairs = load_preferences(path, limit=6)
-    rm, metrics = train_reward_model("embedded", pairs, TrainOptions(epochs=5, batch_size=6), max_length=96)
-    assert metrics["examples"] == 6 and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
+    pairs = load_preferences(path, limit=4)
+    rm, metrics = train_reward_model("embedded", pairs, TrainOptions(epochs=5, batch_size=4), max_length=64)
+    assert metrics["examples"] == 4 and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]
     rm.save(tmp_path / "rm")
     again = load_verifier("rm", tmp_path / "rm")
     assert again.net.base_spec == "embedded"

@@ -41,6 +41,8 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Learning rate (default 1e-2 frozen, 2e-4 with LoRA)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Examples per step and per forward batch."),
     limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
+    val_frac: float = typer.Option(0.1, help="Share held out to keep the epoch with the lowest held-out loss "
+                                             "(0: keep the last epoch)."),
     center: float = typer.Option(0.0, help="rm: centering coefficient c in c*(r_chosen + r_rejected)^2."),
     neutral: str = typer.Option("positive", help="prm: a neutral step (label 0 of 1/0/-1) counts as positive, "
                                                  "negative, or skip."),
@@ -54,7 +56,7 @@ def train(
     from referee.rewards.training import TrainOptions
 
     _check_kind(kind)
-    options = TrainOptions(epochs=epochs, lr=lr, batch_size=batch_size, lora=lora, seed=seed)
+    options = TrainOptions(epochs=epochs, lr=lr, batch_size=batch_size, lora=lora, val_frac=val_frac, seed=seed)
     options.resolved()  # check the settings before loading anything
     limit = _limit(limit)
     extra: dict = {}
@@ -72,12 +74,15 @@ def train(
         extra["neutral"] = neutral
         s = stats
         if s.unlabelled or s.neutral:
-            progress.say(f"{s.unlabelled} steps without a label skipped; {s.neutral} neutral steps counted as "
-                         f"{neutral}{' (skipped)' if neutral == 'skip' else ''}")
+            typer.echo(f"{s.unlabelled} steps without a label skipped; {s.neutral} neutral steps "
+                       + ("skipped" if neutral == "skip" else f"counted as {neutral}"))
     verifier.save(out, {"data": str(data), **extra})
-    typer.echo(f"trained {kind} on {metrics['examples']} examples from {data}: loss "
-               f"{metrics['loss_first_epoch']:.4f} (epoch 1) -> {metrics['loss_last_epoch']:.4f} "
-               f"(epoch {metrics['epochs']}) in {metrics['train_seconds']:.1f} s; saved to {out}")
+    m = metrics
+    kept = (f"; kept epoch {m['best_epoch']} (held-out loss {min(m['val_losses']):.4f} on {m['val_examples']})"
+            if m["val_losses"] else "")
+    typer.echo(f"trained {kind} on {m['examples']} examples from {data}: loss {m['loss_first_epoch']:.4f} "
+               f"(epoch 1) -> {m['loss_last_epoch']:.4f} (epoch {m['epochs']}){kept} in {m['train_seconds']:.1f} s; "
+               f"saved to {out}")
 
 
 def _load(model: Path, kind: Optional[str], device: Optional[str], batch_size: int):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from referee.errors import RefereeError
 from referee.rewards.bradley_terry import RewardModel, train_reward_model
-from referee.rewards.data import load_preferences, load_solutions, load_steps, split_steps
+from referee.rewards.data import (PreferencePair, Solution, StepSolution, load_preferences, load_solutions,
+                                  load_steps, split_steps)
 from referee.rewards.heads import CONFIG_NAME, RewardNet
 from referee.rewards.orm import OutcomeRM, train_outcome_rm
 from referee.rewards.prm import ProcessRM, train_process_rm
@@ -20,9 +21,9 @@ from referee.rewards.training import TrainOptions
 STRUCTURAL = ("kind", "base", "base_folder", "hidden_size", "max_length", "separator", "lora")
 KINDS = {"rm": RewardModel, "orm": OutcomeRM, "prm": ProcessRM}
 
-__all__ = ["KINDS", "OutcomeRM", "ProcessRM", "RewardModel", "RewardNet", "TrainOptions", "load_preferences",
-           "load_solutions", "load_steps", "load_verifier", "saved_kind", "split_steps", "train_outcome_rm",
-           "train_process_rm", "train_reward_model"]
+__all__ = ["KINDS", "OutcomeRM", "PreferencePair", "ProcessRM", "RewardModel", "RewardNet", "Solution",
+           "StepSolution", "TrainOptions", "load_preferences", "load_solutions", "load_steps", "load_verifier",
+           "saved_kind", "split_steps", "train_outcome_rm", "train_process_rm", "train_reward_model"]
 
 
 def saved_kind(path) -> str:

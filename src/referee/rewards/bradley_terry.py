@@ -66,7 +66,7 @@ def train_reward_model(base: str, pairs: list[PreferencePair], options: TrainOpt
     """Train a Bradley-Terry head (frozen backbone or LoRA) on preference pairs."""
     options = options or TrainOptions()
     net = net or RewardNet(base, device=device, max_length=max_length, batch_size=options.batch_size)
-    examples = [Example([net.encode_answer(p.prompt, p.chosen), net.encode_answer(p.prompt, p.rejected)])
+    examples = [Example([net.encode_answer(p.prompt, p.chosen), net.encode_answer(p.prompt_of_rejected, p.rejected)])
                 for p in pairs]
     metrics = fit(net, examples, lambda lg, ex: pair_loss(lg, ex, center), options, desc="training RM")
     metrics["center_rewards_coefficient"] = center

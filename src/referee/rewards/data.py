@@ -5,7 +5,8 @@ Formats (JSONL or a JSON array, plain or .gz):
 - preference pairs: TRL ``prompt``/``chosen``/``rejected`` (strings or message lists), TRL's implicit
   prompt (``chosen``/``rejected`` message lists only: the shared turns are the prompt), and the
   HH-RLHF dialogue strings ("\\n\\nHuman: ...\\n\\nAssistant: ..."): all turns before the final
-  assistant answer are the prompt;
+  assistant answer are the prompt (a few HH pairs have different earlier turns on the two sides: then
+  each answer is scored after its own turns);
 - outcome labels: ``prompt`` + ``completion`` (or ``response``/``solution``) + ``correct`` (or
   ``label``): true/false, 1/0, or a probability;
 - step labels (TRL stepwise): ``prompt`` + ``completions`` (a list of steps, or one string split on
@@ -34,6 +35,11 @@ class PreferencePair:
     chosen: str
     rejected: str
     id: str = ""
+    rejected_prompt: list | None = None  # set only when the rejected dialogue's earlier turns differ
+
+    @property
+    def prompt_of_rejected(self) -> list:
+        return self.rejected_prompt if self.rejected_prompt is not None else self.prompt
 
 
 @dataclass
@@ -111,12 +117,12 @@ def load_preferences(path: str | os.PathLike, limit: int | None = None) -> list[
                                         _answer_text(rejected, where, "rejected"), pid))
         elif isinstance(chosen, str) and isinstance(rejected, str):
             pc, ac = _split_final_answer(parse_dialogue(chosen, f"{where}: field 'chosen'"), where, "chosen")
-            _, ar = _split_final_answer(parse_dialogue(rejected, f"{where}: field 'rejected'"), where, "rejected")
-            pairs.append(PreferencePair(pc, ac, ar, pid))
+            pr, ar = _split_final_answer(parse_dialogue(rejected, f"{where}: field 'rejected'"), where, "rejected")
+            pairs.append(PreferencePair(pc, ac, ar, pid, None if pr == pc else pr))
         elif isinstance(chosen, list) and isinstance(rejected, list):
             pc, ac = _split_final_answer(as_chat(chosen, f"{where}: field 'chosen'"), where, "chosen")
-            _, ar = _split_final_answer(as_chat(rejected, f"{where}: field 'rejected'"), where, "rejected")
-            pairs.append(PreferencePair(pc, ac, ar, pid))
+            pr, ar = _split_final_answer(as_chat(rejected, f"{where}: field 'rejected'"), where, "rejected")
+            pairs.append(PreferencePair(pc, ac, ar, pid, None if pr == pc else pr))
         else:
             raise RefereeError(f"{where}: fields 'chosen' and 'rejected' should both be strings or both "
                                "message lists")

@@ -23,10 +23,13 @@ def longer_hits(pairs: list[PreferencePair]) -> list[float]:
 
 
 def eval_pairs(rm, pairs: list[PreferencePair], seed: int = 0) -> dict:
-    """Pairwise accuracy of a reward model (anything with ``compare_many``) and the length baseline."""
-    comps = rm.compare_many([p.prompt for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
-    hits = [_hit(c.detail["reward_a"], c.detail["reward_b"]) for c in comps]
-    margins = [c.detail["reward_a"] - c.detail["reward_b"] for c in comps]
+    """Pairwise accuracy of a reward model (anything with ``rewards(prompts, answers)``) and the length
+    baseline; an exact tie of rewards counts as half a hit."""
+    r = rm.rewards([p.prompt for p in pairs] + [p.prompt_of_rejected for p in pairs],
+                   [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    chosen, rejected = r[:len(pairs)], r[len(pairs):]
+    hits = [_hit(c, w) for c, w in zip(chosen, rejected)]
+    margins = [c - w for c, w in zip(chosen, rejected)]
     return {"pairs": len(pairs), "accuracy": mean_ci(hits, seed=seed),
             "always_longer": mean_ci(longer_hits(pairs), seed=seed),
             "mean_margin": sum(margins) / len(margins), "hits": hits}

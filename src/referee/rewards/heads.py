@@ -126,6 +126,13 @@ class RewardNet:
         if not self._sep_ids:
             raise RefereeError(f"step separator {separator!r} encodes to no tokens")
 
+    def to(self, device: str) -> "RewardNet":
+        """Move backbone and head (say, train on a GPU, then measure scoring on the CPU)."""
+        self.device = device
+        self.backbone.to(device)
+        self.head.to(device)
+        return self
+
     # ---- LoRA ------------------------------------------------------------------------------------
     def add_lora(self, r: int = 8, alpha: int = 16, dropout: float = 0.0) -> None:
         from peft import LoraConfig, get_peft_model

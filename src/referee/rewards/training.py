@@ -3,13 +3,17 @@
 An ``Example`` is a few encoded sequences and a target; a loss function gets the flat logits of a
 batch of examples (in order: example by example, sequence by sequence, position by position) and the
 examples themselves, so the Bradley-Terry, outcome and per-step losses are each a few lines.
+
+A share of the examples (``val_frac``, when that makes at least 5) is held out; after every epoch the
+loss on them is measured, and the weights of the best epoch are kept. A linear head on a few hundred
+frozen features overfits in a few epochs, so this matters more than the number of epochs.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -17,6 +21,8 @@ import torch
 from referee import progress
 from referee.errors import RefereeError
 from referee.rewards.heads import RewardNet, Sequence
+
+MIN_VAL = 5
 
 
 @dataclass
@@ -40,6 +46,7 @@ class TrainOptions:
     lora: bool = False
     lora_r: int = 8
     weight_decay: float = 0.0
+    val_frac: float = 0.1
     seed: int = 0
 
     def resolved(self) -> "TrainOptions":
@@ -49,7 +56,9 @@ class TrainOptions:
         lr = self.lr if self.lr is not None else (2e-4 if self.lora else 1e-2)
         if epochs < 1 or lr <= 0 or self.batch_size < 1:
             raise RefereeError("training settings: epochs and batch size must be at least 1 and lr above 0")
-        return TrainOptions(epochs, lr, self.batch_size, self.lora, self.lora_r, self.weight_decay, self.seed)
+        if not 0 <= self.val_frac < 1:
+            raise RefereeError(f"training settings: val_frac should be in [0, 1), got {self.val_frac}")
+        return replace(self, epochs=epochs, lr=lr)
 
 
 LossFn = Callable[[torch.Tensor, list[Example]], torch.Tensor]
@@ -57,21 +66,27 @@ LossFn = Callable[[torch.Tensor, list[Example]], torch.Tensor]
 
 def fit(net: RewardNet, examples: list[Example], loss_fn: LossFn, options: TrainOptions,
         desc: str = "training") -> dict:
-    """Train ``net.head`` (and LoRA weights when asked) on ``examples``; returns loss history."""
+    """Train ``net.head`` (and LoRA weights when asked) on ``examples``; returns the loss history."""
     if not examples:
         raise RefereeError("no training examples")
     opts = options.resolved()
     torch.manual_seed(opts.seed)
     rng = random.Random(opts.seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    n_val = int(len(examples) * opts.val_frac)
+    n_val = n_val if n_val >= MIN_VAL and len(examples) - n_val >= MIN_VAL else 0
+    val = [examples[i] for i in order[:n_val]]
+    train = [examples[i] for i in order[n_val:]]
     started = time.time()
-    if opts.lora:
-        history = _fit_lora(net, examples, loss_fn, opts, rng, desc)
-    else:
-        history = _fit_frozen(net, examples, loss_fn, opts, rng, desc)
+    trainer_class = _LoraTrainer if opts.lora else _FrozenTrainer
+    trainer = trainer_class(net, train, val, loss_fn, opts)
+    history, val_history, best = trainer.run(rng, desc)
     net.backbone.eval()
-    return {"examples": len(examples), "epochs": opts.epochs, "lr": opts.lr, "batch_size": opts.batch_size,
-            "lora": opts.lora, "epoch_losses": [round(x, 6) for x in history],
-            "loss_first_epoch": history[0], "loss_last_epoch": history[-1],
+    return {"examples": len(examples), "train_examples": len(train), "val_examples": len(val),
+            "epochs": opts.epochs, "lr": opts.lr, "batch_size": opts.batch_size, "lora": opts.lora,
+            "epoch_losses": [round(x, 6) for x in history], "val_losses": [round(x, 6) for x in val_history],
+            "best_epoch": best + 1, "loss_first_epoch": history[0], "loss_last_epoch": history[-1],
             "train_seconds": round(time.time() - started, 2)}
 
 
@@ -81,59 +96,112 @@ def _batches(n: int, size: int, rng: random.Random) -> list[list[int]]:
     return [order[i:i + size] for i in range(0, n, size)]
 
 
-def _fit_frozen(net, examples, loss_fn, opts, rng, desc) -> list[float]:
-    seqs = [s for ex in examples for s in ex.seqs]
-    feats = net.features(seqs, desc="hidden states").to(net.device)
-    net.head.set_standardisation(feats)
+class _Trainer:
+    """The epoch loop; subclasses say how a batch of examples becomes logits, and what to snapshot."""
+
+    def __init__(self, net, train, val, loss_fn, opts):
+        self.net, self.train, self.val, self.loss_fn, self.opts = net, train, val, loss_fn, opts
+
+    def params(self) -> list[torch.nn.Parameter]:
+        raise NotImplementedError
+
+    def logits(self, split: str, batch: list[int], grad: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict:
+        return {n: p.detach().clone() for n, p in self._named()}
+
+    def restore(self, state: dict) -> None:
+        with torch.no_grad():
+            for n, p in self._named():
+                p.copy_(state[n])
+
+    def _named(self):
+        return [(f"head.{n}", p) for n, p in self.net.head.named_parameters()] + \
+               [(f"backbone.{n}", p) for n, p in self.net.backbone.named_parameters() if p.requires_grad]
+
+    def val_loss(self) -> float:
+        total = 0.0
+        with torch.no_grad():
+            for batch in [list(range(i, min(i + self.opts.batch_size, len(self.val))))
+                          for i in range(0, len(self.val), self.opts.batch_size)]:
+                loss = self.loss_fn(self.logits("val", batch, grad=False), [self.val[i] for i in batch])
+                total += loss.item() * len(batch)
+        return total / len(self.val)
+
+    def run(self, rng: random.Random, desc: str) -> tuple[list[float], list[float], int]:
+        optim = torch.optim.AdamW(self.params(), lr=self.opts.lr, weight_decay=self.opts.weight_decay)
+        history, val_history = [], []
+        best, best_state = 0, None
+        per_epoch = (len(self.train) + self.opts.batch_size - 1) // self.opts.batch_size
+        with progress.bar(self.opts.epochs * per_epoch, desc, unit="step") as bar:
+            for epoch in range(self.opts.epochs):
+                total = 0.0
+                for batch in _batches(len(self.train), self.opts.batch_size, rng):
+                    loss = self.loss_fn(self.logits("train", batch, grad=True), [self.train[i] for i in batch])
+                    optim.zero_grad()
+                    loss.backward()
+                    optim.step()
+                    total += loss.item() * len(batch)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                history.append(total / len(self.train))
+                if self.val:
+                    val_history.append(self.val_loss())
+                    if val_history[-1] <= min(val_history):
+                        best, best_state = epoch, self.snapshot()
+                    bar.set_postfix(loss=f"{history[-1]:.4f}", val=f"{val_history[-1]:.4f}")
+                else:
+                    best = epoch
+        if best_state is not None:
+            self.restore(best_state)
+        return history, val_history, best
+
+
+class _FrozenTrainer(_Trainer):
+    """Backbone frozen: hidden states of every read-out are computed once; only the head trains."""
+
+    def __init__(self, net, train, val, loss_fn, opts):
+        super().__init__(net, train, val, loss_fn, opts)
+        self.feats, self.starts = {}, {}
+        for split, exs in (("train", train), ("val", val)):
+            seqs = [s for ex in exs for s in ex.seqs]
+            self.feats[split] = net.features(seqs, desc=f"hidden states ({split})").to(net.device)
+            self.starts[split] = _offsets(exs)
+        net.head.set_standardisation(self.feats["train"])
+
+    def params(self):
+        return list(self.net.head.parameters())
+
+    def logits(self, split, batch, grad):
+        exs = self.train if split == "train" else self.val
+        starts = self.starts[split]
+        rows = torch.tensor([starts[i] + k for i in batch for k in range(exs[i].width)], device=self.net.device)
+        return self.net.head(self.feats[split][rows])
+
+
+class _LoraTrainer(_Trainer):
+    """LoRA adapters on every linear layer of the backbone, trained with the head."""
+
+    def __init__(self, net, train, val, loss_fn, opts):
+        super().__init__(net, train, val, loss_fn, opts)
+        # Standardise with the untouched backbone's features (LoRA starts as the identity) of a sample.
+        sample = [s for ex in random.Random(opts.seed).sample(train, min(len(train), 64)) for s in ex.seqs]
+        net.head.set_standardisation(net.features(sample, desc="hidden states").to(net.device))
+        net.add_lora(r=opts.lora_r)
+
+    def params(self):
+        return [p for p in self.net.backbone.parameters() if p.requires_grad] + list(self.net.head.parameters())
+
+    def logits(self, split, batch, grad):
+        exs = self.train if split == "train" else self.val
+        self.net.backbone.train(grad)
+        return self.net.logits([s for i in batch for s in exs[i].seqs], grad=grad)
+
+
+def _offsets(examples: list[Example]) -> list[int]:
     starts, offset = [], 0
     for ex in examples:
         starts.append(offset)
         offset += ex.width
-    optim = torch.optim.AdamW(net.head.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    history = []
-    per_epoch = (len(examples) + opts.batch_size - 1) // opts.batch_size
-    with progress.bar(opts.epochs * per_epoch, desc, unit="step") as bar:
-        for _ in range(opts.epochs):
-            total, count = 0.0, 0
-            for batch in _batches(len(examples), opts.batch_size, rng):
-                rows = torch.tensor([starts[i] + k for i in batch for k in range(examples[i].width)],
-                                    device=net.device)
-                loss = loss_fn(net.head(feats[rows]), [examples[i] for i in batch])
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-                total += loss.item() * len(batch)
-                count += len(batch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            history.append(total / count)
-    return history
-
-
-def _fit_lora(net, examples, loss_fn, opts, rng, desc) -> list[float]:
-    # Standardise with the untouched backbone's features (LoRA starts as the identity) of a sample.
-    sample = [s for ex in rng.sample(examples, min(len(examples), 64)) for s in ex.seqs]
-    net.head.set_standardisation(net.features(sample, desc="hidden states").to(net.device))
-    net.add_lora(r=opts.lora_r)
-    net.backbone.train()
-    params = [p for p in net.backbone.parameters() if p.requires_grad] + list(net.head.parameters())
-    optim = torch.optim.AdamW(params, lr=opts.lr, weight_decay=opts.weight_decay)
-    history = []
-    per_epoch = (len(examples) + opts.batch_size - 1) // opts.batch_size
-    with progress.bar(opts.epochs * per_epoch, desc, unit="step") as bar:
-        for _ in range(opts.epochs):
-            total, count = 0.0, 0
-            for batch in _batches(len(examples), opts.batch_size, rng):
-                exs = [examples[i] for i in batch]
-                logits = net.logits([s for ex in exs for s in ex.seqs], grad=True)
-                loss = loss_fn(logits, exs)
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-                total += loss.item() * len(batch)
-                count += len(batch)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-            history.append(total / count)
-    net.backbone.eval()
-    return history
+    return starts
