@@ -243,8 +243,10 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
     assert curves["random"]["1"]["accuracy"] == pytest.approx(m["sample_accuracy"])
     # a picture and records
     assert (run.folder / "plots" / "best_of_n.png").stat().st_size > 5000
-    scores = run.read_records("scores")
-    assert len(scores) == 96 and scores[3]["orm"] is None and len(scores[0]["prm_steps"]) == 3
+    orm_rows, prm_rows = run.read_records("scores-orm"), run.read_records("scores-prm")
+    assert len(orm_rows) == 96 and orm_rows[3]["orm"] is None and orm_rows[0]["orm"] is not None
+    assert len(prm_rows[0]["steps"]) == len(samples[0]["completion"].splitlines())
+    assert prm_rows[0]["prm_min"] == min(prm_rows[0]["steps"])
 
     # active selection: wrong final answers only, best PRM score first, one per problem, stepwise format
     exported = read_stepwise(run.records_path("convincing_wrong"))
@@ -259,9 +261,11 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
         assert r.extra["exact_first_error"] is not None and False in r.extra["exact_labels"]
     assert m["convincing_wrong"]["exported"] == len(exported.records)
 
-    # a second run in the same folder gives the same numbers
+    # a second run in the same folder gives the same numbers, reading the scores back
+    stand_in_module.PROBLEMS[:] = []  # a PRM built now would fail if it were asked to score
     again, _ = _run(config, problems)
     assert again["best_of_n"]["curves"] == curves
+    assert again["best_of_n"]["convincing_wrong"] == m["convincing_wrong"]
 
 
 def test_protocol_methods_setting(tmp_path, stand_in_module):
@@ -308,11 +312,12 @@ def test_config_errors_name_the_setting(tmp_path, capsys):
     from referee.cli import main
 
     cfg = tmp_path / "bon.yaml"
-    cfg.write_text("protocol: best_of_n\nn_maxx: 4\nverifiers:\n  v: {kind: magic}\n")
+    cfg.write_text("protocol: best_of_n\nn_maxx: 4\nsubsets: 0\nverifiers:\n  v: {kind: magic}\n")
     with pytest.raises(SystemExit) as e:
         main(["run", str(cfg)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "setting 'n_maxx': unknown setting" in err and "verifiers.v.kind" in err
+    assert "setting 'subsets'" in err
 
 
 def test_referee_run_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
@@ -330,3 +335,16 @@ def test_referee_run_on_a_tiny_model(tmp_path, tiny_model_path, capsys):
     assert set(metrics["curves"]["majority"]) == {"1", "2", "4"}
     assert (tmp_path / "run" / "plots" / "best_of_n.png").exists()
     assert len((tmp_path / "run" / "records" / "samples.jsonl").read_text().splitlines()) == 12
+
+
+def test_samples_feed_mc_labelling(tmp_path, stand_in_module):
+    """The samples a best-of-N run writes are solutions `tasks mc-label` reads (gold under 'answer')."""
+    from referee.verifiers.mc_labels import load_solutions
+
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    _, run = _run(_config(tmp_path, verifiers={}), problems)
+    data = load_solutions(run.records_path("samples"))
+    assert len(data.solutions) == 96 - data.empty
+    assert {s.gold for s in data.solutions} <= {p.answer for p in problems}
+    assert data.solutions[0].prompt[0]["content"] == problems[0].prompt()

@@ -36,6 +36,7 @@ GSM8K = SHARED_DATA / "gsm8k" / "train.jsonl"
     ("Answer: 1/2 of the cake", Fraction(1, 2), "announced"),
     ("Final answer = 0.25.", Fraction(1, 4), "announced"),
     ("The answer is 5. Then I checked: 2 + 2 = 4", 5, "announced"),
+    ("So the answer is 12 + 3 = 15 pears.", 15, "announced"),
     ("She has 7 - 3 = 4 left", 4, "last_number"),
     ("It costs $3.50 and 1,250 people came", 1250, "last_number"),
     ("12 - 5", 5, "last_number"),  # a minus between operands is not a sign
@@ -196,6 +197,8 @@ def test_find_calculations_ignores_non_arithmetic():
     calcs = find_calculations("Step 2: she pays $1,200 / 3 = $400, then 3 + 4 = 7; version 2.0 = new")
     assert [c.text for c in calcs] == ["1,200 / 3 = $400", "3 + 4 = 7"]
     assert all(c.holds for c in calcs)
+    units = find_calculations("10 apples - 2 apples = 7 apples, and 3 x 4 = 12 boxes")
+    assert [(c.text, c.holds) for c in units] == [("10 - 2 = 7", False), ("3 x 4 = 12", True)]
 
 
 def test_corrupted_solutions_have_exact_labels():

@@ -93,6 +93,8 @@ def test_prompt_fallback_when_the_model_cannot_continue():
     assert not continues_final_message(policy)
     records = mc_step_labels(policy, _solutions(), k=2, mode="hard")
     assert records[0].extra["rollout"] == "prompt" and records[1].labels == [1.0, 0.0, 0.0, 0.0]
+    with pytest.raises(RefereeError, match="cannot continue a partial"):
+        mc_step_labels(policy, _solutions(), how="prefill")
     with pytest.raises(RefereeError, match="mode"):
         mc_step_labels(policy, _solutions(), mode="medium")
     with pytest.raises(RefereeError, match="k should"):

@@ -132,7 +132,10 @@ class HFModel(Model):
 
     # ---- prompts -------------------------------------------------------------------------------
     def render(self, chat: list[dict]) -> str:
-        """The chat as the model sees it, ending where the assistant's reply begins."""
+        """The chat as the model sees it, ending where the assistant's reply begins; a chat that ends
+        with an assistant turn ends inside that turn, so the model continues it (prefilled replies)."""
+        if chat and chat[-1]["role"] == "assistant":
+            return self.tokenizer.apply_chat_template(chat, tokenize=False, continue_final_message=True)
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     def _encode(self, text: str) -> list[int]:

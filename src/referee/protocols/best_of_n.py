@@ -32,6 +32,7 @@ other verifier object.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import itertools
 import math
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from referee import progress
 from referee.config import ProtocolConfig, SamplingConfig, StrictModel
@@ -186,8 +188,8 @@ class ArithmeticSettings(StrictModel):
 
 class ActiveSettings(StrictModel):
     verifier: str | None = None  # a prm verifier's name; default: the first prm
-    top: int = 50
-    per_problem: int = 1
+    top: int = Field(50, ge=1)
+    per_problem: int = Field(1, ge=1)
 
 
 class BestOfNConfig(ProtocolConfig):
@@ -197,15 +199,15 @@ class BestOfNConfig(ProtocolConfig):
     problems: str | None = None  # a problems file; for arithmetic, omit it to generate problems
     arithmetic: ArithmeticSettings = ArithmeticSettings()
     split: Literal["all", "train", "held_out"] = "all"
-    held_out_fraction: float = 0.1
-    limit: int | None = None
+    held_out_fraction: float = Field(0.1, gt=0, lt=1)
+    limit: int | None = Field(None, ge=1)
     instruction: str = INSTRUCTION
-    n_max: int = 16
+    n_max: int = Field(16, ge=1)
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)
     verifiers: dict[str, VerifierSpec] = {}
     methods: list[str] | None = None  # default: every method the verifiers allow
-    subsets: int = 200
-    bootstrap: int = 1000
+    subsets: int = Field(200, ge=1)
+    bootstrap: int = Field(1000, ge=1)
     active: ActiveSettings = ActiveSettings()
 
 
@@ -295,6 +297,34 @@ def score_samples(name: str, verifier, prompts: list, texts: list[str]) -> tuple
                    for s in scores]}, None
 
 
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _none_if_nan(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _scores_from_earlier_run(run: Run, name: str, spec: VerifierSpec, samples: list[dict]):
+    """The scores a previous run in this folder stored for the very same verifier and samples, or (None, None).
+
+    Scoring with a trained verifier is the slow part of a rerun (samples come from the model cache)."""
+    stage = f"scores-{name}"
+    if not run.stage_done(stage):
+        return None, None
+    rows = run.read_records(stage)
+    same = len(rows) == len(samples) and all(
+        r.get("verifier") == spec.model_dump() and r["id"] == s["id"] and r["sample"] == s["sample"]
+        and r.get("text_sha") == _sha(s["completion"]) for r, s in zip(rows, samples))
+    if not same:
+        return None, None
+    keys = [k for k in rows[0] if k not in ("id", "sample", "text_sha", "verifier", "steps")]
+    got = {k: [float("nan") if r[k] is None else float(r[k]) for r in rows] for k in keys}
+    steps = [r["steps"] for r in rows] if "steps" in rows[0] else None
+    progress.say(f"best_of_n: scores of verifier '{name}' read back from {run.records_path(stage)}")
+    return got, steps
+
+
 def available_methods(score_names: dict[str, list[str]], nonnegative: dict[str, bool]) -> list[Method]:
     """Every method the scores allow. ``score_names`` maps a verifier to its score arrays."""
     methods = [Method("random", "random"), Method("majority", "majority")]
@@ -309,8 +339,6 @@ def available_methods(score_names: dict[str, list[str]], nonnegative: dict[str, 
 
 @register("best_of_n", BestOfNConfig, "sample N solutions, pick by verifiers / votes; accuracy-vs-N curves")
 def run_best_of_n(config: BestOfNConfig, run: Run) -> dict:
-    if config.n_max < 1:
-        raise RefereeError("best_of_n: setting 'n_max' should be >= 1")
     problems = load_problems(config)
     prompts = [p.prompt(config.instruction) for p in problems]
     chats = [p.chat(config.instruction) for p in problems]
@@ -321,12 +349,13 @@ def run_best_of_n(config: BestOfNConfig, run: Run) -> dict:
     with run.stage("sample"):
         outputs = model.generate(chats, config.sampling.to_sampling(config.seed), n=config.n_max, desc="sample")
     samples = []
-    for p, gold, outs in zip(problems, golds, outputs):
+    for i, (p, gold, outs) in enumerate(zip(problems, golds, outputs)):
         for j, c in enumerate(outs):
             found = extract_answer(c.text)
             ok = answers_match(found, gold)
-            samples.append({"id": p.id, "sample": j, "completion": c.text, "answer": found.text,
-                            "answer_key": found.key(), "gold": p.answer, "correct": ok,
+            samples.append({"id": p.id, "sample": j, "prompt": prompts[i],
+                            "completion": c.text, "extracted": found.text,
+                            "answer_key": found.key(), "answer": p.answer, "correct": ok,
                             "status": "correct" if ok else ("wrong" if found.found else "no_answer"),
                             "finish_reason": c.finish_reason})
     run.write_records("samples", samples)
@@ -340,17 +369,18 @@ def run_best_of_n(config: BestOfNConfig, run: Run) -> dict:
     flat_texts = [s["completion"] for s in samples]
     for name, spec in config.verifiers.items():
         verifiers[name] = build_verifier(name, spec, problems, config.instruction)
-        with run.stage(f"score-{name}"):
-            got, steps = score_samples(name, verifiers[name], flat_prompts, flat_texts)
+        got, steps = _scores_from_earlier_run(run, name, spec, samples)
+        if got is None:
+            with run.stage(f"score-{name}"):
+                got, steps = score_samples(name, verifiers[name], flat_prompts, flat_texts)
+            run.write_records(f"scores-{name}", [
+                {"id": s["id"], "sample": s["sample"], "text_sha": _sha(s["completion"]),
+                 "verifier": spec.model_dump(), **{k: _none_if_nan(v[i]) for k, v in got.items()},
+                 **({"steps": steps[i]} if steps is not None else {})} for i, s in enumerate(samples)])
         if steps is not None:
             step_scores[name] = steps
         score_names[name] = list(got)
         all_scores.update(got)
-    if all_scores:
-        run.write_records("scores", [{"id": s["id"], "sample": s["sample"],
-                                      **{k: (None if math.isnan(v[i]) else v[i]) for k, v in all_scores.items()},
-                                      **{f"{k}_steps": v[i] for k, v in step_scores.items()}}
-                                     for i, s in enumerate(samples)])
 
     # 3-4. select and draw the curves
     nonneg = {k: bool(np.all(np.nan_to_num(np.asarray(v), nan=0.0) >= 0)) for k, v in all_scores.items()}
@@ -415,7 +445,7 @@ def export_convincing_wrong(config: BestOfNConfig, run: Run, problems: list[Math
         taken[s["id"]] = taken.get(s["id"], 0) + 1
         p = by_id[s["id"]]
         steps = split_steps(s["completion"])
-        extra = {"id": s["id"], "sample": s["sample"], "answer": s["answer"], "gold": s["gold"],
+        extra = {"id": s["id"], "sample": s["sample"], "extracted": s["extracted"], "answer": s["answer"],
                  "score": scores[i], "verifier": name}
         if name in step_scores:
             extra["step_scores"] = step_scores[name][i]

@@ -25,13 +25,14 @@ from __future__ import annotations
 import os
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from referee.errors import RefereeError
 from referee.io import read_records
 from referee.tasks.math import (INSTRUCTION, Extraction, MathProblem, StepwiseRecord, answers_match,
-                                extract_announced, extract_gsm8k, format_number, safe_eval, split_steps)
+                                extract_announced, extract_answer, extract_gsm8k, format_number, safe_eval,
+                                split_steps)
 
 OPS = ("add", "sub", "mul", "div")
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
@@ -157,6 +158,7 @@ def load_arithmetic(path: str | os.PathLike) -> list[MathProblem]:
 
 # ---- the step checker ------------------------------------------------------------------------------
 _LIST_MARKER = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s+", re.IGNORECASE)
+_UNIT_WORD = re.compile(r"(?<=\d)\s+[A-Za-z]+(?=\s*[-+*/×÷=−])")  # "10 apples - 2 apples = 8"
 _EQUATION = re.compile(r"[\d(][\d\s.,+\-*/()$%xX×÷−]*=[\d\s.,+\-*/()$%xX×÷−=]*")
 
 
@@ -178,6 +180,8 @@ class Calculation:
 def find_calculations(line: str) -> list[Calculation]:
     """Every readable ``expr = expr [= ...]`` on a line; spans that are not plain arithmetic are ignored."""
     line = _LIST_MARKER.sub("", line)
+    if "=" in line:
+        line = _UNIT_WORD.sub("", line)
     out = []
     for chunk in re.split(r",\s+|;", line):
         for m in _EQUATION.finditer(chunk):
@@ -228,8 +232,6 @@ def _final_answer(line: str) -> Extraction | None:
 
 def check_solution(problem: MathProblem, solution: str | list[str]) -> SolutionCheck:
     """Label every step of a written solution (see the module doc for the rules)."""
-    from referee.tasks.math import extract_answer
-
     if "values" not in problem.meta:
         raise RefereeError(f"problem {problem.id}: step checking needs the true values (meta.values)")
     values = [Fraction(str(v)) for v in problem.meta["values"]]

@@ -176,6 +176,8 @@ def _from_span(span: str, method: str) -> Extraction:
     boxed = _last_boxed(span)
     if boxed:
         span = boxed
+    if "=" in span and span.rsplit("=", 1)[1].strip():  # "the answer is 12 + 3 = 15": the result
+        span = span.rsplit("=", 1)[1]
     value = parse_number(span)
     if value is not None:
         m = _FRAC_RE.search(span) or _NUMBER_RE.search(span.replace("−", "-"))

@@ -76,6 +76,9 @@ def mc_step_labels(policy: Model, solutions: Sequence[Solution], k: int = 8, mod
         raise RefereeError(f"mc labels: how should be one of {', '.join(HOWS)}, got {how!r}")
     if k < 1:
         raise RefereeError(f"mc labels: k should be >= 1, got {k}")
+    if how == "prefill" and not continues_final_message(policy):
+        raise RefereeError(f"mc labels: {policy.spec} cannot continue a partial assistant reply; "
+                           "use how='prompt' (or 'auto')")
     if how == "auto":
         how = "prefill" if continues_final_message(policy) else "prompt"
         if how == "prompt":
