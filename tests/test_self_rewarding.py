@@ -94,8 +94,11 @@ def test_best_vs_worst_skips_ties_and_invalid():
 def test_prompt_cleaning_and_dedup(tiny_model):
     assert clean('Task: "Name three rivers in Africa."\nmore') == "Name three rivers in Africa."
     assert clean("ok") is None
+    from referee.models.base import Sampling
+
     prompts, counts = write_prompts(tiny_model, ["Name a fruit that is red.", "Give a synonym for happy."], 4,
-                                    seen={"Name a fruit that is red."}, seed=0)
+                                    seen={"Name a fruit that is red."}, seed=0,
+                                    sampling=Sampling(temperature=1.0, max_new_tokens=12))
     assert counts["written"] == 12 and counts["kept"] == len(prompts) <= 4
     assert len({p.lower() for p in prompts}) == len(prompts)
 
