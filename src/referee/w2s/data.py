@@ -121,11 +121,12 @@ def load_pair_task(path: str | os.PathLike, seed: int = 0) -> Task:
         question = "\n\n".join(f"{m['role']}: {m['content']}" for m in p.question) if len(p.question) > 1 \
             else p.question[0]["content"]
         a, b, a_better = p.answer_a, p.answer_b, p.label == "A"
-        if _coin(f"{seed}:{p.id}"):
+        swapped = _coin(f"{seed}:{p.id}")
+        if swapped:
             a, b, a_better = b, a, not a_better
         if not question.strip() or not a.strip() or not b.strip():
             raise RefereeError(f"{path}: pair {p.id!r} has an empty question or answer")
-        examples.append(Example(str(p.id), pair_text(question, a, b), int(a_better), {"swapped": _coin(f"{seed}:{p.id}")}))
+        examples.append(Example(str(p.id), pair_text(question, a, b), int(a_better), {"swapped": swapped}))
     if len(examples) < 2:
         raise RefereeError(f"{path}: fewer than two labelled pairs that are not ties")
     return Task("pairs", ["B", "A"], _unique_ids(examples), str(path), {"ties": ties, "unlabelled": unlabelled})

@@ -20,7 +20,9 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections import Counter
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from referee import progress
+from referee import ledger, progress
 from referee.config import StrictModel
 
 
@@ -132,7 +134,10 @@ def _texts_key(texts: Sequence[str]) -> str:
 
 
 def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Pool (batch, tokens, dim) over real tokens: their mean, or the last one (either padding side)."""
+    """Pool (batch, tokens, dim) over real tokens: their mean, or the last one (either padding side).
+
+    Texts are padded on the right, so real tokens keep their positions and never attend to padding:
+    a text's features do not depend on its batch-mates."""
     if pooling == "mean":
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
@@ -176,10 +181,57 @@ def params_up_to(model, layer: int) -> int:
     return total
 
 
+class _Enough(Exception):
+    """Raised by a hook once the deepest wanted layer has run: the layers above it are never computed."""
+
+
+def _blocks(model) -> torch.nn.ModuleList:
+    blocks = n_blocks(model)
+    for module in model.modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == blocks:
+            return module
+    raise ValueError(f"cannot find the {blocks} transformer blocks of {type(model).__name__}")
+
+
+def hidden_at(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: Sequence[int]) -> dict:
+    """Hidden states (batch, tokens, dim) entering the model's blocks (layer 0) or leaving block k
+    (layer k), for each wanted layer, running the model only as deep as the deepest one.
+
+    The states are the raw residual stream (no final norm), the same kind at every depth.
+    """
+    blocks = _blocks(model)
+    wanted, deepest, states, hooks = set(layers), max(layers), {}, []
+
+    def grab(layer):
+        def hook(module, args, kwargs, output=None):
+            if output is None:  # the pre-hook of block 0: its input is layer 0
+                tensor = args[0] if args else kwargs["hidden_states"]
+            else:
+                tensor = output[0] if isinstance(output, tuple) else output
+            states[layer] = tensor
+            if layer == deepest:
+                raise _Enough
+        return hook
+
+    if 0 in wanted:
+        hooks.append(blocks[0].register_forward_pre_hook(grab(0), with_kwargs=True))
+    for k in sorted(wanted - {0}):
+        hooks.append(blocks[k - 1].register_forward_hook(grab(k), with_kwargs=True))
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    except _Enough:
+        pass
+    finally:
+        for h in hooks:
+            h.remove()
+    return states
+
+
 @torch.inference_mode()
 def backbone_features(hf, texts: Sequence[str], layers: Sequence[int], pooling: str, max_length: int,
                       batch_size: int, cache_dir: Path | None = None) -> dict[int, np.ndarray]:
-    """Pooled hidden states of every text at each of ``layers`` (0..blocks), one forward pass per batch.
+    """Pooled hidden states of every text at each of ``layers`` (0..blocks), in one pass per batch that
+    stops at the deepest layer asked for.
 
     ``hf`` is a referee HFModel. Results are stored under ``cache_dir`` keyed by the model's fingerprint,
     the texts and the pooling, so a resumed or repeated run skips the pass.
@@ -200,11 +252,13 @@ def backbone_features(hf, texts: Sequence[str], layers: Sequence[int], pooling: 
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                      max_length=max_length).to(device)
-            states = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                           output_hidden_states=True).hidden_states
+                      max_length=max_length, padding_side="right").to(device)
+            t0 = time.perf_counter()
+            states = hidden_at(model, enc["input_ids"], enc["attention_mask"], layers)
             for L in layers:
                 out[L][idx] = _pool(states[L].float(), enc["attention_mask"], pooling).cpu().numpy()
+            ledger.record(hf.spec, calls=len(idx), prompt_tokens=int(enc["attention_mask"].sum()),
+                          seconds=time.perf_counter() - t0)
             bar.update(len(idx))
     if paths:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +280,8 @@ class Head(torch.nn.Module):
         if kind == "linear":
             self.net = torch.nn.Linear(dim, n_classes)
         else:
-            self.net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Linear(hidden, n_classes))
+            self.net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.GELU(),
+                                           torch.nn.Linear(hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
@@ -256,11 +311,23 @@ def train_loop(forward: Callable[[np.ndarray], torch.Tensor], params, n_items: i
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                losses.append(float(loss))
+                losses.append(loss.item())
                 step += 1
                 bar.update(1)
             history.append(float(np.mean(losses)))
     return history
+
+
+@contextmanager
+def one_thread():
+    """Run tiny-matrix training on one thread: with several, thread start-up and spinning cost more
+    than the arithmetic (measured here: 30x slower with 2 threads on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class FeatureRung:
@@ -287,7 +354,12 @@ class FeatureRung:
             x = self.features.matrix[train_idx]
             mean = torch.from_numpy(x.mean(0))
             std = torch.from_numpy(x.std(0)).clamp(min=1e-6)
-        head = Head(self.features.dim, targets.shape[1], self.config.head, self.config.hidden, mean, std).to(self.device)
+        head = Head(self.features.dim, targets.shape[1], self.config.head, self.config.hidden, mean, std)
+        head = head.to(self.device)
+        with one_thread() if self.device == "cpu" else nullcontext():
+            return self._fit_predict(head, train_idx, targets, loss_fn, settings, seed, predict_idx, desc)
+
+    def _fit_predict(self, head, train_idx, targets, loss_fn, settings, seed, predict_idx, desc):
         history = train_loop(lambda pos: head(self.features.rows(train_idx[pos]).to(self.device)),
                              list(head.parameters()), len(train_idx), targets, loss_fn, settings, seed, desc)
         head.eval()
@@ -308,7 +380,6 @@ class LoraRung:
         self.texts = texts
         self.layer = layer
         self.size = params_up_to(base_model(hf.model), layer)
-        self._initial = {k: v.detach().clone() for k, v in base_model(hf.model).state_dict().items()}
 
     def _encode(self, idx):
         tok = self.hf.tokenizer
@@ -316,16 +387,16 @@ class LoraRung:
             tok.pad_token = tok.eos_token
         device = next(self.hf.model.parameters()).device
         return tok([self.texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                   max_length=self.config.max_length).to(device)
+                   max_length=self.config.max_length, padding_side="right").to(device)
 
     def fit_predict(self, train_idx, targets, loss_fn, settings, seed, predict_idx, desc="train"):
         from peft import LoraConfig, get_peft_model
 
         torch.manual_seed(seed)
-        backbone = base_model(self.hf.model)
-        backbone.load_state_dict(self._initial)  # every job starts from the pretrained weights
+        backbone = base_model(self.hf.model)  # LoRA freezes these weights: every job starts from them
+        attention = {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query", "value"}
         modules = sorted({n.rsplit(".", 1)[-1] for n, m in backbone.named_modules()
-                          if isinstance(m, torch.nn.Linear)} & {"q_proj", "k_proj", "v_proj", "o_proj", "c_attn", "query", "value"})
+                          if isinstance(m, torch.nn.Linear)} & attention)
         peft_model = get_peft_model(backbone, LoraConfig(r=self.config.lora_r, lora_alpha=self.config.lora_alpha,
                                                          target_modules=modules or "all-linear", lora_dropout=0.0))
         device = next(backbone.parameters()).device
@@ -337,8 +408,7 @@ class LoraRung:
         def logits_of(idx, train: bool):
             enc = self._encode(idx)
             peft_model.train(train)
-            states = peft_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                output_hidden_states=True).hidden_states
+            states = hidden_at(peft_model, enc["input_ids"], enc["attention_mask"], [self.layer])
             return head(_pool(states[self.layer].float(), enc["attention_mask"], self.config.pooling))
 
         try:
@@ -352,4 +422,5 @@ class LoraRung:
                                         for s in range(0, len(idx), bs)])
         finally:
             peft_model.unload()  # take the adapters out again: the next job starts clean
+            backbone.eval()
         return probs, history

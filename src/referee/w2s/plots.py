@@ -36,7 +36,8 @@ def plot_accuracy(metrics: dict, path: Path) -> Path:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ceil_x = [k for k, n in enumerate(names) if metrics["rungs"][n]["acc_ceiling"] is not None]
     for ax, loss in zip(axes[0], losses):
-        ax.plot(ceil_x, [metrics["rungs"][names[k]]["acc_ceiling"] for k in ceil_x], "k-o", label="ceiling (ground truth)")
+        ax.plot(ceil_x, [metrics["rungs"][names[k]]["acc_ceiling"] for k in ceil_x], "k-o",
+                label="ceiling (ground truth)")
         weaks = [n for n in names if any(r["weak"] == n and r["loss"] == loss for r in metrics["pairs"])]
         for c, weak in enumerate(weaks):
             colour = colours[c % len(colours)]
@@ -54,10 +55,10 @@ def plot_accuracy(metrics: dict, path: Path) -> Path:
                     color="grey", label=f"bootstrapped from {boots[0]['chain'][0]}")
         ax.set_xticks(range(len(names)), ticks, fontsize=8)
         ax.set_title(f"loss: {loss}")
+        ax.legend(fontsize=7, loc="best")
         ax.set_xlabel("student")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy")
-    axes[0][-1].legend(fontsize=8, loc="best")
     fig.suptitle(f"weak-to-strong on {metrics['task']} (n_test={metrics['split']['test']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -99,10 +100,12 @@ def plot_pgr(metrics: dict, path: Path) -> Path:
             labelled.add(loss)
     if labelled:
         ax.legend(fontsize=8)
+    # PGR intervals explode when the gap is small; keep the axis on the range where PGR means something
+    ax.set_ylim(max(ax.get_ylim()[0], -2.0), min(ax.get_ylim()[1], 3.0))
     ax.axhline(0, color="k", linewidth=0.8)
     ax.axhline(1, color="k", linewidth=0.8, linestyle=":")
     ax.set_xticks(range(len(pairs)), [f"{w}\n-> {s}" for w, s in pairs], fontsize=8)
-    ax.set_ylabel("performance gap recovered")
+    ax.set_ylabel("performance gap recovered (axis cut at -2, 3)")
     ax.set_title(f"PGR on {metrics['task']} (x: weak not worse than ceiling, flagged)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -17,6 +17,7 @@ them back instead of training again.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Literal
 
 import numpy as np
@@ -25,12 +26,13 @@ from pydantic import Field, model_validator
 from referee import progress
 from referee.config import ProtocolConfig, StrictModel
 from referee.errors import RefereeError
+from referee.io import write_json
 from referee.runs import Run
 from referee.w2s import data as data_mod
 from referee.w2s.losses import make_loss
 from referee.w2s.metrics import accuracy, imitation, pgr_report, summarise
-from referee.w2s.models import (FeatureRung, LoraRung, RungConfig, TrainSettings, backbone_features, base_model,
-                                bow_features, n_blocks, params_up_to, resolve_layer)
+from referee.w2s.models import (FeatureRung, Features, LoraRung, RungConfig, TrainSettings, backbone_features,
+                                base_model, bow_features, n_blocks, params_up_to, resolve_layer)
 
 
 # ---- config ------------------------------------------------------------------------------------
@@ -46,6 +48,9 @@ class DataConfig(StrictModel):
     def _classes_declared(self):
         if self.format == "jsonl" and not self.classes:
             raise ValueError("format jsonl needs 'classes': the allowed label values")
+        ignored = sorted({"text_field", "label_field", "classes"} & self.model_fields_set)
+        if self.format != "jsonl" and ignored:
+            raise ValueError(f"format {self.format} has fixed fields; {', '.join(ignored)} apply to format jsonl only")
         return self
 
 
@@ -125,8 +130,6 @@ def build_rungs(config: W2SConfig, run: Run, texts: list[str], fit_on: list[int]
         with run.stage("features"):
             feats = backbone_features(hf, texts, list(layers.values()), pooling, max_length,
                                       max(r.feature_batch_size for r in rcs), run.folder / "features")
-        from referee.w2s.models import Features
-
         for rc in rcs:
             rungs[rc.name] = FeatureRung(rc, Features(feats[layers[rc.name]]),
                                          size=params_up_to(base_model(hf.model), layers[rc.name]))
@@ -150,7 +153,10 @@ class Jobs:
         self.items = items
         self.labels = np.array([e.label for _, e in items])
         self.n_classes = n_classes
-        self.histories: dict[str, list[float]] = {}
+        self._history_path = run.folder / "train_history.json"
+        # loss per epoch of every trained model, kept beside the records so a resumed run still has it
+        self.histories: dict[str, list[float]] = (json.loads(self._history_path.read_text())
+                                                  if self._history_path.exists() else {})
 
     def seed(self, stage: str) -> int:
         return (self.config.seed * 1_000_003 + int(hashlib.sha256(stage.encode()).hexdigest()[:8], 16)) % (1 << 31)
@@ -168,6 +174,7 @@ class Jobs:
             probs, history = rung.fit_predict(list(train_idx), targets, loss_fn, settings, self.seed(stage),
                                               predict_idx, desc=stage)
         self.histories[stage] = history
+        write_json(self._history_path, self.histories)
         records = []
         for i, p in zip(predict_idx, probs):
             part, ex = self.items[i]
@@ -298,7 +305,8 @@ def bootstrap_chains(config: W2SConfig, jobs: Jobs, rungs: list, p2: list[int], 
             probs = jobs.train(f"{prefix}__{loss}", rungs[k], p2, labels_p2, loss, test)
             w2s = probs.argmax(1)
             row = {"chain": list(chain), "loss": loss,
-                   **pgr_report(y_test, weak0_test.argmax(1), w2s, ceiling_test[k].argmax(1), config.n_boot, config.seed),
+                   **pgr_report(y_test, weak0_test.argmax(1), w2s, ceiling_test[k].argmax(1), config.n_boot,
+                                config.seed),
                    "imitation_test": imitation(y_test, weak0_test.argmax(1), w2s)}
             direct = [r for r in rows if r["weak"] == rungs[0].name and r["strong"] == j_name and r["loss"] == loss]
             row["direct_pgr"] = direct[0]["pgr"] if direct else None
