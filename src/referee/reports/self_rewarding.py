@@ -17,6 +17,16 @@ def _plt():
     return plt
 
 
+def _save(fig, run: Run, name: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = run.plot_path(name)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_scores(run: Run, iterations: list[int]) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -26,11 +36,7 @@ def plot_scores(run: Run, iterations: list[int]) -> Path:
     ax.set_xlabel("self-judged score (0-5 rubric)")
     ax.set_ylabel("candidates")
     ax.legend()
-    fig.tight_layout()
-    path = run.plot_path("self_judge_scores.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, run, "self_judge_scores.png")
 
 
 def plot_win_rates(run: Run, metrics: dict, n_models: int) -> Path:
@@ -54,11 +60,7 @@ def plot_win_rates(run: Run, metrics: dict, n_models: int) -> Path:
     ax.set_ylim(0, 1)
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.legend()
-    fig.tight_layout()
-    path = run.plot_path("win_rate_vs_m0.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, run, "win_rate_vs_m0.png")
 
 
 def plot_lengths(run: Run, metrics: dict, n_models: int) -> Path:
@@ -68,11 +70,7 @@ def plot_lengths(run: Run, metrics: dict, n_models: int) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.bar(names, values)
     ax.set_ylabel("mean answer length (characters)")
-    fig.tight_layout()
-    path = run.plot_path("answer_lengths.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, run, "answer_lengths.png")
 
 
 def plot_costs(run: Run) -> Path:
@@ -83,11 +81,7 @@ def plot_costs(run: Run) -> Path:
     ax.barh(list(stages), list(stages.values()))
     ax.set_xlabel("wall seconds")
     ax.invert_yaxis()
-    fig.tight_layout()
-    path = run.plot_path("stage_seconds.png")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, run, "stage_seconds.png")
 
 
 def write_report(run: Run, metrics: dict) -> Path:

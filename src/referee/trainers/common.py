@@ -66,7 +66,10 @@ def load_policy(spec: str):
     top of it and, for DPO, the adapter-free model is the reference (M_t when training M_t+1)."""
     from referee.models.checkpoints import load_merged
 
-    return load_merged(spec)
+    model, tokenizer = load_merged(spec)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
 
 def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str, settings: TrainSettings) -> str:

@@ -37,8 +37,6 @@ def train_dpo(base: str, pairs: list[dict], out_dir: str | Path, settings: Train
         raise RefereeError("dpo: no preference pairs to train on")
     rows = [to_preference(p, f"dpo pair {i + 1}") for i, p in enumerate(pairs)]
     model, tokenizer = load_policy(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     if settings.lora is None:
         raise RefereeError("dpo: full fine-tuning needs a separate reference model; keep 'lora' set")
     out_dir = Path(out_dir)

@@ -46,8 +46,6 @@ def train_grpo(base: str, prompts: list, verifier: PointwiseVerifier, out_dir: s
         raise RefereeError("grpo: no prompts to train on")
     rows = [{"prompt": [{"role": "user", "content": p}] if isinstance(p, str) else p} for p in prompts]
     model, tokenizer = load_policy(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     reward = VerifierReward(verifier)
     out_dir = Path(out_dir)
     batch = max(settings.batch_size, num_generations)

@@ -36,8 +36,6 @@ def train_sft(base: str, examples: list[dict], out_dir: str | Path, settings: Tr
         raise RefereeError("sft: no training examples")
     rows = [to_prompt_completion(e, f"sft example {i + 1}") for i, e in enumerate(examples)]
     model, tokenizer = load_policy(base)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     out_dir = Path(out_dir)
     args = trl_args(SFTConfig, out_dir, settings, max_length=settings.max_length)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
