@@ -192,3 +192,21 @@ def cot_prefix(reasoning: str) -> str:
     if at >= 0:
         return reasoning[:at] + PREFIX
     return reasoning.rstrip() + "\n\nVerdict: " + PREFIX
+
+
+def fill_and_fit(tpl, examples: list[Example], cot: bool, multiturn: bool, fitter, fields: dict,
+                 cuttable: list[str], last: list[str]) -> tuple[list[dict], bool]:
+    """The judge's chat from its template, fitted to the context by cutting only ``cuttable`` fields
+    (``last`` as a last resort); returns (chat, whether anything was cut)."""
+    rendered = render_examples(tpl, examples)
+    fmt = tpl.fill("format_cot" if cot else "format_direct", {})
+
+    def build(f: dict) -> list[dict]:
+        ref_block = tpl.fill("reference", {"reference": f["reference"]}) + "\n" if f["reference"] else ""
+        values = {**f, "reference": ref_block, "examples": rendered, "format": fmt}
+        chat = [{"role": "system", "content": tpl.fill("system", {})}] if tpl.has("system") else []
+        chat.append({"role": "user", "content": tpl.fill("user_multiturn" if multiturn else "user", values)})
+        return chat
+
+    chat, cut, _ = fitter.fit(build, fields, cuttable, last)
+    return chat, cut

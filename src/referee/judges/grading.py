@@ -56,18 +56,7 @@ class GradingJudge(PointwiseVerifier):
             fields = {"question": common.chat_text(prompt), "answer": response}
             cuttable, last = ["answer", "reference"], ["question"]
         fields["reference"] = reference or ""
-        examples = common.render_examples(tpl, self.examples)
-        fmt = tpl.fill("format_cot" if self.cot else "format_direct", {})
-
-        def build(f: dict) -> list[dict]:
-            ref_block = tpl.fill("reference", {"reference": f["reference"]}) + "\n" if f["reference"] else ""
-            values = {**f, "reference": ref_block, "examples": examples, "format": fmt}
-            chat = [{"role": "system", "content": tpl.fill("system", {})}] if tpl.has("system") else []
-            chat.append({"role": "user", "content": tpl.fill("user_multiturn" if multiturn else "user", values)})
-            return chat
-
-        chat, cut, _ = self.fitter.fit(build, fields, cuttable, last)
-        return chat, cut
+        return common.fill_and_fit(tpl, self.examples, self.cot, multiturn, self.fitter, fields, cuttable, last)
 
     def grade(self, prompts: Sequence, responses: Sequence[str], references: Sequence[str | None] | None = None
               ) -> list[dict]:
