@@ -210,3 +210,13 @@ def fill_and_fit(tpl, examples: list[Example], cot: bool, multiturn: bool, fitte
 
     chat, cut, _ = fitter.fit(build, fields, cuttable, last)
     return chat, cut
+
+
+def verdict_prefixes(model: Model, chats: list[list[dict]], sampling: Sampling, cot: bool,
+                     desc: str) -> tuple[list[str | None], list[str]]:
+    """Where each verdict's probabilities are read: right after "[[", or, for a chain-of-thought judge,
+    after its own reasoning. Returns (the reasoning texts or None, the assistant prefixes)."""
+    if not cot:
+        return [None] * len(chats), [PREFIX] * len(chats)
+    raws = [o[0].text for o in model.generate(chats, sampling, desc=desc)]
+    return raws, [cot_prefix(r) for r in raws]

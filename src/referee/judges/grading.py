@@ -91,12 +91,7 @@ class GradingJudge(PointwiseVerifier):
             return [{"score": g.value, "expected_score": None, "probs": None, "mass": None, "raw": g.raw,
                      "attempts": g.attempts, "valid": g.value is not None, **({"why": g.why} if g.value is None else {})}
                     for g in got]
-        raws: list[str | None] = [None] * len(chats)
-        prefixes = [common.PREFIX] * len(chats)
-        if self.cot:
-            outs = self.model.generate(chats, self.sampling, desc="grade (reasoning)")
-            raws = [o[0].text for o in outs]
-            prefixes = [common.cot_prefix(r) for r in raws]
+        raws, prefixes = common.verdict_prefixes(self.model, chats, self.sampling, self.cot, "grade (reasoning)")
         out = []
         for (probs, mass), raw in zip(common.scale_probs(self.model, chats, prefixes, self.low, self.high, desc), raws):
             rec = {"probs": {str(k): v for k, v in probs.items()}, "mass": mass, "raw": raw, "attempts": 1}

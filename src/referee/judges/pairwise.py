@@ -133,12 +133,7 @@ class PairwiseJudge(PairwiseVerifier):
             return [{"winner_shown": g.value or "invalid", "p_first": None, "probs": None, "mass": None,
                      "raw": g.raw, "attempts": g.attempts, **({"why": g.why} if g.value is None else {})}
                     for g in got]
-        raws: list[str | None] = [None] * len(chats)
-        prefixes = [common.PREFIX] * len(chats)
-        if self.cot:
-            outs = self.model.generate(chats, self.sampling, desc="judge (reasoning)")
-            raws = [o[0].text for o in outs]
-            prefixes = [common.cot_prefix(r) for r in raws]
+        raws, prefixes = common.verdict_prefixes(self.model, chats, self.sampling, self.cot, "judge (reasoning)")
         results = common.choice_rows(self.model, chats, OPTIONS, prefixes, desc)
         entries = []
         for res, raw in zip(results, raws):
