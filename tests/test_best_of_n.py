@@ -19,7 +19,7 @@ from referee.protocols.best_of_n import (BestOfNConfig, Method, ProblemSamples, 
                                          run_best_of_n, sizes, subsets, VerifierSpec)
 from referee.runs import Run
 from referee.tasks.arithmetic import Difficulty, check_solution, corrupt_solution, generate_problems
-from referee.tasks.math import read_stepwise
+from referee.rewards import load_steps
 from referee.verifiers.base import PointwiseVerifier, Score
 
 NAN = float("nan")
@@ -249,17 +249,17 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
     assert prm_rows[0]["prm_min"] == min(prm_rows[0]["steps"])
 
     # active selection: wrong final answers only, best PRM score first, one per problem, stepwise format
-    exported = read_stepwise(run.records_path("convincing_wrong"))
-    assert 0 < len(exported.records) <= 5 and exported.unlabelled_steps == exported.steps
-    ids = [r.extra["id"] for r in exported.records]
+    exported, stats = load_steps(run.records_path("convincing_wrong"))
+    assert 0 < len(exported) <= 5 and stats.unlabelled == stats.steps
+    ids = [r.meta["id"] for r in exported]
     assert len(ids) == len(set(ids))
-    found = [r.extra["score"] for r in exported.records]
+    found = [r.meta["score"] for r in exported]
     assert found == sorted(found, reverse=True)
     by_key = {(s["id"], s["sample"]): s for s in samples}
-    for r in exported.records:
-        assert by_key[(r.extra["id"], r.extra["sample"])]["status"] == "wrong"
-        assert r.extra["exact_first_error"] is not None and False in r.extra["exact_labels"]
-    assert m["convincing_wrong"]["exported"] == len(exported.records)
+    for r in exported:
+        assert by_key[(r.meta["id"], r.meta["sample"])]["status"] == "wrong"
+        assert r.meta["exact_first_error"] is not None and False in r.meta["exact_labels"]
+    assert m["convincing_wrong"]["exported"] == len(exported)
 
     # a second run in the same folder gives the same numbers, reading the scores back
     stand_in_module.PROBLEMS[:] = []  # a PRM built now would fail if it were asked to score

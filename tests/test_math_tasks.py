@@ -11,12 +11,13 @@ import pytest
 
 from conftest import SHARED_DATA
 from referee.errors import RefereeError
+from referee.rewards import load_solutions, load_steps
 from referee.tasks.arithmetic import (Difficulty, check_solution, corrupt_solution, find_calculations,
                                       generate_problems, labelled_record, load_arithmetic, sft_records,
                                       stepwise_records)
 from referee.tasks.gsm8k import check_annotations, load_gsm8k, split_held_out
 from referee.tasks.math import (MathProblem, StepwiseRecord, answers_match, extract_answer, format_number,
-                                parse_number, read_stepwise, safe_eval, write_stepwise)
+                                parse_number, safe_eval, write_stepwise)
 from referee.verifiers.programmatic import ExactAnswerVerifier, summarize
 
 GSM8K = SHARED_DATA / "gsm8k" / "train.jsonl"
@@ -229,8 +230,8 @@ def test_writers_sft_and_stepwise(tmp_path):
     write_stepwise(path, recs)
     first = json.loads(path.read_text().splitlines()[0])
     assert set(first) >= {"prompt", "completions", "labels"} and first["labels"] == [True, True, True]
-    back = read_stepwise(path)
-    assert len(back.records) == len(recs) and back.unlabelled_steps == 0
+    back, stats = load_steps(path)
+    assert len(back) == len(recs) and stats.unlabelled == 0 and back[0].meta["source"] == "reference"
     truncated = labelled_record(problems[0], ["1 + 1 = 3", problems[0].steps[0], "The answer is 0"], stop_at_first_error=True)
     assert truncated.completions == ["1 + 1 = 3"] and truncated.labels == [0.0]
 
@@ -247,22 +248,23 @@ def test_problems_file_round_trip(tmp_path):
 
 
 # ---- stepwise files: bad input ---------------------------------------------------------------------
-def test_read_stepwise_counts_unlabelled_and_names_bad_lines(tmp_path):
+def test_stepwise_files_read_word_labels_and_name_bad_lines(tmp_path):
     f = tmp_path / "s.jsonl"
     rows = [{"prompt": "q", "completions": ["a", "b", "c"], "labels": [True, None, 0.25]},
-            {"prompt": [{"role": "user", "content": "q2"}], "completions": ["a"], "labels": ["neutral"]}]
+            {"prompt": [{"role": "user", "content": "q2"}], "completions": ["a", "b"], "labels": ["neutral", "wrong"]}]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    data = read_stepwise(f)
-    assert data.steps == 4 and data.unlabelled_steps == 2 and data.labelled_steps == 2
-    assert data.records[0].labels == [1.0, None, 0.25] and data.records[1].prompt == "q2"
-    assert read_stepwise(f, neutral=1.0).unlabelled_steps == 1
+    data, stats = load_steps(f)
+    assert stats.steps == 5 and stats.unlabelled == 1 and stats.neutral == 1
+    assert data[0].labels == [1.0, None, 0.25] and data[1].labels == [1.0, 0.0]
+    assert data[1].prompt == [{"role": "user", "content": "q2"}]
+    assert load_steps(f, neutral="skip")[0][1].labels == [None, 0.0]
     rows.append({"prompt": "q", "completions": ["a", "b"], "labels": [True]})
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(RefereeError, match=r"s.jsonl:3: 2 steps in 'completions' but 1 'labels'"):
-        read_stepwise(f)
-    f.write_text(json.dumps({"prompt": "q", "completions": ["a"], "labels": [3]}) + "\n")
+    with pytest.raises(RefereeError, match=r"s.jsonl:3: 2 steps in 'completions' but 1 labels"):
+        load_steps(f)
+    f.write_text(json.dumps({"prompt": "q", "completions": ["a"], "labels": ["maybe"]}) + "\n")
     with pytest.raises(RefereeError, match=r"s.jsonl:1: field 'labels' item 0"):
-        read_stepwise(f)
+        load_steps(f)
 
 
 def test_stepwise_record_keeps_soft_labels():
@@ -306,7 +308,7 @@ def test_cli_arithmetic_writes_all_formats(tmp_path, capsys):
     problems = load_arithmetic(tmp_path / "problems.jsonl")
     assert len(problems) == 5
     assert "messages" in json.loads((tmp_path / "sft.jsonl").read_text().splitlines()[0])
-    assert len(read_stepwise(tmp_path / "stepwise.jsonl").records) >= 9
+    assert len(load_steps(tmp_path / "stepwise.jsonl")[0]) >= 9
 
 
 def test_cli_check_scores_samples(tmp_path, capsys):
@@ -325,6 +327,17 @@ def test_cli_check_scores_samples(tmp_path, capsys):
     scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
     assert [s["status"] for s in scored] == ["correct", "no_answer", "wrong"]
     assert scored[0]["step_labels"] == ["correct"] * 3
+    # the checked file is ORM data (field 'correct') and PRM data (TRL stepwise, 1 / 0 / -1) as it stands
+    for s, p in zip(samples, problems):
+        s["prompt"] = p.prompt()
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    code, _, err = _cli(["tasks", "check", "--task", "arithmetic", "--file", str(tmp_path / "samples.jsonl"),
+                         "--problems", str(tmp_path / "problems.jsonl"), "--out", str(tmp_path / "scored.jsonl")], capsys)
+    assert code == 0, err
+    assert [s.label for s in load_solutions(tmp_path / "scored.jsonl")] == [1.0, 0.0, 0.0]
+    steps, stats = load_steps(tmp_path / "scored.jsonl", neutral="skip")
+    assert steps[0].labels == [1.0, 1.0, 1.0] and steps[0].steps == problems[0].steps
+    assert steps[2].labels == [0.0] and stats.scheme == "ternary"
 
     (tmp_path / "bad.jsonl").write_text(json.dumps({"completion": "5"}) + "\n")
     code, _, err = _cli(["tasks", "check", "--task", "gsm8k", "--file", str(tmp_path / "bad.jsonl")], capsys)

@@ -11,7 +11,8 @@ import pytest
 from referee.errors import RefereeError
 from referee.models.base import Completion, Model, Sampling
 from referee.tasks.arithmetic import check_solution
-from referee.tasks.math import MathProblem, read_stepwise
+from referee.rewards import load_steps
+from referee.tasks.math import MathProblem
 from referee.verifiers.mc_labels import Solution, continues_final_message, load_solutions, mc_step_labels
 
 # 7 apples, +5, -3, *2 -> 7, 12, 9, 18
@@ -139,6 +140,6 @@ def test_cli_mc_label(tmp_path, tiny_model_path, capsys):
     out = tmp_path / "prm.jsonl"
     main(["tasks", "mc-label", "--file", str(f), "--out", str(out), "--policy", f"hf:{tiny_model_path}",
           "--k", "2", "--mode", "hard", "--max-new-tokens", "6", "--run", str(tmp_path / "run")])
-    data = read_stepwise(out)
-    assert len(data.records) == 1 and data.steps == 4 and data.records[0].labels[3] == 0.0
+    data, stats = load_steps(out)
+    assert len(data) == 1 and stats.steps == 4 and data[0].labels[3] == 0.0
     assert (tmp_path / "run" / "records" / "mc_labels.jsonl").exists()

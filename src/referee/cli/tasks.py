@@ -102,6 +102,9 @@ def _completion(obj: dict, where: str) -> str:
     raise RefereeError(f"{where}: missing field 'completion' (the sampled solution)")
 
 
+STEP_LABEL_VALUES = {"correct": 1, "neutral": 0, "wrong": -1}
+
+
 @tasks_app.command("check")
 def check(
     file: Path = typer.Option(..., "--file", "-f", help="Samples JSONL: completion + answer (or meta.answer)."),
@@ -129,7 +132,8 @@ def check(
         found = extract_answer(text, style)
         status = "no_answer" if not found.found else ("correct" if answers_match(found, gold) else "wrong")
         counts[status] += 1
-        row = {**obj, "extracted": found.text, "status": status}
+        # ``correct`` makes the file ORM training data as it stands (``referee rm train --kind orm``).
+        row = {**obj, "extracted": found.text, "status": status, "correct": status == "correct"}
         if task == "arithmetic":
             problem = _arithmetic_problem(obj, by_id, gold, where)
             from referee.tasks.arithmetic import check_solution
@@ -137,6 +141,9 @@ def check(
             verdicts = check_solution(problem, text).steps
             row["step_labels"] = [v.label for v in verdicts]
             row["step_reasons"] = [v.reason for v in verdicts]
+            # TRL stepwise fields (1 / 0 neutral / -1), so the file is also PRM training data.
+            row["completions"] = [v.text for v in verdicts]
+            row["labels"] = [STEP_LABEL_VALUES[v.label] for v in verdicts]
             step_counts.update(v.label for v in verdicts)
         rows.append(row)
     if not rows:

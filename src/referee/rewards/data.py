@@ -209,9 +209,16 @@ def _step_label(value, where: str, ternary: bool, neutral: str, stats: StepLabel
             return 1.0 if value == 1 else 0.0
         if 0 <= value <= 1:
             return float(value)
-    if isinstance(value, str) and value.lower() in ("true", "false", "+", "-"):
-        return 1.0 if value.lower() in ("true", "+") else 0.0
-    raise RefereeError(f"{where}: step label {value!r}: expected true/false, 1/0, 1/0/-1, a probability or null")
+    if isinstance(value, str) and value.lower() in WORD_LABELS:
+        if WORD_LABELS[value.lower()] is not None:
+            return WORD_LABELS[value.lower()]
+        return _step_label(0, where, True, neutral, stats)  # "neutral": as a ternary 0
+    raise RefereeError(f"{where}: step label {value!r}: expected true/false, 1/0, 1/0/-1, "
+                       f"positive/negative/neutral, a probability or null")
+
+
+WORD_LABELS = {"true": 1.0, "+": 1.0, "positive": 1.0, "correct": 1.0,
+               "false": 0.0, "-": 0.0, "negative": 0.0, "wrong": 0.0, "neutral": None}
 
 
 def load_steps(path: str | os.PathLike, limit: int | None = None, neutral: str = "positive",
@@ -249,17 +256,18 @@ def load_steps(path: str | os.PathLike, limit: int | None = None, neutral: str =
             raise RefereeError(f"{where}: field 'labels' should be a list (one label per step)")
         if len(labels) != len(steps):
             raise RefereeError(f"{where}: {len(steps)} steps in '{name}' but {len(labels)} labels in 'labels'")
-        raw.append((where, prompt, steps, labels, str(obj.get("id", pos))))
+        raw.append((where, prompt, steps, labels, obj, name, pos))
     if not raw:
         raise RefereeError(f"{path}: no stepwise solutions in the file")
     ternary = scheme == "ternary" or (scheme == "auto" and any(
-        not isinstance(v, bool) and isinstance(v, (int, float)) and v == -1 for _, _, _, ls, _ in raw for v in ls))
+        not isinstance(v, bool) and isinstance(v, (int, float)) and v == -1 for _, _, _, ls, *_ in raw for v in ls))
     stats = StepLabelStats(scheme="ternary" if ternary else "binary")
     out = []
-    for where, prompt, steps, labels, sid in raw:
+    for where, prompt, steps, labels, obj, name, pos in raw:
         targets = [_step_label(v, f"{where}: field 'labels' item {i}", ternary, neutral, stats)
                    for i, v in enumerate(labels)]
         stats.solutions += 1
         stats.steps += len(steps)
-        out.append(StepSolution(prompt, steps, targets, sid))
+        meta = {k: v for k, v in obj.items() if k not in ("prompt", "question", name, "labels")}
+        out.append(StepSolution(prompt, steps, targets, str(obj.get("id", pos)), meta))
     return out, stats
