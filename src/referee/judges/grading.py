@@ -16,34 +16,21 @@ from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.judges import common
 from referee.judges.parse import parse_score
-from referee.judges.templates import load_template
-from referee.judges.truncate import Fitter
 from referee.models.base import Model, Sampling
 from referee.verifiers.base import PointwiseVerifier, Score
 
 
-class GradingJudge(PointwiseVerifier):
+class GradingJudge(common.JudgeSettings, PointwiseVerifier):
     """An LLM judge that scores single answers; also a ``PointwiseVerifier``."""
 
     def __init__(self, model: Model, template: str = "single_1to10", verdict: str = "probability",
                  reference: str = "none", cot: bool = False, max_retries: int = 2,
                  few_shot: list[dict] | str | None = None, seed: int = 0, sampling: Sampling | None = None,
                  reference_max_tokens: int = 256, max_prompt_chars: int | None = None):
-        self.model = model
-        self.template = load_template(template)
+        self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
+                    max_prompt_chars)
         self.low, self.high = self.template.scale
-        self.verdict = common.check_choice("verdict", verdict, common.VERDICT_MODES)
-        self.reference = common.check_choice("reference", reference, common.REFERENCE_MODES)
-        if max_retries < 0:
-            raise RefereeError(f"judge: max_retries should be >= 0, got {max_retries}")
-        self.cot, self.max_retries, self.seed = bool(cot), max_retries, seed
-        if self.reference != "none":
-            self.template.require_reference()
         self.examples = common.load_examples(few_shot, "grading", (self.low, self.high))
-        self.sampling = sampling or Sampling(temperature=0.0, max_new_tokens=384 if cot else 48, seed=seed)
-        self.reference_max_tokens = reference_max_tokens
-        writes = self.verdict == "generative" or self.cot
-        self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars)
         self.name = f"grading-judge[{model.spec}]"
 
     def build_chat(self, prompt: list[dict], response: str, reference: str | None) -> tuple[list[dict], bool]:

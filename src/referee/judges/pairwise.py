@@ -27,8 +27,6 @@ from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.judges import common
 from referee.judges.parse import parse_pairwise
-from referee.judges.templates import load_template
-from referee.judges.truncate import Fitter
 from referee.models.base import Model, Sampling
 from referee.tasks.pairs import Pair
 from referee.verifiers.base import Comparison, PairwiseVerifier
@@ -39,28 +37,17 @@ SHOWN_TO_PAIR = {"AB": {"first": "A", "second": "B", "tie": "tie"},
                  "BA": {"first": "B", "second": "A", "tie": "tie"}}
 
 
-class PairwiseJudge(PairwiseVerifier):
+class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
     """An LLM judge of answer pairs; also a ``PairwiseVerifier`` for every protocol."""
 
     def __init__(self, model: Model, template: str = "pairwise", verdict: str = "probability", swap: str = "none",
                  cot: bool = False, few_shot: list[dict] | str | None = None, reference: str = "none",
                  max_retries: int = 2, seed: int = 0, sampling: Sampling | None = None,
                  reference_max_tokens: int = 256, max_prompt_chars: int | None = None):
-        self.model = model
-        self.template = load_template(template)
-        self.verdict = common.check_choice("verdict", verdict, common.VERDICT_MODES)
+        self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
+                    max_prompt_chars)
         self.swap = common.check_choice("swap", swap, SWAPS)
-        self.reference = common.check_choice("reference", reference, common.REFERENCE_MODES)
-        if max_retries < 0:
-            raise RefereeError(f"judge: max_retries should be >= 0, got {max_retries}")
-        self.cot, self.max_retries, self.seed = bool(cot), max_retries, seed
-        if self.reference != "none":
-            self.template.require_reference()
         self.examples = common.load_examples(few_shot, "pairwise")
-        self.sampling = sampling or Sampling(temperature=0.0, max_new_tokens=384 if cot else 48, seed=seed)
-        self.reference_max_tokens = reference_max_tokens
-        writes = self.verdict == "generative" or self.cot
-        self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars)
         self.name = f"pairwise-judge[{model.spec}]"
 
     # ---- prompts ------------------------------------------------------------------------------------

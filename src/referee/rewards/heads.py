@@ -187,25 +187,31 @@ class RewardNet:
         cols = torch.tensor([p for s in seqs for p in s.positions], device=self.device)
         return states[rows, cols].float()
 
-    def features(self, seqs: list[Sequence], desc: str = "features") -> torch.Tensor:
-        """Hidden states at all read-out positions, computed once in length-sorted batches (no grad)."""
+    def _per_sequence(self, seqs: list[Sequence], desc: str, through_head: bool) -> list[torch.Tensor]:
+        """Each sequence's hidden states (or head logits) at its read-out positions, in length-sorted
+        batches. no_grad, not inference_mode: a head is trained on these features afterwards."""
         from referee import progress
 
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
-        chunks: dict[int, torch.Tensor] = {}
-        with torch.no_grad(), progress.bar(len(seqs), desc, unit="seq") as bar:  # no_grad: the head trains on these
+        out: list[torch.Tensor] = [torch.zeros(0)] * len(seqs)
+        with torch.no_grad(), progress.bar(len(seqs), desc, unit="seq") as bar:
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]
-                h = self._hidden([seqs[i] for i in batch]).cpu()
+                h = self._hidden([seqs[i] for i in batch])
+                values = (self.head(h) if through_head else h).cpu()
                 offset = 0
                 for i in batch:
                     k = len(seqs[i].positions)
-                    chunks[i] = h[offset:offset + k]
+                    out[i] = values[offset:offset + k]
                     offset += k
                 bar.update(len(batch))
+        return out
+
+    def features(self, seqs: list[Sequence], desc: str = "features") -> torch.Tensor:
+        """Hidden states at all read-out positions, computed once (the frozen-backbone training data)."""
         if not seqs:
             return torch.zeros(0, self.hidden)
-        return torch.cat([chunks[i] for i in range(len(seqs))])
+        return torch.cat(self._per_sequence(seqs, desc, through_head=False))
 
     def logits(self, seqs: list[Sequence], grad: bool = False) -> torch.Tensor:
         """Head logits at all read-out positions of one batch (with gradients for LoRA training)."""
@@ -215,23 +221,9 @@ class RewardNet:
             return self.head(self._hidden(seqs))
 
     def score(self, seqs: list[Sequence], desc: str = "scoring") -> list[list[float]]:
-        """Logits per sequence (one per read-out position), in length-sorted batches."""
-        from referee import progress
-
+        """Logits per sequence (one per read-out position)."""
         self.backbone.eval()
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
-        out: list[list[float] | None] = [None] * len(seqs)
-        with torch.inference_mode(), progress.bar(len(seqs), desc, unit="seq") as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
-                values = self.head(self._hidden([seqs[i] for i in batch])).cpu().tolist()
-                offset = 0
-                for i in batch:
-                    k = len(seqs[i].positions)
-                    out[i] = values[offset:offset + k]
-                    offset += k
-                bar.update(len(batch))
-        return out  # type: ignore[return-value]
+        return [v.tolist() for v in self._per_sequence(seqs, desc, through_head=True)]
 
     # ---- saving ----------------------------------------------------------------------------------
     def save(self, out: str | os.PathLike, kind: str, extra: dict | None = None) -> Path:
