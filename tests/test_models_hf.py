@@ -104,6 +104,41 @@ def test_choice_single_token_options_and_aliases(tiny_model):
         tiny_model.choice(CHATS, ["A"])
 
 
+def test_shared_prefix_groups_cut_where_the_most_tokens_are_saved():
+    from referee.models.hf import shared_prefix_groups
+
+    system = list(range(100, 120))  # 20 tokens every prompt shares
+    pair1, pair2 = system + [1] * 40, system + [2] * 40  # each pair's two orders share 60 tokens
+    seqs = [pair2 + [7], pair1 + [5], [9, 9, 9], pair1 + [6, 6], pair2 + [8]]
+    groups = sorted(sorted(g) for g in shared_prefix_groups(seqs, min_shared=16))
+    assert groups == [[0, 4], [1, 3], [2]]  # two groups of 60 shared beat one group of 20
+    assert sorted(sorted(g) for g in shared_prefix_groups(seqs, min_shared=61)) == [[0], [1], [2], [3], [4]]
+
+
+def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path):
+    """The two orders of a judged pair share their head through the KV cache: same next-token logits."""
+    import torch
+
+    from referee.models.hf import MIN_SHARED_PREFIX, shared_prefix_groups
+
+    model = load_model(f"hf:{tiny_model_path}?batch_size=8")
+    head = "Which answer is better? Question: why is the sky blue? " * 3
+    chats = [[{"role": "user", "content": head + f"A: {a}. B: {b}."}]
+             for a, b in [("light scatters", "magic"), ("magic", "light scatters"), ("x", "a much longer answer here"),
+                          ("a much longer answer here", "x")]] + CHATS
+    encoded = [model._encode(model.render(c) + "[[") for c in chats]
+    assert len(shared_prefix_groups(encoded, MIN_SHARED_PREFIX)) < len(chats)  # heads really are shared
+    with torch.inference_mode():
+        shared = model._next_token_logits(encoded)
+        separate = torch.cat([model.model(input_ids=torch.tensor([e]), logits_to_keep=1).logits[:, -1]
+                              for e in encoded])
+    assert (shared - separate).abs().max() < 1e-5
+    assert (separate[0] - separate[1]).abs().max() > 1e-4  # the rows do differ: the check can fail
+    for a, b in zip(model.choice(chats, ["A", "B", "C"], prefix="[["),
+                    load_model(f"hf:{tiny_model_path}?batch_size=1").choice(chats, ["A", "B", "C"], prefix="[[")):
+        assert all(math.isclose(a.probs[k], b.probs[k], abs_tol=1e-6) for k in a.probs)
+
+
 def test_logprobs_batched_equal_one_at_a_time(tiny_model_path):
     conts = ["one", "two three four", "five six"]
     batched = load_model(f"hf:{tiny_model_path}?batch_size=8").logprobs(CHATS, conts)

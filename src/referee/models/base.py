@@ -196,7 +196,9 @@ class Model:
         opts = normalise_options(options)
         units = list(range(len(chats)))
         requests = {i: {"op": "choice", "chat": list(chats[i]), "options": opts, "prefix": prefix} for i in units}
-        order = sorted(units, key=lambda i: -_chat_chars(chats[i]))
+        # Longest first (less padding); among equal lengths, chats with common beginnings sit together
+        # (a pair's two shown orders), so a backend can run their shared head once.
+        order = sorted(units, key=lambda i: (-_chat_chars(chats[i]), [m["content"] for m in chats[i]]))
 
         def compute(batch):
             return [r.to_dict() for r in self._choice([list(chats[i]) for i in batch], opts, prefix)]

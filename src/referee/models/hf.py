@@ -221,6 +221,56 @@ class HFModel(Model):
         return [TokenLogprobs(total=float(sum(s)), tokens=[self.tokenizer.decode([t]) for t in c], logprobs=s)
                 for c, s in zip(conts, scores)]
 
+    def _next_token_logits(self, prompts: list[list[int]]) -> torch.Tensor:
+        """Next-token logits after each prompt, [batch, vocab].
+
+        Prompts that begin with the same run of tokens (the two shown orders of a judged pair; several
+        answers to one question under one template) run that shared head once: the head goes through
+        the model first, its KV cache is copied to each member, then only each prompt's own tail runs.
+        Forward passes are bundled so that padding stays under PADDING_SLACK of the real tokens: on a
+        CPU a padded position costs as much as a real one, and a prefill is efficient without batching.
+        """
+        groups = shared_prefix_groups(prompts, MIN_SHARED_PREFIX)
+        splits = []  # per group: (members, head length)
+        for members in groups:
+            shortest = min(len(prompts[i]) for i in members)
+            shared = common_prefix_length([prompts[i] for i in members]) if len(members) > 1 else 0
+            # A lone prompt, or a group sharing less than MIN_SHARED_PREFIX, runs whole (head 0).
+            splits.append((members, min(shared, shortest - 1) if shared >= MIN_SHARED_PREFIX else 0))
+        out = [None] * len(prompts)
+        for bundle in low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK):
+            rows = [i for members, _ in bundle for i in members]
+            if all(n == 0 for _, n in bundle):
+                ids, mask = self._left_pad([prompts[i] for i in rows])
+                pos = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
+            else:
+                logits = self._logits_after_heads(prompts, bundle)
+            for r, i in enumerate(rows):
+                out[i] = logits[r].float()
+        return torch.stack(out)
+
+    def _logits_after_heads(self, prompts, bundle) -> torch.Tensor:
+        """One bundle of (members, head length): run each head once, then every member's tail after it."""
+        heads = [prompts[members[0]][:max(n, 1)] for members, n in bundle]  # a group of one keeps one token back
+        head_ids, head_mask = self._left_pad(heads)
+        head_pos = (head_mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self.model(input_ids=head_ids, attention_mask=head_mask, position_ids=head_pos, use_cache=True,
+                           logits_to_keep=1).past_key_values
+        owner = torch.tensor([g for g, (members, _) in enumerate(bundle) for _ in members], device=self.device)
+        cache.reorder_cache(owner)  # each member gets its own copy of its group's head
+        tails = [prompts[i][len(heads[g]):] for g, (members, _) in enumerate(bundle) for i in members]
+        width = max(len(t) for t in tails)
+        pad = self.tokenizer.pad_token_id
+        tail_ids = torch.tensor([t + [pad] * (width - len(t)) for t in tails], device=self.device)
+        tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails], device=self.device)
+        mask = torch.cat([head_mask[owner], tail_mask], dim=1)
+        tail_pos = head_mask.sum(-1)[owner].unsqueeze(1) + torch.arange(width, device=self.device)
+        last = torch.tensor([[len(t) - 1] for t in tails], device=self.device)  # right padding: each row's own end
+        out = self.model(input_ids=tail_ids, attention_mask=mask, position_ids=tail_pos, past_key_values=cache,
+                         logits_to_keep=last)
+        return out.logits[:, -1]
+
     @torch.inference_mode()
     def _choice(self, chats, options, prefix) -> list[ChoiceResult]:
         prompts = [self._encode(self.render(c) + prefix) for c in chats]
@@ -228,9 +278,7 @@ class HFModel(Model):
         encoded = {s: self._encode(s) for s in strings}
         if all(len(t) == 1 for t in encoded.values()):
             # Every option is one token: one forward pass, read the next-token distribution.
-            ids, mask = self._left_pad(prompts)
-            logits = self.model(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1].float()
-            probs = torch.softmax(logits, dim=-1)
+            probs = torch.softmax(self._next_token_logits(prompts), dim=-1)
             per_string = [{s: float(probs[r, encoded[s][0]]) for s in strings} for r in range(len(chats))]
         else:
             per_string = [{} for _ in chats]
@@ -245,6 +293,71 @@ class HFModel(Model):
             probs = {k: (v / mass if mass > 0 else 1.0 / len(raw)) for k, v in raw.items()}
             results.append(ChoiceResult(probs=probs, mass=mass))
         return results
+
+
+# ---- shared prompt heads -----------------------------------------------------------------------
+MIN_SHARED_PREFIX = 16  # a shorter shared head is not worth a second forward pass
+PADDING_SLACK = 0.1  # padded positions allowed per real one in a bundle of forward passes
+
+
+def common_prefix_length(seqs: list[list[int]]) -> int:
+    n = 0
+    for column in zip(*seqs):
+        if any(t != column[0] for t in column):
+            break
+        n += 1
+    return n
+
+
+def shared_prefix_groups(seqs: list[list[int]], min_shared: int) -> list[list[int]]:
+    """Indices of ``seqs`` grouped so that running each group's common head once saves the most tokens.
+
+    Sorting puts sequences with common heads next to each other; the sorted run is then cut into
+    consecutive groups by dynamic programming, a group of k sharing h tokens saving (k - 1) * h. So four
+    judged pairs in a batch become four groups sharing their questions, not one group sharing only
+    the system prompt. Groups whose head is shorter than ``min_shared`` are split into singletons.
+    """
+    order = sorted(range(len(seqs)), key=lambda i: seqs[i])
+    n = len(order)
+    adjacent = [common_prefix_length([seqs[order[j]], seqs[order[j + 1]]]) for j in range(n - 1)]
+    best = [0] * (n + 1)  # best[j]: most tokens saved over the first j sorted sequences
+    cut = [0] * (n + 1)  # where the last group of that best split starts
+    for j in range(1, n + 1):
+        best[j], cut[j] = best[j - 1], j - 1
+        shared = None
+        for i in range(j - 2, -1, -1):  # last group = sorted[i:j]
+            shared = adjacent[i] if shared is None else min(shared, adjacent[i])
+            if shared < min_shared:
+                break
+            if best[i] + (j - i - 1) * shared > best[j]:
+                best[j], cut[j] = best[i] + (j - i - 1) * shared, i
+    groups, j = [], n
+    while j > 0:
+        groups.append([order[k] for k in range(cut[j], j)])
+        j = cut[j]
+    return groups[::-1]
+
+
+def low_padding_bundles(splits: list[tuple[list[int], int]], lengths: list[int], slack: float) -> list[list]:
+    """Cut (members, head length) groups into bundles whose padded head and tail passes waste at most
+    ``slack`` of the real tokens; groups of similar shape are bundled together (longest first)."""
+    def shape(split):
+        members, n = split
+        return n, max(lengths[i] - n for i in members), len(members)
+
+    bundles, current = [], []
+    for split in sorted(splits, key=lambda s: (-(shape(s)[0] + shape(s)[1]), -shape(s)[0])):
+        trial = current + [split]
+        shapes = [shape(s) for s in trial]
+        real = sum(lengths[i] for members, _ in trial for i in members) - sum(n * (k - 1) for n, _, k in shapes)
+        padded = len(trial) * max(n for n, _, _ in shapes) + sum(k for _, _, k in shapes) * max(t for _, t, _ in shapes)
+        if current and padded > (1 + slack) * real:
+            bundles.append(current)
+            trial = [split]
+        current = trial
+    if current:
+        bundles.append(current)
+    return bundles
 
 
 # ---- fingerprints ------------------------------------------------------------------------------
