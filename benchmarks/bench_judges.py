@@ -7,8 +7,10 @@ verdicts, with swapping (conservative: both orders) and without, each with a 95%
 
 Cost: judgments per second of referee's probability and generative modes (both orders of every pair,
 nothing cached), and of a naive loop that sends the very same prompts one at a time through a plain
-transformers forward pass. The swap-none rows reuse the first order of the swapped run through the
-run's cache (same prompt, same seed: the same verdict), so they cost nothing extra and are not timed.
+transformers forward pass. The swap-none and swap-average rows reuse the prompts of the swapped run
+through the run's cache (same prompt, same seed: the same verdict), so they cost nothing extra and are
+not timed. `average` decides on P(A) averaged over both orders, which cancels a constant position
+bias: the only way a judge that always names the first answer can still carry signal.
 
     python benchmarks/bench_judges.py --limit 8 --datasets natural
     python benchmarks/bench_judges.py --out bench_judges.md      # the full run (all four data sets)
@@ -88,9 +90,10 @@ def bench_dataset(name: str, path: Path, model, args) -> dict:
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         speed[verdict] = {"pairs": len(judged), "prompts": 2 * len(judged), "seconds": seconds, "cpu_seconds": cpu,
                           "pairs_per_s": len(judged) / seconds}
-        plain = PairwiseJudge(model, verdict=verdict, swap="none", seed=args.seed,
-                              max_retries=args.max_retries).judge_pairs(judged)  # the AB prompts: from the cache
-        rows.append({"judge": args.model, "verdict": verdict, "swap": "none", **summarise(plain, args.n_boot, args.seed)})
+        for swap in ("none", "average"):  # the same prompts as the swapped run: answered from the cache
+            again = PairwiseJudge(model, verdict=verdict, swap=swap, seed=args.seed,
+                                  max_retries=args.max_retries).judge_pairs(judged)
+            rows.append({"judge": args.model, "verdict": verdict, "swap": swap, **summarise(again, args.n_boot, args.seed)})
         rows.append({"judge": args.model, "verdict": verdict, "swap": "conservative",
                      **summarise(records, args.n_boot, args.seed)})
         if verdict == "probability" and args.naive_limit:
