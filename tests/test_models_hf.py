@@ -115,6 +115,16 @@ def test_shared_prefix_groups_cut_where_the_most_tokens_are_saved():
     assert sorted(sorted(g) for g in shared_prefix_groups(seqs, min_shared=61)) == [[0], [1], [2], [3], [4]]
 
 
+def test_bundles_keep_padding_small():
+    from referee.models.hf import low_padding_bundles
+
+    lengths = [100, 98, 30, 29, 31, 300]
+    singles = [([i], 0) for i in range(len(lengths))]
+    bundles = [sorted(i for members, _ in b for i in members) for b in low_padding_bundles(singles, lengths, 0.1)]
+    assert sorted(bundles) == [[0, 1], [2, 3, 4], [5]]  # never 300 beside 30: that would be 90% padding
+    assert len(low_padding_bundles(singles, lengths, 10.0)) == 1  # a loose limit bundles everything
+
+
 def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path):
     """The two orders of a judged pair share their head through the KV cache: same next-token logits."""
     import torch
