@@ -96,7 +96,7 @@ def test_choice_single_token_options_and_aliases(tiny_model):
     plain = tiny_model.choice(CHATS, ["A", "B"], prefix="[[")
     for r in plain:
         assert math.isclose(sum(r.probs.values()), 1.0, rel_tol=1e-6)
-        assert 0 < r.mass <= 1
+        assert 0 < r.mass <= 1 and r.prompt_tokens > 3  # counted for the ledger
     aliased = tiny_model.choice(CHATS, {"A": ["A", " A"], "B": ["B", " B"]}, prefix="[[")
     for p, a in zip(plain, aliased):
         assert a.mass > p.mass  # the aliases add probability mass

@@ -86,13 +86,14 @@ class ChoiceResult:
 
     probs: dict[str, float]
     mass: float
+    prompt_tokens: int = 0  # what the call read, for the cost ledger (0 where the backend can't tell)
 
     @property
     def best(self) -> str:
         return max(self.probs, key=self.probs.get)
 
     def to_dict(self) -> dict:
-        return {"probs": self.probs, "mass": self.mass}
+        return {"probs": self.probs, "mass": self.mass, "prompt_tokens": self.prompt_tokens}
 
 
 @dataclass(frozen=True)

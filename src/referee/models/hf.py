@@ -287,11 +287,11 @@ class HFModel(Model):
                 for r, sc in enumerate(scores):
                     per_string[r][s] = math.exp(sum(sc))
         results = []
-        for ps in per_string:
+        for prompt, ps in zip(prompts, per_string):
             raw = {name: sum(ps[s] for s in set(ss)) for name, ss in options.items()}
             mass = sum(raw.values())
             probs = {k: (v / mass if mass > 0 else 1.0 / len(raw)) for k, v in raw.items()}
-            results.append(ChoiceResult(probs=probs, mass=mass))
+            results.append(ChoiceResult(probs=probs, mass=mass, prompt_tokens=len(prompt)))
         return results
 
 
