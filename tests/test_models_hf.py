@@ -113,6 +113,8 @@ def test_shared_prefix_groups_cut_where_the_most_tokens_are_saved():
     groups = sorted(sorted(g) for g in shared_prefix_groups(seqs, min_shared=16))
     assert groups == [[0, 4], [1, 3], [2]]  # two groups of 60 shared beat one group of 20
     assert sorted(sorted(g) for g in shared_prefix_groups(seqs, min_shared=61)) == [[0], [1], [2], [3], [4]]
+    # sharing 20 tokens is not worth padding a 25-token tail to 220
+    assert shared_prefix_groups([system + [1] * 5, system + [2] * 200], min_shared=16) == [[0], [1]]
 
 
 def test_bundles_keep_padding_small():

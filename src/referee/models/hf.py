@@ -227,8 +227,10 @@ class HFModel(Model):
         Prompts that begin with the same run of tokens (the two shown orders of a judged pair; several
         answers to one question under one template) run that shared head once: the head goes through
         the model first, its KV cache is copied to each member, then only each prompt's own tail runs.
-        Forward passes are bundled so that padding stays under PADDING_SLACK of the real tokens: on a
-        CPU a padded position costs as much as a real one, and a prefill is efficient without batching.
+        On a GPU, groups are bundled into batches whose padding stays under PADDING_SLACK of the real
+        tokens. On a CPU each group runs on its own: a prefill is already compute-bound without
+        batching, and padding masks keep attention off its fast causal kernel (measured: batched
+        judging was slower than one prompt at a time on this project's 2-core machine).
         """
         groups = shared_prefix_groups(prompts, MIN_SHARED_PREFIX)
         splits = []  # per group: (members, head length)
@@ -238,7 +240,8 @@ class HFModel(Model):
             # A lone prompt, or a group sharing less than MIN_SHARED_PREFIX, runs whole (head 0).
             splits.append((members, min(shared, shortest - 1) if shared >= MIN_SHARED_PREFIX else 0))
         out = [None] * len(prompts)
-        for bundle in low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK):
+        slack = -1.0 if str(self.device).startswith("cpu") else PADDING_SLACK  # a negative slack: one group per bundle
+        for bundle in low_padding_bundles(splits, [len(p) for p in prompts], slack):
             rows = [i for members, _ in bundle for i in members]
             if all(n == 0 for _, n in bundle):
                 ids, mask = self._left_pad([prompts[i] for i in rows])
@@ -313,9 +316,10 @@ def shared_prefix_groups(seqs: list[list[int]], min_shared: int) -> list[list[in
     """Indices of ``seqs`` grouped so that running each group's common head once saves the most tokens.
 
     Sorting puts sequences with common heads next to each other; the sorted run is then cut into
-    consecutive groups by dynamic programming, a group of k sharing h tokens saving (k - 1) * h. So four
-    judged pairs in a batch become four groups sharing their questions, not one group sharing only
-    the system prompt. Groups whose head is shorter than ``min_shared`` are split into singletons.
+    consecutive groups by dynamic programming. A group of k sharing h tokens saves (k - 1) * h tokens
+    but pads its members' tails to the longest, so it is worth (k - 1) * h - padding: the two shown
+    orders of a pair (same length) share their question, while prompts that only share a system
+    prompt but differ in length stay apart. Groups sharing fewer than ``min_shared`` tokens are not made.
     """
     order = sorted(range(len(seqs)), key=lambda i: seqs[i])
     n = len(order)
@@ -324,13 +328,16 @@ def shared_prefix_groups(seqs: list[list[int]], min_shared: int) -> list[list[in
     cut = [0] * (n + 1)  # where the last group of that best split starts
     for j in range(1, n + 1):
         best[j], cut[j] = best[j - 1], j - 1
-        shared = None
+        shared, longest, total = None, len(seqs[order[j - 1]]), len(seqs[order[j - 1]])
         for i in range(j - 2, -1, -1):  # last group = sorted[i:j]
             shared = adjacent[i] if shared is None else min(shared, adjacent[i])
             if shared < min_shared:
                 break
-            if best[i] + (j - i - 1) * shared > best[j]:
-                best[j], cut[j] = best[i] + (j - i - 1) * shared, i
+            longest, total = max(longest, len(seqs[order[i]])), total + len(seqs[order[i]])
+            k = j - i
+            worth = (k - 1) * shared - (k * longest - total)
+            if worth > 0 and best[i] + worth > best[j]:
+                best[j], cut[j] = best[i] + worth, i
     groups, j = [], n
     while j > 0:
         groups.append([order[k] for k in range(cut[j], j)])
