@@ -131,7 +131,7 @@ def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path)
     """The two orders of a judged pair share their head through the KV cache: same next-token logits."""
     import torch
 
-    from referee.models.hf import MIN_SHARED_PREFIX, shared_prefix_groups
+    from referee.models.hf import MIN_SHARED_PREFIX, common_prefix_length, shared_prefix_groups
 
     model = load_model(f"hf:{tiny_model_path}?batch_size=8")
     head = "Which answer is better? Question: why is the sky blue? " * 3
@@ -146,6 +146,13 @@ def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path)
                               for e in encoded])
     assert (shared - separate).abs().max() < 1e-5
     assert (separate[0] - separate[1]).abs().max() > 1e-4  # the rows do differ: the check can fail
+    # the GPU path: every group in one bundle (heads of different lengths left-padded, tails right-padded)
+    groups = shared_prefix_groups(encoded, MIN_SHARED_PREFIX)
+    bundle = [(g, common_prefix_length([encoded[i] for i in g]) if len(g) > 1 else 0) for g in groups]
+    with torch.inference_mode():
+        bundled = model._logits_after_heads(encoded, bundle)
+    rows = [i for g in groups for i in g]
+    assert (bundled - separate[rows]).abs().max() < 1e-5
     for a, b in zip(model.choice(chats, ["A", "B", "C"], prefix="[["),
                     load_model(f"hf:{tiny_model_path}?batch_size=1").choice(chats, ["A", "B", "C"], prefix="[[")):
         assert all(math.isclose(a.probs[k], b.probs[k], abs_tol=1e-6) for k in a.probs)

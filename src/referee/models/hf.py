@@ -232,16 +232,19 @@ class HFModel(Model):
         batching, and padding masks keep attention off its fast causal kernel (measured: batched
         judging was slower than one prompt at a time on this project's 2-core machine).
         """
-        groups = shared_prefix_groups(prompts, MIN_SHARED_PREFIX)
-        splits = []  # per group: (members, head length)
-        for members in groups:
-            shortest = min(len(prompts[i]) for i in members)
-            shared = common_prefix_length([prompts[i] for i in members]) if len(members) > 1 else 0
-            # A lone prompt, or a group sharing less than MIN_SHARED_PREFIX, runs whole (head 0).
-            splits.append((members, min(shared, shortest - 1) if shared >= MIN_SHARED_PREFIX else 0))
+        splits = []  # per group: (members, head length); a lone prompt runs whole (head 0)
+        for members in shared_prefix_groups(prompts, MIN_SHARED_PREFIX):
+            head = 0
+            if len(members) > 1:  # every member keeps at least one token of its own
+                group = [prompts[i] for i in members]
+                head = min(common_prefix_length(group), min(len(p) for p in group) - 1)
+            splits.append((members, head))
+        if str(self.device).startswith("cpu"):
+            bundles = [[split] for split in splits]
+        else:
+            bundles = low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK)
         out = [None] * len(prompts)
-        slack = -1.0 if str(self.device).startswith("cpu") else PADDING_SLACK  # a negative slack: one group per bundle
-        for bundle in low_padding_bundles(splits, [len(p) for p in prompts], slack):
+        for bundle in bundles:
             rows = [i for members, _ in bundle for i in members]
             if all(n == 0 for _, n in bundle):
                 ids, mask = self._left_pad([prompts[i] for i in rows])
