@@ -97,13 +97,14 @@ def _batches(n: int, size: int, rng: random.Random) -> list[list[int]]:
 
 
 class _Trainer:
-    """The epoch loop; subclasses say how a batch of examples becomes logits, and what to snapshot."""
+    """The epoch loop; subclasses say how a batch of examples becomes logits."""
 
     def __init__(self, net, train, val, loss_fn, opts):
         self.net, self.train, self.val, self.loss_fn, self.opts = net, train, val, loss_fn, opts
 
     def params(self) -> list[torch.nn.Parameter]:
-        raise NotImplementedError
+        """What trains: the head, and whatever in the backbone is not frozen (LoRA adapters)."""
+        return [p for _, p in self._named()]
 
     def logits(self, split: str, batch: list[int], grad: bool) -> torch.Tensor:
         raise NotImplementedError
@@ -170,9 +171,6 @@ class _FrozenTrainer(_Trainer):
             self.starts[split] = _offsets(exs)
         net.head.set_standardisation(self.feats["train"])
 
-    def params(self):
-        return list(self.net.head.parameters())
-
     def logits(self, split, batch, grad):
         exs = self.train if split == "train" else self.val
         starts = self.starts[split]
@@ -189,9 +187,6 @@ class _LoraTrainer(_Trainer):
         sample = [s for ex in random.Random(opts.seed).sample(train, min(len(train), 64)) for s in ex.seqs]
         net.head.set_standardisation(net.features(sample, desc="hidden states").to(net.device))
         net.add_lora(r=opts.lora_r)
-
-    def params(self):
-        return [p for p in self.net.backbone.parameters() if p.requires_grad] + list(self.net.head.parameters())
 
     def logits(self, split, batch, grad):
         exs = self.train if split == "train" else self.val
