@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from referee.figures import save_figure
+
 HEADLINES = {  # check -> the metrics worth a bar in the plot, with their labels
     "position": [("consistent", "position consistency"), ("prefers_first", "prefers first position")],
     "verbosity": [("failure", "verbosity: padded wins")],
@@ -69,10 +71,7 @@ def _bars(labels: list[str], ests: list[dict], path: Path, title: str, xlabel: s
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_audit(metrics: dict, path: str | Path) -> Path | None:

@@ -45,6 +45,7 @@ from pydantic import Field
 from referee import progress
 from referee.config import ProtocolConfig, SamplingConfig, StrictModel
 from referee.errors import RefereeError
+from referee.figures import save_figure
 from referee.protocols import register
 from referee.runs import Run
 from referee.tasks.math import INSTRUCTION, MathProblem, StepwiseRecord, answers_match, extract_answer, gold_answer, split_steps
@@ -481,6 +482,4 @@ def plot_curves(curves: dict, path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from referee.figures import save_figure
 from referee.reports.html import Page
 from referee.runs import Run
 
@@ -18,13 +19,7 @@ def _plt():
 
 
 def _save(fig, run: Run, name: str) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = run.plot_path(name)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, run.plot_path(name))
 
 
 def plot_scores(run: Run, iterations: list[int]) -> Path:

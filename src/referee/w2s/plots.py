@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from referee.figures import save_figure
+
 
 def _labels(metrics: dict) -> tuple[list[str], list[str]]:
     names = list(metrics["rungs"])
@@ -60,10 +62,7 @@ def plot_accuracy(metrics: dict, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy")
     fig.suptitle(f"weak-to-strong on {metrics['task']} (n_test={metrics['split']['test']})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_pgr(metrics: dict, path: Path) -> Path:
@@ -107,7 +106,4 @@ def plot_pgr(metrics: dict, path: Path) -> Path:
     ax.set_xticks(range(len(pairs)), [f"{w}\n-> {s}" for w, s in pairs], fontsize=8)
     ax.set_ylabel("performance gap recovered (axis cut at -2, 3)")
     ax.set_title(f"PGR on {metrics['task']} (x: weak not worse than ceiling, flagged)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
