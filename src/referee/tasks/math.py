@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Iterable
 
 from referee.errors import RefereeError
-from referee.io import read_jsonl, write_jsonl
+from referee.io import write_jsonl
 
 STYLES = ("auto", "gsm8k", "boxed", "announced", "last_number")
 
