@@ -23,10 +23,9 @@ def check_choice(name: str, value: str, allowed: Sequence[str]) -> str:
     return value
 
 
-
 class JudgeSettings:
-    """What every LLM judge sets up the same way: model, template, verdict and reference modes, retries,
-    examples, sampling and the context fitter. ``writes``: the judge writes text (generative or CoT)."""
+    """What every LLM judge sets up the same way: model, template, verdict and reference modes,
+    retries, sampling, and the context fitter (which keeps room for the reply when the judge writes)."""
 
     def _setup(self, model: Model, template: str, verdict: str, reference: str, cot: bool, max_retries: int,
                seed: int, sampling: Sampling | None, reference_max_tokens: int, max_prompt_chars: int | None) -> None:
@@ -46,6 +45,7 @@ class JudgeSettings:
         self.reference_max_tokens = reference_max_tokens
         writes = self.verdict == "generative" or self.cot
         self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars)
+
 
 def chat_text(chat: list[dict]) -> str:
     """A chat as plain text for a judge's prompt: a lone user message as it is, anything longer (a system
