@@ -39,9 +39,9 @@ def naive_loop(model, chats) -> list[dict]:
     import torch
 
     tok, net = model.tokenizer, model.model
-    ids = {k: [tok.convert_tokens_to_ids(tok.tokenize(s))[0] for s in v] for k, v in OPTIONS.items()}
+    ids = {k: {tok(s, add_special_tokens=False)["input_ids"][0] for s in v} for k, v in OPTIONS.items()}
     out = []
-    with torch.no_grad():
+    with torch.inference_mode():
         for chat in chats:
             text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) + "[["
             inputs = tok(text, return_tensors="pt", add_special_tokens=False)

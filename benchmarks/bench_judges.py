@@ -31,27 +31,14 @@ DATASETS = ("natural", "mt_bench_human", "faireval", "llmeval2")
 
 
 def naive_probability_loop(model, judge, pairs) -> tuple[float, float, list[str]]:
-    """Wall and CPU seconds to judge ``pairs`` in both orders one prompt at a time (no batching, no cache), reading
-    P(A)/P(B)/P(C) at the verdict position from a plain forward pass; and the verdicts, for a check."""
-    import torch
+    """Wall and CPU seconds to judge ``pairs`` in both orders one prompt at a time (no batching, no cache)
+    with the plain transformers loop of bench_judge_speed.py; and the shown verdicts, for a check."""
+    from bench_judge_speed import naive_loop
 
-    from referee.judges.common import PREFIX
-    from referee.judges.pairwise import OPTIONS
-
-    tok, net = model.tokenizer, model.model
-    ids_of = {name: [tok(s, add_special_tokens=False)["input_ids"][0] for s in strings]
-              for name, strings in OPTIONS.items()}
-    shown = []
+    chats = [judge.build_chat(pair, order, None)[0] for pair in pairs for order in ("AB", "BA")]
     t0, c0 = time.perf_counter(), time.process_time()
-    with torch.inference_mode():
-        for pair in pairs:
-            for order in ("AB", "BA"):
-                chat, _ = judge.build_chat(pair, order, None)
-                ids = tok(model.render(chat) + PREFIX, add_special_tokens=False, return_tensors="pt")["input_ids"]
-                probs = torch.softmax(net(input_ids=ids.to(model.device)).logits[0, -1].float(), dim=-1)
-                mass = {name: float(sum(probs[i] for i in set(idx))) for name, idx in ids_of.items()}
-                shown.append(max(mass, key=mass.get))
-    return time.perf_counter() - t0, time.process_time() - c0, shown
+    probs = naive_loop(model, chats)
+    return time.perf_counter() - t0, time.process_time() - c0, [max(p, key=p.get) for p in probs]
 
 
 def summarise(records: list[dict], n_boot: int, seed: int) -> dict:
