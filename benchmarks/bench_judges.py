@@ -10,7 +10,9 @@ nothing cached), and of a naive loop that sends the very same prompts one at a t
 transformers forward pass. The swap-none and swap-average rows reuse the prompts of the swapped run
 through the run's cache (same prompt, same seed: the same verdict), so they cost nothing extra and are
 not timed. `average` decides on P(A) averaged over both orders, which cancels a constant position
-bias: the only way a judge that always names the first answer can still carry signal.
+bias: one way a judge that always names the first answer can still carry signal. The other is
+calibration (`batch`, `content-free`: each prompt's verdict probabilities divided by the judge's prior
+over them); its rows also come from the cache (content-free adds three placeholder prompts).
 
     python benchmarks/bench_judges.py --limit 8 --datasets natural
     python benchmarks/bench_judges.py --out bench_judges.md      # the full run (all four data sets)
@@ -66,7 +68,7 @@ def bench_dataset(name: str, path: Path, model, args) -> dict:
     for label, judge in (("always longer", LongerJudge(swap="conservative")),
                          ("random", RandomJudge(seed=args.seed, swap="none")),
                          ("random", RandomJudge(seed=args.seed, swap="conservative"))):
-        rows.append({"judge": label, "verdict": "-", "swap": judge.swap,
+        rows.append({"judge": label, "verdict": "-", "swap": judge.swap, "calibration": "-",
                      **summarise(judge.judge_pairs(pairs), args.n_boot, args.seed)})
     for verdict in args.verdicts:
         judged = pairs[: args.generative_limit] if verdict == "generative" and args.generative_limit else pairs
@@ -77,11 +79,14 @@ def bench_dataset(name: str, path: Path, model, args) -> dict:
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         speed[verdict] = {"pairs": len(judged), "prompts": 2 * len(judged), "seconds": seconds, "cpu_seconds": cpu,
                           "pairs_per_s": len(judged) / seconds}
+        calibrations = ["none"] + (args.calibrations if verdict == "probability" else [])
         for swap in ("none", "average"):  # the same prompts as the swapped run: answered from the cache
-            again = PairwiseJudge(model, verdict=verdict, swap=swap, seed=args.seed,
-                                  max_retries=args.max_retries).judge_pairs(judged)
-            rows.append({"judge": args.model, "verdict": verdict, "swap": swap, **summarise(again, args.n_boot, args.seed)})
-        rows.append({"judge": args.model, "verdict": verdict, "swap": "conservative",
+            for calibration in calibrations:
+                again = PairwiseJudge(model, verdict=verdict, swap=swap, seed=args.seed, max_retries=args.max_retries,
+                                      calibration=calibration).judge_pairs(judged)
+                rows.append({"judge": args.model, "verdict": verdict, "swap": swap, "calibration": calibration,
+                             **summarise(again, args.n_boot, args.seed)})
+        rows.append({"judge": args.model, "verdict": verdict, "swap": "conservative", "calibration": "none",
                      **summarise(records, args.n_boot, args.seed)})
         if verdict == "probability" and args.naive_limit:
             sub = pairs[: args.naive_limit]
@@ -104,12 +109,13 @@ def markdown(results: list[dict], args, device: str) -> str:
              f"95% percentile bootstrap intervals ({args.n_boot} resamples, seed {args.seed}).",
              "S2: agreement over pairs where neither the judge nor the human said tie (invalid = miss); "
              "accuracy: judge ties count as misses; consistency: same verdict in both orders.", "",
-             "| data set | n | judge | verdict | swap | agreement S2 | accuracy | position consistency "
+             "| data set | n | judge | verdict | swap | calibration | agreement S2 | accuracy | position consistency "
              "| prefers first | invalid |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         for r in res["rows"]:
             lines.append(f"| {res['dataset']} | {r['n']} | {r['judge']} | {r['verdict']} | {r['swap']} | "
+                         f"{r['calibration']} | "
                          f"{_cell(r['s2'])} (n={r['s2']['n']}) | {_cell(r['accuracy'])} | {_cell(r['consistency'])} | "
                          f"{_cell(r['prefers_first'])} | {_cell(r['invalid'])} |")
     if not any(res["speed"] for res in results):
@@ -134,7 +140,7 @@ def markdown(results: list[dict], args, device: str) -> str:
               if "naive" in res["speed"]]
     if checks:
         lines += ["", "The naive loop's per-order verdicts equal referee's probability verdicts on: " + ", ".join(checks)
-                  + " (batching pads prompts, so tiny numerical differences can flip a near tie)."]
+                  + " (shared heads and batches change the order of floating-point sums, which can flip a near tie)."]
     return "\n".join(lines) + "\n"
 
 
@@ -149,12 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-retries", type=int, default=2, help="retries of an unreadable generative verdict")
     p.add_argument("--generative-limit", type=int, default=None,
                    help="judge only the first N pairs of each data set generatively (the costly mode)")
+    p.add_argument("--calibrations", default="batch,content-free",
+                   help="calibrated probability rows to add (from the cache), comma-separated; '' for none")
+    p.add_argument("--cache", type=Path, default=None,
+                   help="keep the judge's answers in this SQLite file (default: a temporary one), so a re-run "
+                        "with other rows costs nothing; timings of a re-run are then meaningless")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     p.add_argument("--json", type=Path, default=None, help="write all numbers here")
     args = p.parse_args(argv)
     args.verdicts = [v.strip() for v in args.verdicts.split(",") if v.strip()]
+    args.calibrations = [c.strip() for c in args.calibrations.split(",") if c.strip()]
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
     missing = [d for d in names if not (args.data / f"{d}.json").exists()]
     if missing:
@@ -165,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     from referee.models import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = load_model(args.model, cache=Cache(Path(tmp) / "cache.sqlite"))
+        model = load_model(args.model, cache=Cache(args.cache or Path(tmp) / "cache.sqlite"))
         device = getattr(model, "device", "?")
         t0 = time.perf_counter()
         results = [bench_dataset(d, args.data / f"{d}.json", model, args) for d in names]

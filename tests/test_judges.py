@@ -204,6 +204,52 @@ def test_average_swap_follows_the_stronger_order():
     assert c["winner"] == "tie"  # the orders disagree
 
 
+def mixed_pairs(n=10):
+    """Pairs whose better answer is A in half of them and B in the other half."""
+    out = []
+    for i in range(n):
+        good, bad = f"GOOD answer {i}", f"bad answer {i}"
+        a, b, label = (good, bad, "A") if i % 2 == 0 else (bad, good, "B")
+        out.append(Pair(f"m{i}", [{"role": "user", "content": f"Question {i}?"}], a, b, label=label))
+    return out
+
+
+def leans_first_but_tells(text, prefix):
+    """Always most likely 'first', yet P(first) is higher when the good answer is shown first."""
+    shown = shown_first_answer(text)
+    if "GOOD" in shown:
+        return {"A": 0.85, "B": 0.05, "C": 0.1}
+    if "bad" in shown:
+        return {"A": 0.6, "B": 0.3, "C": 0.1}
+    return {"A": 0.7, "B": 0.2, "C": 0.1}  # content-free placeholders
+
+
+def test_calibration_removes_a_position_prior_and_keeps_the_signal():
+    ps = mixed_pairs(10)
+    plain = PairwiseJudge(Scripted(probs=leans_first_but_tells)).judge_pairs(ps)
+    assert [r["winner"] for r in plain] == ["A"] * 10  # right only when A is the better answer
+    for calibration in ("batch", "content-free"):
+        m = Scripted(probs=leans_first_but_tells)
+        judge = PairwiseJudge(m, calibration=calibration)
+        recs = judge.judge_pairs(ps)
+        assert [r["winner"] for r in recs] == [p.label for p in ps], calibration
+        r = recs[1]
+        assert r["calibration"] == calibration and r["orders"][0]["probs_uncalibrated"]["first"] == pytest.approx(0.6)
+        assert sum(r["orders"][0]["probs"].values()) == pytest.approx(1.0)
+        prior = r["calibration_prior"]
+        expected = 0.7 if calibration == "content-free" else (0.85 + 0.6) / 2
+        assert prior["first"] == pytest.approx(expected)
+        if calibration == "content-free":  # the placeholder prompts are judged once per judge
+            judge.judge_pairs(ps[:2])
+            assert [n for n, _ in m.choice_calls] == [10, 3, 2]
+    with pytest.raises(RefereeError, match="at least 8"):
+        PairwiseJudge(Scripted(probs=leans_first_but_tells), calibration="batch").judge_pairs(ps[:3])
+    with pytest.raises(RefereeError, match="probability"):
+        PairwiseJudge(Scripted(), verdict="generative", calibration="batch")
+    with pytest.raises(RefereeError, match="calibration"):
+        PairwiseJudge(Scripted(), calibration="platt")
+
+
 def test_no_mass_on_the_options_is_invalid_not_a_tie():
     recs = PairwiseJudge(Scripted(probs=lambda t, p: {}), swap="none").judge_pairs(pairs(2))
     assert [r["winner"] for r in recs] == ["invalid", "invalid"]
@@ -422,6 +468,11 @@ def test_cli_judge_end_to_end(tiny_model_path, tmp_path, capsys):
     assert metrics["pairs"] == 4 and "position_consistency" in metrics and metrics["labelled"] == 4
     assert (tmp_path / "run" / "records" / "judgments.jsonl").exists()
     assert json.loads(capsys.readouterr().out)["pairs"] == 4
+    code = _cli(["judge", "--judge", f"hf:{tiny_model_path}", "--pairs", str(data), "--calibration", "content-free",
+                 "--out", str(out), "--run", str(tmp_path / "run-cal")])
+    assert code == 0
+    calibrated = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["calibration"] == "content-free" and "probs_uncalibrated" in r["orders"][0] for r in calibrated)
     # single-answer grading of both answers, generative, one retry
     code = _cli(["judge", "--judge", f"hf:{tiny_model_path}", "--mode", "single", "--pairs", str(data),
                  "--verdict", "generative", "--max-retries", "1", "--max-new-tokens", "4", "--limit", "2",

@@ -128,10 +128,11 @@ def test_bundles_keep_padding_small():
 
 
 def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path):
-    """The two orders of a judged pair share their head through the KV cache: same next-token logits."""
+    """Shared heads run once through the KV cache and give the same next-token logits, on the CPU walk
+    (one prompt per pass) and on the GPU path (groups bundled with padding), which runs here on CPU."""
     import torch
 
-    from referee.models.hf import MIN_SHARED_PREFIX, common_prefix_length, shared_prefix_groups
+    from referee.models.hf import MIN_SHARED_PREFIX, MIN_TOKENS_SAVED_CPU, common_prefix_length, shared_prefix_groups
 
     model = load_model(f"hf:{tiny_model_path}?batch_size=8")
     head = "Which answer is better? Question: why is the sky blue? " * 3
@@ -139,16 +140,27 @@ def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path)
              for a, b in [("light scatters", "magic"), ("magic", "light scatters"), ("x", "a much longer answer here"),
                           ("a much longer answer here", "x")]] + CHATS
     encoded = [model._encode(model.render(c) + "[[") for c in chats]
-    assert len(shared_prefix_groups(encoded, MIN_SHARED_PREFIX)) < len(chats)  # heads really are shared
+    # branches that share a few tokens, then more within each branch; a prompt that is a prefix of
+    # another; the same prompt twice
+    other = model._encode(model.render([{"role": "user", "content": "Tell me. " + "Why is grass green? " * 4}]))
+    encoded += [other + [11, 12], other + [11, 13], other[:-3], encoded[0]]
+    computed = []
+    hook = model.model.register_forward_pre_hook(lambda m, a, kw: computed.append(kw["input_ids"].numel()),
+                                                 with_kwargs=True)
     with torch.inference_mode():
         shared = model._next_token_logits(encoded)
+        hook.remove()
         separate = torch.cat([model.model(input_ids=torch.tensor([e]), logits_to_keep=1).logits[:, -1]
                               for e in encoded])
     assert (shared - separate).abs().max() < 1e-5
     assert (separate[0] - separate[1]).abs().max() > 1e-4  # the rows do differ: the check can fail
+    distinct = {tuple(e) for e in encoded}
+    assert sum(computed) < sum(len(e) for e in distinct) - 2 * MIN_TOKENS_SAVED_CPU  # heads really ran once
     # the GPU path: every group in one bundle (heads of different lengths left-padded, tails right-padded)
     groups = shared_prefix_groups(encoded, MIN_SHARED_PREFIX)
-    bundle = [(g, common_prefix_length([encoded[i] for i in g]) if len(g) > 1 else 0) for g in groups]
+    assert len(groups) < len(encoded)
+    bundle = [(g, min(common_prefix_length([encoded[i] for i in g]), min(len(encoded[i]) for i in g) - 1)
+               if len(g) > 1 else 0) for g in groups]
     with torch.inference_mode():
         bundled = model._logits_after_heads(encoded, bundle)
     rows = [i for g in groups for i in g]
@@ -191,6 +203,8 @@ def test_fingerprints_tell_weights_apart(tiny_model_path, tiny_model_path_b):
     a2 = load_model(f"hf:{tiny_model_path}?batch_size=3")
     b = load_model(f"hf:{tiny_model_path_b}")
     assert a.fingerprint == a2.fingerprint != b.fingerprint
+    half = load_model(f"hf:{tiny_model_path}?dtype=bfloat16")  # other numbers: cached apart
+    assert half.fingerprint != a.fingerprint and half.describe()["dtype"] == "bfloat16"
 
 
 def test_lora_adapter_loads_and_changes_the_model(tiny_model_path, tmp_path):

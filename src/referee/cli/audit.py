@@ -15,7 +15,7 @@ BASELINE_SPECS = ("baseline:longer", "baseline:random")
 
 
 def make_judge_factory(spec: str, run, *, template: str, verdict: str, cot: bool, reference: str,
-                       few_shot: Optional[Path], max_retries: int, seed: int):
+                       few_shot: Optional[Path], max_retries: int, seed: int, calibration: str = "none"):
     """(make_judge(swap), model or None): builds the judge a spec names, with a chosen swap setting.
 
     ``baseline:longer`` and ``baseline:random`` need no model; any other spec is a model spec judged by
@@ -23,6 +23,8 @@ def make_judge_factory(spec: str, run, *, template: str, verdict: str, cot: bool
     random to none.
     """
     if spec in BASELINE_SPECS:
+        if calibration != "none":
+            raise RefereeError(f"--judge {spec}: a baseline has no verdict probabilities to calibrate")
         from referee.audit.baselines import LongerJudge, RandomJudge
 
         def make_baseline(swap: str):
@@ -39,7 +41,7 @@ def make_judge_factory(spec: str, run, *, template: str, verdict: str, cot: bool
     def make(swap: str):
         return PairwiseJudge(model, template=template, verdict=verdict, swap=swap, cot=cot,
                              few_shot=str(few_shot) if few_shot else None, reference=reference,
-                             max_retries=max_retries, seed=seed)
+                             max_retries=max_retries, seed=seed, calibration=calibration)
 
     return make, model
 
@@ -59,6 +61,8 @@ def _default_out(kind: str, pairs: Path, judge: str) -> Path:
 
 
 JUDGE_OPT = typer.Option("embedded", "--judge", "-j", help="Judge model spec, or baseline:longer / baseline:random.")
+CALIBRATION_OPT = typer.Option("none", help="none, batch or content-free: divide probability verdicts by the "
+                                              "judge's position prior (see README, Judges).")
 PAIRS_OPT = typer.Option(..., "--pairs", "-p", help="Pairs: LLMBar JSON, MT-Bench human judgments, TRL or generic JSONL.")
 
 
@@ -72,6 +76,7 @@ def audit(
     template: str = typer.Option("pairwise", help="Judge prompt template name."),
     verdict: str = typer.Option("probability", help="probability or generative."),
     swap: str = typer.Option("none", help="none, conservative, average or random."),
+    calibration: str = CALIBRATION_OPT,
     cot: bool = typer.Option(False, "--cot/--no-cot", help="Reason before the verdict (generative)."),
     reference: str = typer.Option("none", help="none, given or self."),
     few_shot: Optional[Path] = typer.Option(None, "--few-shot", help="Worked examples file."),
@@ -93,12 +98,13 @@ def audit(
     loaded = _load(pairs, limit)
     folder = out or _default_out("audit", pairs, judge)
     config = {"command": "audit", "judge": judge, "pairs": str(pairs), "checks": wanted, "template": template,
-              "verdict": verdict, "swap": swap, "cot": cot, "reference": reference,
+              "verdict": verdict, "swap": swap, "calibration": calibration, "cot": cot, "reference": reference,
               "few_shot": str(few_shot) if few_shot else None, "max_retries": max_retries,
               "self_model": list(self_model), "limit": limit, "seed": seed, "n_boot": n_boot}
     with Run(folder, config, seed=seed) as run:
         make, model = make_judge_factory(judge, run, template=template, verdict=verdict, cot=cot, reference=reference,
-                                         few_shot=few_shot, max_retries=max_retries, seed=seed)
+                                         few_shot=few_shot, max_retries=max_retries, seed=seed,
+                                         calibration=calibration)
         metrics = stats.jsonable(run_audit(make(swap), loaded, wanted, make_judge=make, self_names=list(self_model),
                                            own_model=model, run=run, seed=seed, n_boot=n_boot))
         plot = plot_audit(metrics, run.plot_path("audit.png"))
@@ -115,6 +121,7 @@ def agreement(
     template: Optional[str] = typer.Option(None, help="Template name (default pairwise, or single_1to10 for single)."),
     verdict: str = typer.Option("probability", help="probability or generative."),
     swap: str = typer.Option("none", help="none, conservative, average or random (pairwise mode)."),
+    calibration: str = CALIBRATION_OPT,
     cot: bool = typer.Option(False, "--cot/--no-cot"),
     reference: str = typer.Option("none", help="none, given or self."),
     few_shot: Optional[Path] = typer.Option(None, "--few-shot"),
@@ -138,13 +145,15 @@ def agreement(
     folder = out or _default_out("agreement", pairs, judge)
     template = template or ("pairwise" if mode == "pairwise" else "single_1to10")
     config = {"command": "agreement", "judge": judge, "pairs": str(pairs), "mode": mode, "template": template,
-              "verdict": verdict, "swap": swap, "cot": cot, "reference": reference, "margin": margin,
+              "verdict": verdict, "swap": swap, "calibration": calibration, "cot": cot, "reference": reference,
+              "margin": margin,
               "few_shot": str(few_shot) if few_shot else None, "limit": limit, "seed": seed, "n_boot": n_boot}
     with Run(folder, config, seed=seed) as run:
         with run.stage("judge"):
             if mode == "pairwise":
                 make, _ = make_judge_factory(judge, run, template=template, verdict=verdict, cot=cot,
-                                             reference=reference, few_shot=few_shot, max_retries=max_retries, seed=seed)
+                                             reference=reference, few_shot=few_shot, max_retries=max_retries, seed=seed,
+                                             calibration=calibration)
                 records = make(swap).judge_pairs(loaded)
             else:
                 if judge.startswith("baseline:"):

@@ -27,6 +27,8 @@ def judge(
     answers_path: Optional[Path] = typer.Option(None, "--answers", help="single mode: JSONL with 'prompt', "
                                                                       "'response' (optional 'reference', 'id')."),
     swap: str = typer.Option("none", help="none | conservative | average | random."),
+    calibration: str = typer.Option("none", help="none | batch | content-free: divide probability verdicts by the "
+                                                 "judge's position prior (pairwise)."),
     verdict: str = typer.Option("probability", help="probability (read P(A), P(B), P(tie)) | generative (parse [[A]])."),
     template: Optional[str] = typer.Option(None, help="Template name (" + ", ".join(DEFAULT_TEMPLATE.values())
                                                      + ", additive_0to5) or the path of your own .txt."),
@@ -59,7 +61,8 @@ def judge(
             raise RefereeError(f"--limit should be >= 1, got {limit}")
         items = items[:limit]
     ref_mode = _reference_mode(reference, mode, items)
-    settings = dict(mode=mode, judges=judge_specs, input=str(source), swap=swap, verdict=verdict,
+    settings = dict(mode=mode, judges=judge_specs, input=str(source), swap=swap, calibration=calibration,
+                    verdict=verdict,
                     template=template or DEFAULT_TEMPLATE[mode], cot=cot, few_shot=str(few_shot) if few_shot else None,
                     reference=ref_mode, combine=combine, max_retries=max_retries, max_new_tokens=max_new_tokens,
                     seed=seed, limit=limit)
@@ -126,10 +129,11 @@ def _make_judge(model, s: dict):
     common = dict(template=s["template"], verdict=s["verdict"], cot=s["cot"], few_shot=s["few_shot"],
                   reference=s["reference"], max_retries=s["max_retries"], seed=s["seed"], sampling=sampling)
     if s["mode"] == "single":
-        if s["swap"] != "none":
-            raise RefereeError("--swap is for pairwise judging; single-answer grading shows one answer at a time")
+        if s["swap"] != "none" or s["calibration"] != "none":
+            raise RefereeError("--swap and --calibration are for pairwise judging; single-answer grading shows one "
+                               "answer at a time")
         return GradingJudge(model, **common)
-    return PairwiseJudge(model, swap=s["swap"], **common)
+    return PairwiseJudge(model, swap=s["swap"], calibration=s["calibration"], **common)
 
 
 def _judge_items(judge_obj, items: list, mode: str, answers: bool) -> tuple[list[dict], dict]:

@@ -16,6 +16,14 @@ the pair's id, so it is the same on every run).
 
 ``p_first`` is P(first better) + P(tie) / 2: a preference probability that splits ties evenly, so
 P(A) over the two orders is p_first(AB) and 1 - p_first(BA).
+
+Calibration (probability verdicts): a small judge's probabilities lean to one shown position whatever
+the answers say. ``calibration`` divides each prompt's P(first), P(second), P(tie) by the judge's prior
+over them and renormalises, so what is left is how this pair moved the judge away from its habit. The
+prior is the mean over the judged prompts themselves (``batch``, after Zhou et al. 2024's batch
+calibration; needs a set of pairs, at least MIN_BATCH_PROMPTS prompts) or the judge's probabilities on
+the template filled with content-free placeholders (``content-free``, after Zhao et al. 2021; works on
+any number of pairs). Each order keeps its uncalibrated probabilities; records name the prior.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from referee.tasks.pairs import Pair
 from referee.verifiers.base import Comparison, PairwiseVerifier
 
 SWAPS = ("none", "conservative", "average", "random")
+CALIBRATIONS = ("none", "batch", "content-free")
+MIN_BATCH_PROMPTS = 8  # fewer judged prompts than this say too little about the judge's prior
+CONTENT_FREE = ("N/A", "", "...")  # placeholders for question and answers, one prompt each
 OPTIONS = {"first": ["A", " A"], "second": ["B", " B"], "tie": ["C", " C"]}
 SHOWN_TO_PAIR = {"AB": {"first": "A", "second": "B", "tie": "tie"},
                  "BA": {"first": "B", "second": "A", "tie": "tie"}}
@@ -43,10 +54,14 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
     def __init__(self, model: Model, template: str = "pairwise", verdict: str = "probability", swap: str = "none",
                  cot: bool = False, few_shot: list[dict] | str | None = None, reference: str = "none",
                  max_retries: int = 2, seed: int = 0, sampling: Sampling | None = None,
-                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None):
+                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None, calibration: str = "none"):
         self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
                     max_prompt_chars)
         self.swap = common.check_choice("swap", swap, SWAPS)
+        self.calibration = common.check_choice("calibration", calibration, CALIBRATIONS)
+        if self.calibration != "none" and self.verdict != "probability":
+            raise RefereeError("judge: calibration reweights verdict probabilities; use verdict='probability'")
+        self._content_free_prior = None
         self.examples = common.load_examples(few_shot, "pairwise")
         self.name = f"pairwise-judge[{model.spec}]"
 
@@ -98,6 +113,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                 chats.append(chat)
                 truncated[i] = truncated[i] or cut
         entries = self._read_verdicts(chats)
+        prior = self._calibrate(entries) if self.calibration != "none" else None
         per_pair: list[list[dict]] = [[] for _ in pairs]
         for (i, order), entry in zip(units, entries):
             per_pair[i].append({"order": order, **entry})
@@ -105,7 +121,8 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
         for i, pair in enumerate(pairs):
             winner, p_a = self._combine(per_pair[i])
             rec = {"id": pair.id, "winner": winner, "p_a": p_a, "label": pair.label, "template": self.template.name,
-                   "verdict_mode": self.verdict, "swap": self.swap, "cot": self.cot,
+                   "verdict_mode": self.verdict, "swap": self.swap, "calibration": self.calibration,
+                   "calibration_prior": prior, "cot": self.cot,
                    "reference_mode": self.reference, "judge": self.model.spec, "orders": per_pair[i],
                    "truncated": truncated[i], "category": pair.category}
             if self.reference == "self":
@@ -132,6 +149,46 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                              p_first=res.probs["first"] + 0.5 * res.probs["tie"])
             entries.append(entry)
         return entries
+
+    def _calibrate(self, entries: list[dict]) -> dict:
+        """Divide each readable entry's probabilities by the judge's prior over shown verdicts (in place);
+        return the prior."""
+        if self.calibration == "batch":
+            readable = [e["probs"] for e in entries if e["winner_shown"] != "invalid"]
+            if len(readable) < MIN_BATCH_PROMPTS:
+                raise RefereeError(f"judge: calibration='batch' estimates the judge's prior from the judged prompts "
+                                   f"and needs at least {MIN_BATCH_PROMPTS}, got {len(readable)}; use "
+                                   f"calibration='content-free' for small sets")
+            prior = {k: sum(p[k] for p in readable) / len(readable) for k in OPTIONS}
+        else:
+            prior = self._content_free()
+        for e in entries:
+            if e["winner_shown"] == "invalid":
+                continue
+            weighted = {k: e["probs"][k] / prior[k] if prior[k] > 0 else 0.0 for k in OPTIONS}
+            total = sum(weighted.values())
+            if not total > 0:
+                continue
+            probs = {k: v / total for k, v in weighted.items()}
+            e.update(probs_uncalibrated=e["probs"], probs=probs,
+                     winner_shown=max(("first", "second", "tie"), key=lambda k: probs[k]),
+                     p_first=probs["first"] + 0.5 * probs["tie"])
+        return prior
+
+    def _content_free(self) -> dict:
+        """The judge's mean probabilities on the template filled with placeholders (computed once)."""
+        if self._content_free_prior is None:
+            chats = []
+            for text in CONTENT_FREE:
+                pair = Pair(f"content-free:{text}", [{"role": "user", "content": text}], text, text,
+                            reference=text if self.reference != "none" else None)
+                chats.append(self.build_chat(pair, "AB", pair.reference)[0])
+            entries = [e for e in self._read_verdicts(chats) if e["winner_shown"] != "invalid"]
+            if not entries:
+                raise RefereeError("judge: no probability on any verdict option for the content-free prompts; "
+                                   "cannot calibrate")
+            self._content_free_prior = {k: sum(e["probs"][k] for e in entries) / len(entries) for k in OPTIONS}
+        return self._content_free_prior
 
     def _combine(self, orders: list[dict]) -> tuple[str, float | None]:
         """The pair's winner and P(A) from its judged orders, by the swap rule."""

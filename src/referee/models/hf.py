@@ -122,6 +122,9 @@ class HFModel(Model):
         if not self.tokenizer.chat_template:
             self.tokenizer.chat_template = FALLBACK_TEMPLATE
         self.fingerprint = fingerprint or weights_fingerprint(path, adapter)
+        dtype_name = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        if dtype_name != "float32":  # other precisions give other numbers: cache them apart
+            self.fingerprint += f"+{dtype_name}"
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def describe(self) -> dict:
@@ -224,14 +227,16 @@ class HFModel(Model):
     def _next_token_logits(self, prompts: list[list[int]]) -> torch.Tensor:
         """Next-token logits after each prompt, [batch, vocab].
 
-        Prompts that begin with the same run of tokens (the two shown orders of a judged pair; several
-        answers to one question under one template) run that shared head once: the head goes through
-        the model first, its KV cache is copied to each member, then only each prompt's own tail runs.
-        On a GPU, groups are bundled into batches whose padding stays under PADDING_SLACK of the real
-        tokens. On a CPU each group runs on its own: a prefill is already compute-bound without
-        batching, and padding masks keep attention off its fast causal kernel (measured: batched
-        judging was slower than one prompt at a time on this project's 2-core machine).
+        Prompts that begin with the same run of tokens (a judge template's instructions; the two shown
+        orders of a judged pair; several answers to one question) run that shared head once and reuse
+        its KV cache. On a CPU prompts then run one per forward pass (`_logits_one_by_one`): a prefill
+        is already compute-bound without batching, and padding masks keep attention off its fast causal
+        kernel (measured: batched judging was slower than one prompt at a time on this project's 2-core
+        machine). On a GPU, groups are bundled into batches whose padding stays under PADDING_SLACK of
+        the real tokens.
         """
+        if str(self.device).startswith("cpu"):
+            return self._logits_one_by_one(prompts)
         splits = []  # per group: (members, head length); a lone prompt runs whole (head 0)
         for members in shared_prefix_groups(prompts, MIN_SHARED_PREFIX):
             head = 0
@@ -239,12 +244,8 @@ class HFModel(Model):
                 group = [prompts[i] for i in members]
                 head = min(common_prefix_length(group), min(len(p) for p in group) - 1)
             splits.append((members, head))
-        if str(self.device).startswith("cpu"):
-            bundles = [[split] for split in splits]
-        else:
-            bundles = low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK)
         out = [None] * len(prompts)
-        for bundle in bundles:
+        for bundle in low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK):
             rows = [i for members, _ in bundle for i in members]
             if all(n == 0 for _, n in bundle):
                 ids, mask = self._left_pad([prompts[i] for i in rows])
@@ -254,6 +255,61 @@ class HFModel(Model):
                 logits = self._logits_after_heads(prompts, bundle)
             for r, i in enumerate(rows):
                 out[i] = logits[r].float()
+        return torch.stack(out)
+
+    def _logits_one_by_one(self, prompts: list[list[int]]) -> torch.Tensor:
+        """One prompt per forward pass, no padding; a head that several prompts share runs once into a
+        KV cache, which each of them then continues, when that saves at least MIN_TOKENS_SAVED_CPU tokens.
+
+        The walk follows the prompts' prefix tree: at each branch point the prompts split by their next
+        token, and a branch whose prompts share enough further tokens extends the cache with them before
+        splitting again. Identical prompts run once.
+        """
+        from transformers import DynamicCache
+
+        runs = {}  # identical prompts run once
+        for i, p in enumerate(prompts):
+            runs.setdefault(tuple(p), []).append(i)
+        seqs = [list(p) for p in runs]
+        logits = [None] * len(seqs)
+
+        def forward(tokens, cache, start):
+            out = self.model(input_ids=torch.tensor([tokens], device=self.device), past_key_values=cache,
+                             use_cache=cache is not None, logits_to_keep=1).logits[0, -1].float()
+            cut_back(cache, start)
+            return out
+
+        def walk(members, cached, cache):
+            """Logits of ``members``, which all begin with the ``cached`` tokens held in ``cache``."""
+            while len(members) > 1:
+                shared = common_prefix_length([seqs[i] for i in members])
+                shortest = min(members, key=lambda i: len(seqs[i]))
+                if shared < len(seqs[shortest]):
+                    break
+                logits[shortest] = forward(seqs[shortest][cached:], cache, cached)  # a prefix of all the others
+                members = [i for i in members if i != shortest]
+            if len(members) == 1:
+                logits[members[0]] = forward(seqs[members[0]][cached:], cache, cached)
+                return
+            branches = {}
+            for i in members:
+                branches.setdefault(seqs[i][shared], []).append(i)
+            if (len(members) - 1) * (shared - cached) >= MIN_TOKENS_SAVED_CPU:
+                head_cache = cache if cache is not None else DynamicCache(config=self.model.config)
+                self.model(input_ids=torch.tensor([seqs[members[0]][cached:shared]], device=self.device),
+                           past_key_values=head_cache, use_cache=True, logits_to_keep=1)
+                for branch in branches.values():
+                    walk(branch, shared, head_cache)
+                cut_back(cache, cached)
+            else:
+                for branch in branches.values():
+                    walk(branch, cached, cache)
+
+        walk(list(range(len(seqs))), 0, None)
+        out = [None] * len(prompts)
+        for r, members in enumerate(runs.values()):
+            for i in members:
+                out[i] = logits[r]
         return torch.stack(out)
 
     def _logits_after_heads(self, prompts, bundle) -> torch.Tensor:
@@ -304,6 +360,10 @@ class HFModel(Model):
 # ---- shared prompt heads -----------------------------------------------------------------------
 MIN_SHARED_PREFIX = 16  # a shorter shared head is not worth a second forward pass
 PADDING_SLACK = 0.1  # padded positions allowed per real one in a bundle of forward passes
+# On a CPU every forward pass reads all the weights once, at batch 1 about the cost of 30-40 tokens of
+# compute (135M parameters, fp32: 61 ms for one token, ~1.7 ms per further token); a shared head that
+# saves fewer tokens than this costs more as an extra pass than it saves.
+MIN_TOKENS_SAVED_CPU = 48
 
 
 def common_prefix_length(seqs: list[list[int]]) -> int:
@@ -346,6 +406,13 @@ def shared_prefix_groups(seqs: list[list[int]], min_shared: int) -> list[list[in
         groups.append([order[k] for k in range(cut[j], j)])
         j = cut[j]
     return groups[::-1]
+
+
+def cut_back(cache, length: int) -> None:
+    """Drop what a KV cache holds beyond its first ``length`` tokens (a negative crop: that form means
+    the same in every transformers version)."""
+    if cache is not None and cache.get_seq_length() > length:
+        cache.crop(length - cache.get_seq_length())
 
 
 def low_padding_bundles(splits: list[tuple[list[int], int]], lengths: list[int], slack: float) -> list[list]:
