@@ -105,7 +105,6 @@ def main() -> None:
                 len(grecs), secs)
             invalid = sum(r["winner"] == "invalid" for r in grecs)
             notes.append(f"generative verdicts unreadable: {invalid}/{len(grecs)}")
-        del model
 
     print(f"model {args.model}, data {args.data}, {len(pairs)} pairs; naive baseline: {dtypes[0]}")
     print(f"{'mode':70s} {'dtype':>8s} {'judgments':>9s} {'seconds':>8s} {'judg/s':>7s} {'vs naive':>8s} {'vs naive same dtype':>20s}")
