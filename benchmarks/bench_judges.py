@@ -144,6 +144,48 @@ def markdown(results: list[dict], args, device: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(results: list[dict], path: Path) -> Path:
+    """Accuracy against the human labels (judge ties count as misses) per data set and configuration,
+    with 95% intervals; the always-longer baseline drawn as a line across each panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from referee.figures import save_figure
+
+    fig, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 4.2), sharey=True, squeeze=False)
+    for ax, res in zip(axes[0], results):
+        rows = [r for r in res["rows"] if r["verdict"] != "generative" or r["swap"] == "none"]
+        labels, values, errs = [], [], [[], []]
+        for r in rows:
+            acc = r["accuracy"]
+            name = r["judge"] if r["verdict"] == "-" else f"{r['verdict'][:4].replace('gene', 'gen')} {r['swap']}"
+            if r["calibration"] not in ("-", "none"):
+                name += f" +{r['calibration']}"
+            if r["verdict"] == "-" and r["judge"] == "random":
+                name += f" ({r['swap'][:4]})"
+            labels.append(name)
+            v = acc["value"] or 0.0
+            values.append(v)
+            errs[0].append(v - (acc["low"] if acc["low"] is not None else v))
+            errs[1].append((acc["high"] if acc["high"] is not None else v) - v)
+        colors = ["#999999" if r["verdict"] == "-" else "#4c72b0" if r["verdict"] == "probability" else "#dd8452"
+                  for r in rows]
+        ax.barh(range(len(rows)), values, xerr=errs, color=colors, capsize=2)
+        longer = next(r for r in res["rows"] if r["judge"] == "always longer")["accuracy"]["value"]
+        ax.axvline(longer, color="black", linestyle="--", linewidth=1)
+        for y, (v, r) in enumerate(zip(values, rows)):
+            note = " (all invalid)" if (r["invalid"]["value"] or 0) >= 1 else " (all ties)" if v == 0 else ""
+            ax.text(v + errs[1][y] + 0.01, y, f"{100 * v:.0f}%{note}", va="center", fontsize=6)
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{res['dataset']} ({res['pairs']} pairs)", fontsize=9)
+        ax.set_xlabel("accuracy vs people (ties = miss)", fontsize=8)
+    axes[0][0].invert_yaxis()  # the y axis is shared: invert it once, first row on top
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="embedded", help="judge model spec (default: embedded)")
@@ -164,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the markdown table here")
     p.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    p.add_argument("--plot", type=Path, default=None, help="save a PNG of accuracy per configuration here")
     args = p.parse_args(argv)
     args.verdicts = [v.strip() for v in args.verdicts.split(",") if v.strip()]
     args.calibrations = [c.strip() for c in args.calibrations.split(",") if c.strip()]
@@ -189,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
                                          "seconds": total}, indent=2))
+    if args.plot:
+        print(f"plot: {plot(results, args.plot)}")
     return 0
 
 

@@ -146,6 +146,7 @@ def test_choice_through_chat_top_logprobs(llama):
         assert 0.05 < r.mass <= 1.0 + 1e-6
         assert r.probs["qqzx"] == 0.0  # not among the 20 most likely tokens
         assert r.probs["Yes"] + r.probs["No"] > 0.99
+        assert r.prompt_tokens > 5  # the server's count, for the ledger
     with pytest.raises(UnsupportedError, match="tokenizer="):
         m.choice([SKY], ["Yes", "No"], prefix="My answer:")
 
@@ -158,6 +159,7 @@ def test_choice_with_tokenizer_prefix_and_long_options(llama):
     (b,) = plain.choice([SKY], ["Yes", "No"])
     # Rendered here or by the server: the same prompt, so the same distribution.
     assert abs(a.mass - b.mass) < 0.02 and abs(a.probs["Yes"] - b.probs["Yes"]) < 0.02
+    assert abs(a.prompt_tokens - b.prompt_tokens) <= 1 and a.prompt_tokens > 5
     short = chat("Sky blue?")  # a short prompt: the long option is scored by echoing it
     (c,) = m.choice([short], {"yes": ["Yes"], "no": ["No", "Absolutely not"]}, prefix="Answer:")
     assert math.isclose(sum(c.probs.values()), 1.0, abs_tol=1e-9) and 0 < c.mass <= 1

@@ -27,6 +27,7 @@ def test_pairwise_round_robin_writes_dpo_pairs_and_human_agreement(tiny_model_pa
                                  {"input": "Say no.", "output_1": "yes", "output_2": "No.", "label": 2}]))
     cfg = validate(RlaifConfig, {"policy": f"hf:{tiny_model_path}", "prompts": str(prompt_file), "k": 3,
                                  "min_margin": 0.0, "human_pairs": str(human), "out": str(tmp_path / "run"),
+                                 "calibration": "content-free",
                                  "sampling": {"max_new_tokens": 6, "temperature": 1.0}}, "test")
     with Run(cfg.out, cfg) as run:
         metrics = run_rlaif(cfg, run)
@@ -41,6 +42,8 @@ def test_pairwise_round_robin_writes_dpo_pairs_and_human_agreement(tiny_model_pa
         assert all(s is None or 0 <= s <= 1 for s in p["strengths"])
     ha = metrics["human_agreement"]
     assert ha["pairs"] == 2 and ha["agreement_s1"]["n"] == 2
+    judged = (tmp_path / "run" / "records" / "human_pairs_judged.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["calibration"] == "content-free" for line in judged)
 
 
 def test_grading_mode_and_no_pairs_stop(tiny_model_path, prompt_file, tmp_path):

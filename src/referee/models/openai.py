@@ -118,8 +118,10 @@ class OpenAIModel(Model):
         async def one(client, chat) -> ChoiceResult:
             body = {"model": self.name, "messages": chat, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n": 1}
-            choice = self._first_choice("/chat/completions", await self._post(client, "/chat/completions", body))
-            return _choice_result(options, self._chat_top_logprobs(self._endpoint("/chat/completions"), choice), {})
+            data = await self._post(client, "/chat/completions", body)
+            choice = self._first_choice("/chat/completions", data)
+            return _choice_result(options, self._chat_top_logprobs(self._endpoint("/chat/completions"), choice), {},
+                                  prompt_tokens=_prompt_tokens(data))
 
         return self._run_all([lambda c, ch=ch: one(c, ch) for ch in chats])
 
@@ -134,7 +136,8 @@ class OpenAIModel(Model):
             endpoint = self._endpoint("/completions")
             body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": TOP_LOGPROBS}
-            choice = self._first_choice("/completions", await self._post(client, "/completions", body))
+            data = await self._post(client, "/completions", body)
+            choice = self._first_choice("/completions", data)
             lp = choice.get("logprobs")
             if not isinstance(lp, dict) or lp.get("top_logprobs") is None:
                 raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; "
@@ -145,7 +148,7 @@ class OpenAIModel(Model):
             for s in long:  # several tokens: score the whole string after the prompt
                 scored = await self._score(client, prompt, s)
                 exact[s] = math.exp(scored.total)
-            return _choice_result(options, top, exact, skip=set(long))
+            return _choice_result(options, top, exact, skip=set(long), prompt_tokens=_prompt_tokens(data))
 
         return self._run_all([lambda c, p=p: one(c, p) for p in prompts])
 
@@ -391,8 +394,14 @@ def _token_matches(token: str, string: str) -> bool:
     return token == string or token.lstrip() == string
 
 
+def _prompt_tokens(data: dict) -> int:
+    """The prompt tokens a server says it read (0 when it does not say), for the ledger."""
+    value = (data.get("usage") or {}).get("prompt_tokens")
+    return value if isinstance(value, int) and value > 0 else 0
+
+
 def _choice_result(options: dict[str, list[str]], top: list[tuple[str, float]], exact: dict[str, float],
-                   skip: set[str] = frozenset()) -> ChoiceResult:
+                   skip: set[str] = frozenset(), prompt_tokens: int = 0) -> ChoiceResult:
     """Sum the probability of the top tokens that spell each option (or its exact score, if given)."""
     raw = {}
     for name, strings in options.items():
@@ -400,4 +409,4 @@ def _choice_result(options: dict[str, list[str]], top: list[tuple[str, float]], 
         raw[name] = sum(math.exp(top[i][1]) for i in hit) + sum(exact.get(s, 0.0) for s in set(strings))
     mass = sum(raw.values())
     probs = {k: (v / mass if mass > 0 else 1.0 / len(raw)) for k, v in raw.items()}
-    return ChoiceResult(probs=probs, mass=mass)
+    return ChoiceResult(probs=probs, mass=mass, prompt_tokens=prompt_tokens)

@@ -37,6 +37,7 @@ class RlaifConfig(ProtocolConfig):
     mode: Literal["pairwise", "grading"] = "pairwise"
     verdict: Literal["probability", "generative"] = "probability"
     swap: Literal["none", "conservative", "average", "random"] = "average"
+    calibration: Literal["none", "batch", "content-free"] = "none"  # pairwise probability verdicts
     template: str | None = None  # default: pairwise / single_1to10
     min_margin: float = Field(0.05, ge=0)
     human_pairs: str | None = None  # labelled pairs to measure the judge's agreement with people
@@ -56,7 +57,7 @@ def run_rlaif(cfg: RlaifConfig, run: Run) -> dict:
     with run.stage("judge"):
         if cfg.mode == "pairwise":
             judge = PairwiseJudge(judge_model, template=cfg.template or "pairwise", verdict=cfg.verdict,
-                                  swap=cfg.swap, seed=cfg.seed)
+                                  swap=cfg.swap, calibration=cfg.calibration, seed=cfg.seed)
             strengths, verdicts = _round_robin(judge, prompts, answers)
         else:
             grader = GradingJudge(judge_model, template=cfg.template or "single_1to10", verdict=cfg.verdict, seed=cfg.seed)
@@ -115,7 +116,7 @@ def _human_agreement(cfg: RlaifConfig, judge_model, run: Run) -> dict:
     if not labelled:
         raise RefereeError(f"{cfg.human_pairs}: no labelled pairs (need a 'label' field)")
     judge = PairwiseJudge(judge_model, template=cfg.template or "pairwise", verdict=cfg.verdict, swap=cfg.swap,
-                          seed=cfg.seed)
+                          calibration=cfg.calibration, seed=cfg.seed)
     records = judge.judge_pairs(labelled)
     run.write_records("human_pairs_judged", records)
     judged = [r["winner"] for r in records]
