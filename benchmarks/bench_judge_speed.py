@@ -67,7 +67,7 @@ def naive_loop(model, chats) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--model", default="embedded", help="model spec, without a dtype option")
+    ap.add_argument("--model", default="embedded", help="model spec (hf or embedded), without a dtype option")
     ap.add_argument("--dtypes", default="float32,bfloat16",
                     help="precisions to time referee and the naive loop in (the first is the naive baseline)")
     ap.add_argument("--limit", type=int, default=40, help="pairs for the probability modes and the naive loop")
@@ -84,7 +84,8 @@ def main() -> None:
     dtypes = args.dtypes.split(",")
     results, verdicts, notes = {}, {}, []
     for dtype in dtypes:
-        model = load_model(f"{args.model}?dtype={dtype}")  # no cache: every call is computed
+        joiner = "&" if "?" in args.model else "?"
+        model = load_model(f"{args.model}{joiner}dtype={dtype}")  # no cache: every call is computed
         model.choice([[{"role": "user", "content": "warm up"}]], OPTIONS, prefix="[[")
         judge = PairwiseJudge(model, verdict="probability", swap="none")
         recs, secs = timed(lambda: judge.judge_pairs(pairs))
