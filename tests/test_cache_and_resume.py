@@ -100,7 +100,11 @@ def test_sigkill_mid_run_then_rerun_reuses_every_finished_call(tiny_model_path, 
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["sample"], r["completion"]) for r in got] == [(r["id"], r["sample"], r["completion"]) for r in ref]
 
-    # a third run is answered entirely from the cache
+    # a third run is answered entirely from the cache; the ledger keeps what the second one computed
+    # (the killed first one wrote no ledger)
+    computed_by_second = ledger["calls"]
     subprocess.run(_generate_cmd(tiny_model_path, prompts, run, out), check=True, env=env)
-    ledger = json.loads((run / "ledger.json").read_text())["totals"]
-    assert ledger["calls"] == 0 and ledger["cached_calls"] == total
+    book = json.loads((run / "ledger.json").read_text())
+    assert book["totals"]["calls"] == 0 and book["totals"]["cached_calls"] == total
+    assert len(book["earlier_invocations"]) == 1 and book["all_invocations"]["invocations"] == 2
+    assert book["all_invocations"]["totals"]["calls"] == computed_by_second > 0

@@ -4,7 +4,8 @@
     RUN/manifest.json      package versions, git commit, seeds, model fingerprints, command line
     RUN/records/STAGE.jsonl records of each stage
     RUN/metrics.json       metrics, merged stage by stage
-    RUN/ledger.json        calls, tokens and wall time per stage and per model
+    RUN/ledger.json        calls, tokens and wall time per stage and per model (this invocation at the
+                           top; earlier invocations in this folder and the sum over all of them below)
     RUN/plots/*.png        figures
     RUN/cache.sqlite       every model call, so a killed run resumes where it stopped
 
@@ -46,6 +47,7 @@ class Run:
         self.seed = seed
         self.started = time.time()
         self._ledger_ctx = None
+        self._earlier_ledgers = _earlier_invocations(self.folder / "ledger.json")
         self._state_path = self.folder / "state.json"
         self.state = json.loads(self._state_path.read_text()) if self._state_path.exists() else {"stages_done": []}
         if config is not None:
@@ -121,7 +123,15 @@ class Run:
         return self.folder / "plots" / name
 
     def write_ledger(self) -> None:
-        write_json(self.folder / "ledger.json", self.ledger.to_dict())
+        """This invocation's ledger, with the totals of the earlier ones (a resumed run shows mostly cached
+        calls; what the whole experiment cost is in ``all_invocations``). A killed invocation writes none."""
+        now = self.ledger.to_dict()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
+        earlier = self._earlier_ledgers
+        all_totals = {k: sum(inv["totals"].get(k, 0) for inv in earlier) + v for k, v in now["totals"].items()}
+        write_json(self.folder / "ledger.json", {**now, "started": started, "earlier_invocations": earlier,
+                                                 "all_invocations": {"invocations": len(earlier) + 1,
+                                                                     "totals": all_totals}})
 
     def write_manifest(self, finished: bool = False) -> None:
         write_json(self.folder / "manifest.json", {
@@ -171,3 +181,16 @@ def load_config_file(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise RefereeError(f"{path}: expected a mapping of settings at the top level")
     return data
+
+
+def _earlier_invocations(path: Path) -> list[dict]:
+    """The invocations an existing ledger.json records (its own and the ones before it), in order."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(old, dict) or not isinstance(old.get("totals"), dict):
+        return []
+    own = {"started": old.get("started"), "totals": old["totals"],
+           "stage_wall_seconds": old.get("stage_wall_seconds", {})}
+    return list(old.get("earlier_invocations") or []) + [own]
