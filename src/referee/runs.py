@@ -122,21 +122,23 @@ class Run:
         (self.folder / "plots").mkdir(exist_ok=True)
         return self.folder / "plots" / name
 
+    def _started_text(self) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
+
     def write_ledger(self) -> None:
         """This invocation's ledger, with the totals of the earlier ones (a resumed run shows mostly cached
         calls; what the whole experiment cost is in ``all_invocations``). A killed invocation writes none."""
         now = self.ledger.to_dict()
-        started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started))
         earlier = self._earlier_ledgers
         all_totals = {k: sum(inv["totals"].get(k, 0) for inv in earlier) + v for k, v in now["totals"].items()}
-        write_json(self.folder / "ledger.json", {**now, "started": started, "earlier_invocations": earlier,
-                                                 "all_invocations": {"invocations": len(earlier) + 1,
-                                                                     "totals": all_totals}})
+        write_json(self.folder / "ledger.json", {
+            **now, "started": self._started_text(), "earlier_invocations": earlier,
+            "all_invocations": {"invocations": len(earlier) + 1, "totals": all_totals}})
 
     def write_manifest(self, finished: bool = False) -> None:
         write_json(self.folder / "manifest.json", {
             "command": sys.argv,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
+            "started": self._started_text(),
             "finished": finished,
             "wall_seconds": round(time.time() - self.started, 3),
             "seed": self.seed,

@@ -145,8 +145,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
             if not res.mass > 0:
                 entry.update(winner_shown="invalid", p_first=None, why="no probability on any verdict option")
             else:
-                entry.update(winner_shown=max(("first", "second", "tie"), key=lambda k: res.probs[k]),
-                             p_first=res.probs["first"] + 0.5 * res.probs["tie"])
+                entry.update(shown_verdict(res.probs))
             entries.append(entry)
         return entries
 
@@ -159,7 +158,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                 raise RefereeError(f"judge: calibration='batch' estimates the judge's prior from the judged prompts "
                                    f"and needs at least {MIN_BATCH_PROMPTS}, got {len(readable)}; use "
                                    f"calibration='content-free' for small sets")
-            prior = {k: sum(p[k] for p in readable) / len(readable) for k in OPTIONS}
+            prior = mean_probs(readable)
         else:
             prior = self._content_free()
         for e in entries:
@@ -170,9 +169,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
             if not total > 0:
                 continue
             probs = {k: v / total for k, v in weighted.items()}
-            e.update(probs_uncalibrated=e["probs"], probs=probs,
-                     winner_shown=max(("first", "second", "tie"), key=lambda k: probs[k]),
-                     p_first=probs["first"] + 0.5 * probs["tie"])
+            e.update(probs_uncalibrated=e["probs"], probs=probs, **shown_verdict(probs))
         return prior
 
     def _content_free(self) -> dict:
@@ -187,7 +184,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
             if not entries:
                 raise RefereeError("judge: no probability on any verdict option for the content-free prompts; "
                                    "cannot calibrate")
-            self._content_free_prior = {k: sum(e["probs"][k] for e in entries) / len(entries) for k in OPTIONS}
+            self._content_free_prior = mean_probs([e["probs"] for e in entries])
         return self._content_free_prior
 
     def _combine(self, orders: list[dict]) -> tuple[str, float | None]:
@@ -217,3 +214,14 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
             raise RefereeError("compare_many: give as many answers A and B as prompts")
         pairs = [Pair(str(i), as_chat(p), x, y) for i, (p, x, y) in enumerate(zip(prompts, a, b))]
         return [Comparison(r["winner"], r["p_a"], detail=r) for r in self.judge_pairs(pairs)]
+
+
+def shown_verdict(probs: dict) -> dict:
+    """The most likely shown verdict and p_first (ties split evenly) from P(first), P(second), P(tie)."""
+    return {"winner_shown": max(("first", "second", "tie"), key=lambda k: probs[k]),
+            "p_first": probs["first"] + 0.5 * probs["tie"]}
+
+
+def mean_probs(rows: list[dict]) -> dict:
+    """The mean of several prompts' P(first), P(second), P(tie): a judge's prior over shown verdicts."""
+    return {k: sum(r[k] for r in rows) / len(rows) for k in OPTIONS}
