@@ -360,9 +360,9 @@ class HFModel(Model):
 # ---- shared prompt heads -----------------------------------------------------------------------
 MIN_SHARED_PREFIX = 16  # a shorter shared head is not worth a second forward pass
 PADDING_SLACK = 0.1  # padded positions allowed per real one in a bundle of forward passes
-# On a CPU every forward pass reads all the weights once, at batch 1 about the cost of 30-40 tokens of
-# compute (135M parameters, fp32: 61 ms for one token, ~1.7 ms per further token); a shared head that
-# saves fewer tokens than this costs more as an extra pass than it saves.
+# On a CPU every forward pass reads all the weights once, at batch 1 about the cost of 40 tokens of
+# compute (135M parameters, fp32: 61-75 ms for one token, ~1.6 ms per further token; see
+# benchmarks/bench_cpu_forward.py); a shared head that saves fewer tokens costs more as an extra pass.
 MIN_TOKENS_SAVED_CPU = 48
 
 
