@@ -57,7 +57,7 @@ def summarise(records: list[dict], n_boot: int, seed: int) -> dict:
 
 
 def bench_dataset(name: str, path: Path, model, args) -> dict:
-    from referee.audit.baselines import LongerJudge, RandomJudge
+    from referee.judges.baselines import LongerJudge, RandomJudge
     from referee.judges import PairwiseJudge
     from referee.tasks.pairs import load_pairs
 

@@ -49,7 +49,8 @@ def main(argv=None) -> int:
 
     from referee.config import validate
     from referee.runs import Run
-    from referee.w2s.protocol import W2SConfig, markdown_table, run_weak_to_strong
+    from referee.protocols.weak_to_strong import W2SConfig, run_weak_to_strong
+    from referee.reports.weak_to_strong import draw, markdown_table
 
     results = {}
     for task in args.tasks:
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         with Run(config.out, config, seed=config.seed) as run:
             run_weak_to_strong(config, run)
+            draw(run)
         wall = time.perf_counter() - t0
         metrics = json.loads((Path(config.out) / "metrics.json").read_text())["weak_to_strong"]
         ledger = json.loads((Path(config.out) / "ledger.json").read_text())

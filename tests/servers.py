@@ -1,25 +1,20 @@
-"""Real servers for tests: llama.cpp's OpenAI-compatible server on the embedded GGUF, and a small proxy.
+"""Real servers for tests: llama.cpp's OpenAI-compatible server on the embedded GGUF.
 
 Nothing here mocks the wire. ``LlamaServer`` runs ``python -m llama_cpp.server`` on 127.0.0.1 and can be
-killed and started again on the same port. ``FaultyProxy`` is a real HTTP server that answers the first
-few requests with an error status (or every request with a fixed reply) and forwards the rest to a real
-upstream server, recording what it saw.
+killed and started again on the same port. Faults on the wire come from ``fault_proxy.FaultProxy``, a
+real HTTP proxy in front of it.
 """
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 INSTALL_HINT = 'pip install "llama-cpp-python[server]"'
@@ -121,101 +116,3 @@ class LlamaServer:
         except OSError:
             return 0
         return sum(1 for line in text.splitlines() if f'"POST {path} HTTP/1.1" 200' in line)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Clients that hang up (on a timeout test) are expected here: no tracebacks on stderr."""
-
-    def handle_error(self, request, client_address):
-        pass
-
-
-class FaultyProxy:
-    """A real HTTP proxy on 127.0.0.1 that misbehaves on purpose.
-
-    ``fail_first`` requests are answered with the statuses in ``statuses`` (cycled), with a JSON error
-    body and ``Retry-After: 0`` on 429; after that, requests go to ``upstream`` unless ``always`` is set
-    to a ``(status, body_dict)`` reply for every request (``{auth}`` in it becomes the Authorization
-    header the client sent). ``delay`` seconds pass before any answer. ``seen`` records (path,
-    authorization header, status returned) per request.
-    """
-
-    def __init__(self, upstream: str | None = None, fail_first: int = 0, statuses=(503,),
-                 always: tuple[int, dict] | None = None, delay: float = 0.0):
-        self.upstream = upstream
-        self.fail_first = fail_first
-        self.statuses = tuple(statuses)
-        self.always = always
-        self.delay = delay
-        self.seen: list[tuple[str, str | None, int]] = []
-        self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> "FaultyProxy":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handler(self):
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):
-                self._handle(b"")
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                self._handle(self.rfile.read(length))
-
-            def _handle(self, body: bytes):
-                auth = self.headers.get("Authorization")
-                with proxy._lock:
-                    index = len(proxy.seen)
-                    proxy.seen.append((self.path, auth, 0))
-                if proxy.delay:
-                    time.sleep(proxy.delay)
-                if proxy.always is not None:
-                    status, payload = proxy.always
-                    payload = json.loads(json.dumps(payload).replace("{auth}", auth or ""))
-                    return self._reply(index, status, json.dumps(payload).encode(), {})
-                if index < proxy.fail_first:
-                    status = proxy.statuses[index % len(proxy.statuses)]
-                    headers = {"Retry-After": "0"} if status == 429 else {}
-                    payload = {"error": {"message": f"proxy says {status} (request {index + 1})"}}
-                    return self._reply(index, status, json.dumps(payload).encode(), headers)
-                host, _, port = proxy.upstream.partition(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=120)
-                try:
-                    forward = {"Content-Type": self.headers.get("Content-Type", "application/json")}
-                    conn.request(self.command, self.path, body=body or None, headers=forward)
-                    r = conn.getresponse()
-                    self._reply(index, r.status, r.read(), {})
-                finally:
-                    conn.close()
-
-            def _reply(self, index: int, status: int, data: bytes, headers: dict):
-                with proxy._lock:
-                    path, auth, _ = proxy.seen[index]
-                    proxy.seen[index] = (path, auth, status)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-        return Handler

@@ -6,8 +6,9 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from conftest import SHARED_DATA
-from referee.audit.agreement import graded_agreement, grades_to_records, margin_correlation, pairwise_agreement
-from referee.audit.baselines import LongerJudge, RandomJudge
+from referee.audit.agreement import graded_agreement, margin_correlation, pairwise_agreement
+from referee.judges.grades import grades_to_records
+from referee.judges.baselines import LongerJudge, RandomJudge
 from referee.errors import RefereeError
 from referee.tasks.pairs import Pair, load_pairs
 

@@ -5,11 +5,11 @@ import json
 import pytest
 
 from referee.audit import biases
-from referee.audit.baselines import LongerJudge, RandomJudge
+from referee.judges.baselines import LongerJudge, RandomJudge
 from referee.audit.pairs import assertive_pairs, injection_pairs, verbosity_pairs
 from referee.audit.perturb import (assertive_rewrite, inject_instruction, list_items, pad_repetitive_list,
                                    remove_hedges)
-from referee.audit.records import combine, order_verdicts, shown, underlying
+from referee.judges.records import combine, order_verdicts, shown, underlying
 from referee.audit.runner import parse_checks, run_audit
 from referee.errors import RefereeError
 from referee.tasks.pairs import Pair
@@ -363,3 +363,39 @@ def test_position_audit_with_embedded_judge_on_real_pairs():
     assert m["invalid"].value == 0.0
     assert sum(m["position"][c].value for c in biases.POSITION_CLASSES) == pytest.approx(1.0)
     assert 0.0 <= m["position"]["prefers_first"].value <= 1.0
+
+
+def test_cli_audit_rerun_never_returns_stale_verdicts(tmp_path, capsys):
+    """The same folder, the same pair ids: another judge, or swapped answer texts, are judged afresh; the
+    same command again reads every stage back; and the folder's config.yaml repeats the run."""
+    from referee.cli import main
+
+    pairs = _write_pairs(tmp_path / "pairs.json")
+    run = tmp_path / "run"
+
+    def audit(judge, path=pairs):
+        main(["audit", "--judge", judge, "--pairs", str(path), "--checks", "position", "--out", str(run),
+              "--n-boot", "50"])
+        return [json.loads(x)["winner"] for x in (run / "records" / "base.jsonl").read_text().splitlines()]
+
+    longer = audit("baseline:longer")
+    assert longer == ["A"] * 10  # output_1 (a list of fruits) is always the longer answer
+    random_verdicts = audit("baseline:random")
+    assert random_verdicts != longer  # a coin over 10 pairs: not the longer answer's ten verdicts
+    rows = json.loads(pairs.read_text())
+    for r in rows:
+        r["output_1"], r["output_2"] = r["output_2"], r["output_1"]
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(rows))
+    flipped = audit("baseline:longer", swapped)
+    assert flipped == [{"A": "B", "B": "A", "tie": "tie"}[v] for v in longer]
+    # config.yaml names the protocol: `referee run` on it repeats the last audit, reading its stages back
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["protocol"] == "audit" and config["judge_spec"] == "baseline:longer"
+    before = (run / "records" / "base.jsonl").read_bytes()
+    capsys.readouterr()
+    main(["run", str(run / "config.yaml")])
+    assert (run / "records" / "base.jsonl").read_bytes() == before
+    assert "position" in capsys.readouterr().out

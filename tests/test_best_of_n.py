@@ -3,6 +3,7 @@ with a stand-in policy and stand-in verifiers (plus one run through `referee run
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -13,10 +14,12 @@ import types
 import numpy as np
 import pytest
 
+from referee import progress
 from referee.errors import RefereeError
 from referee.models.base import Completion, Model
 from referee.protocols.best_of_n import (BestOfNConfig, Method, ProblemSamples, accuracy_curves, build_verifier,
                                          run_best_of_n, sizes, subsets, VerifierSpec)
+from referee.reports import draw_for
 from referee.runs import Run
 from referee.tasks.arithmetic import Difficulty, check_solution, corrupt_solution, generate_problems
 from referee.rewards import load_steps
@@ -194,7 +197,8 @@ def stand_in_module(tmp_path, monkeypatch):
         "from test_best_of_n import CheckerPRM, LengthORM\n"
         "PROBLEMS = []\n"
         "def prm():\n    return CheckerPRM(PROBLEMS)\n"
-        "def orm(path):\n    assert path == 'some/folder'\n    return LengthORM()\n")
+        "def orm(path):\n    assert path == 'some/folder'\n    return LengthORM()\n"
+        "def folder_orm(path):\n    return LengthORM()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 
@@ -214,9 +218,9 @@ def _config(tmp_path, **kw):
     return BestOfNConfig.model_validate(base)
 
 
-def _run(config, problems):
+def _run(config, problems, policy=None):
     with Run(config.out, config, seed=config.seed) as run:
-        run.add_model(StandInPolicy(problems))
+        run.add_model(policy or StandInPolicy(problems))
         return run_best_of_n(config, run), run
 
 
@@ -224,8 +228,8 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
     config = _config(tmp_path)
     problems = generate_problems(12, Difficulty(steps=2), seed=3)
     stand_in_module.PROBLEMS[:] = problems
-    metrics, run = _run(config, problems)
-    m = metrics["best_of_n"]
+    result, run = _run(config, problems)
+    m = result.metrics["best_of_n"]
     assert m["problems"] == 12 and m["samples"] == 96
     assert m["no_answer_samples"] > 0 and m["wrong_samples"] > 0
     assert m["invalid_scores"]["orm"] == sum(1 for i in range(96) if i % 10 == 3)
@@ -241,7 +245,15 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
     assert curves["prm_min"][top]["accuracy"] == pytest.approx(pass_at_n)
     assert curves["prm_min"][top]["accuracy"] >= curves["majority"][top]["accuracy"]
     assert curves["random"]["1"]["accuracy"] == pytest.approx(m["sample_accuracy"])
-    # a picture and records
+    # one headline row per method, the same keys in each: accuracy at N = 1 and N = n_max with intervals
+    assert [r["method"] for r in result.headline] == list(curves)
+    assert all(list(r) == list(result.headline[0]) for r in result.headline)
+    for r in result.headline:
+        for n in ("1", top):
+            point = curves[r["method"]][n]
+            assert (r[f"N={n}"], r[f"N={n} low"], r[f"N={n} high"]) == (point["accuracy"], point["low"], point["high"])
+    # a picture (drawn by the report, from the run folder) and records
+    assert draw_for("best_of_n", run) == [run.folder / "plots" / "best_of_n.png"]
     assert (run.folder / "plots" / "best_of_n.png").stat().st_size > 5000
     orm_rows, prm_rows = run.read_records("scores-orm"), run.read_records("scores-prm")
     assert len(orm_rows) == 96 and orm_rows[3]["orm"] is None and orm_rows[0]["orm"] is not None
@@ -264,15 +276,15 @@ def test_protocol_end_to_end(tmp_path, stand_in_module):
     # a second run in the same folder gives the same numbers, reading the scores back
     stand_in_module.PROBLEMS[:] = []  # a PRM built now would fail if it were asked to score
     again, _ = _run(config, problems)
-    assert again["best_of_n"]["curves"] == curves
-    assert again["best_of_n"]["convincing_wrong"] == m["convincing_wrong"]
+    assert again.metrics["best_of_n"]["curves"] == curves
+    assert again.metrics["best_of_n"]["convincing_wrong"] == m["convincing_wrong"]
 
 
 def test_protocol_methods_setting(tmp_path, stand_in_module):
     problems = generate_problems(12, Difficulty(steps=2), seed=3)
     stand_in_module.PROBLEMS[:] = problems
-    metrics, _ = _run(_config(tmp_path, methods=["majority", "prm_min"]), problems)
-    assert set(metrics["best_of_n"]["curves"]) == {"majority", "prm_min"}
+    result, _ = _run(_config(tmp_path, methods=["majority", "prm_min"]), problems)
+    assert set(result.metrics["best_of_n"]["curves"]) == {"majority", "prm_min"}
     with pytest.raises(RefereeError, match="unknown method 'prm_mean'.*available: random, majority"):
         _run(_config(tmp_path, methods=["prm_mean"]), problems)
 
@@ -287,8 +299,8 @@ def test_weighted_vote_needs_nonnegative_scores(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "bon_signed", module)
     problems = generate_problems(12, Difficulty(steps=2), seed=3)
     config = _config(tmp_path, verifiers={"rm": {"kind": "python", "factory": "bon_signed:make"}})
-    metrics, _ = _run(config, problems)
-    assert "rm" in metrics["best_of_n"]["curves"] and "rm_vote" not in metrics["best_of_n"]["curves"]
+    curves = _run(config, problems)[0].metrics["best_of_n"]["curves"]
+    assert "rm" in curves and "rm_vote" not in curves
     with pytest.raises(RefereeError, match="non-negative"):
         _run(_config(tmp_path, verifiers={"rm": {"kind": "python", "factory": "bon_signed:make"}},
                      methods=["rm_vote"]), problems)
@@ -303,9 +315,106 @@ def test_trained_verifiers_come_from_referee_rewards(monkeypatch):
     assert isinstance(v, LengthORM) and calls == [("orm", "runs/orm")]
     with pytest.raises(RefereeError, match="needs 'path'"):
         build_verifier("prm", VerifierSpec(kind="prm"), [], "")
-    monkeypatch.setitem(sys.modules, "referee.rewards", types.ModuleType("referee.rewards"))
-    with pytest.raises(RefereeError, match="referee.rewards.load_verifier"):
-        build_verifier("rm", VerifierSpec(kind="rm", path="x"), [], "")
+
+
+# ---- stages: a rerun reads back what did not change and recomputes the rest ------------------------
+class RefusingPolicy(StandInPolicy):
+    """The same policy (same fingerprint) that refuses to sample: for reruns that must read samples back."""
+
+    def generate(self, *args, **kwargs):
+        raise AssertionError("the samples stage should have been read back")
+
+
+def _stages_said(capsys) -> dict[str, str]:
+    """What the stage runner said of each stage since the last call: 'read back' or 'recomputed'."""
+    said = {}
+    for line in capsys.readouterr().err.splitlines():
+        name, _, rest = line.partition(": ")
+        if rest.endswith("read back"):
+            said[name] = "read back"
+        elif rest.endswith("recomputing"):
+            said[name] = "recomputed"
+    return said
+
+
+@pytest.fixture
+def loud(monkeypatch):
+    monkeypatch.setattr(progress, "_quiet", False)
+
+
+def test_rerun_reads_every_stage_back(tmp_path, stand_in_module, loud, capsys):
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    config = _config(tmp_path)
+    first, run = _run(config, problems)
+    records = {p.name: p.read_bytes() for p in run.records_path("samples").parent.glob("*.jsonl")}
+    assert set(records) == {"samples.jsonl", "scores-prm.jsonl", "scores-orm.jsonl", "scores-oracle.jsonl",
+                            "convincing_wrong.jsonl"}
+    capsys.readouterr()
+
+    stand_in_module.PROBLEMS[:] = []  # a PRM asked to score now would fail
+    again, _ = _run(config, problems, policy=RefusingPolicy(problems))
+    assert _stages_said(capsys) == {name[:-len(".jsonl")]: "read back" for name in records}
+    assert again.metrics == first.metrics and again.headline == first.headline
+    assert {p.name: p.read_bytes() for p in run.records_path("samples").parent.glob("*.jsonl")} == records
+
+
+def test_changed_settings_recompute_only_what_they_touch(tmp_path, stand_in_module, loud, capsys):
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    _, run = _run(_config(tmp_path), problems)
+    capsys.readouterr()
+
+    # another temperature: new samples, but the stand-in writes the same texts, so their scores stand
+    hotter = {"sampling": {"temperature": 0.9, "max_new_tokens": 256}}
+    _run(_config(tmp_path, **hotter), problems)
+    assert _stages_said(capsys) == {"samples": "recomputed", "scores-prm": "read back", "scores-orm": "read back",
+                                    "scores-oracle": "read back", "convincing_wrong": "read back"}
+    # fewer convincing wrong answers: only that stage
+    result, _ = _run(_config(tmp_path, **hotter, active={"top": 2, "per_problem": 1}), problems)
+    said = _stages_said(capsys)
+    assert said.pop("convincing_wrong") == "recomputed" and set(said.values()) == {"read back"}
+    assert result.metrics["best_of_n"]["convincing_wrong"]["exported"] == 2
+    assert len(run.read_records("convincing_wrong")) == 2
+
+
+def _sha(text):
+    """A sample's text_sha as the scores records write it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def test_changed_sample_texts_are_scored_again(tmp_path, stand_in_module, loud, capsys):
+    problems = generate_problems(12, Difficulty(steps=2), seed=3)
+    stand_in_module.PROBLEMS[:] = problems
+    _, run = _run(_config(tmp_path), problems)
+    before = [s["completion"] for s in run.read_records("samples")]
+    capsys.readouterr()
+
+    _run(_config(tmp_path, seed=1), problems)  # other sampling seeds: other texts
+    said = _stages_said(capsys)
+    assert set(said.values()) == {"recomputed"} and len(said) == 5
+    samples = run.read_records("samples")
+    assert [s["completion"] for s in samples] != before
+    expect = LengthORM().score_many([], [s["completion"] for s in samples])
+    for name in ("orm", "prm", "oracle"):
+        rows = run.read_records(f"scores-{name}")
+        assert [r["text_sha"] for r in rows] == [_sha(s["completion"]) for s in samples], name
+    assert [r["orm"] for r in run.read_records("scores-orm")] == [e.value for e in expect]
+
+
+def test_a_verifier_changed_in_its_folder_scores_again(tmp_path, stand_in_module, loud, capsys):
+    problems = generate_problems(6, Difficulty(steps=2), seed=3)
+    folder = tmp_path / "orm"
+    folder.mkdir()
+    (folder / "head.safetensors").write_bytes(b"first head")
+    config = _config(tmp_path, arithmetic={"n": 6, "steps": 2, "seed": 3},
+                     verifiers={"orm": {"kind": "python", "factory": "bon_standins:folder_orm", "path": str(folder)}})
+    _run(config, problems)
+    _run(config, problems)
+    assert _stages_said(capsys)["scores-orm"] == "read back"
+    (folder / "head.safetensors").write_bytes(b"the head trained again")
+    _run(config, problems)
+    assert _stages_said(capsys) == {"samples": "read back", "scores-orm": "recomputed"}
 
 
 def test_config_errors_name_the_setting(tmp_path, capsys):
@@ -348,3 +457,12 @@ def test_samples_feed_mc_labelling(tmp_path, stand_in_module):
     assert len(data.solutions) == 96 - data.empty
     assert {s.gold for s in data.solutions} <= {p.answer for p in problems}
     assert data.solutions[0].prompt[0]["content"] == problems[0].prompt()
+
+
+def test_an_llm_judge_is_a_best_of_n_verifier_through_the_one_builder(tiny_model):
+    from referee.judges import GradingJudge
+
+    v = build_verifier("j", VerifierSpec(kind="judge-additive", path="tiny"), [], "", load_model=lambda s: tiny_model)
+    assert isinstance(v, GradingJudge) and v.template.name == "additive_0to5"
+    with pytest.raises(RefereeError, match="judge's model spec"):
+        build_verifier("j", VerifierSpec(kind="judge"), [], "")

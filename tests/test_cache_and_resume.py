@@ -100,11 +100,38 @@ def test_sigkill_mid_run_then_rerun_reuses_every_finished_call(tiny_model_path, 
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["sample"], r["completion"]) for r in got] == [(r["id"], r["sample"], r["completion"]) for r in ref]
 
-    # a third run is answered entirely from the cache; the ledger keeps what the second one computed
-    # (the killed first one wrote no ledger)
+    # a third run reads the finished stage back, calling no model (not even through the cache); the
+    # ledger keeps what the second one computed (the killed first one wrote no ledger)
     computed_by_second = ledger["calls"]
     subprocess.run(_generate_cmd(tiny_model_path, prompts, run, out), check=True, env=env)
     book = json.loads((run / "ledger.json").read_text())
-    assert book["totals"]["calls"] == 0 and book["totals"]["cached_calls"] == total
+    assert book["totals"]["calls"] == 0 and book["totals"]["cached_calls"] == 0
+    assert [json.loads(line) for line in out.read_text().splitlines()] == got
     assert len(book["earlier_invocations"]) == 1 and book["all_invocations"]["invocations"] == 2
     assert book["all_invocations"]["totals"]["calls"] == computed_by_second > 0
+
+
+def test_sigterm_writes_the_ledger_and_manifest_like_a_normal_exit(tiny_model_path, tmp_path):
+    """A timeout, container stop or preemption (SIGTERM) ends the run through the normal exit path: the
+    invocation's ledger and manifest are written (finished: false) and the exit status is 143."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Tell me fact number {i}."}) + "\n" for i in range(40)))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_generate_cmd(tiny_model_path, prompts, run, tmp_path / "out.jsonl"),
+                            env={**os.environ, "REFEREE_QUIET": "1"}, stderr=subprocess.PIPE, text=True)
+    cache_file = run / "cache.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if cache_file.exists() and sqlite3.connect(cache_file).execute("SELECT COUNT(*) FROM calls").fetchone()[0]:
+                break
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["finished"] is False
+    assert "calls" in json.loads((run / "ledger.json").read_text())["totals"]

@@ -55,7 +55,7 @@ def test_generate_writes_samples_and_a_run_folder(tiny_model_path, tmp_path):
     assert manifest["models"][f"hf:{tiny_model_path}"]["fingerprint"].startswith("sha256:")
     assert manifest["packages"]["torch"]
     ledger = json.loads((run / "ledger.json").read_text())
-    assert ledger["entries"][0]["stage"] == "sample" and ledger["totals"]["calls"] == 4
+    assert ledger["entries"][0]["stage"] == "samples" and ledger["totals"]["calls"] == 4  # named as its records
     assert ledger["totals"]["completion_tokens"] == sum(x["completion_tokens"] for x in records)
 
 
@@ -65,7 +65,7 @@ def test_run_config_and_its_errors(tiny_model_path, tmp_path):
     cfg = tmp_path / "sample.yaml"
     cfg.write_text(f"protocol: sampling\nmodel: hf:{tiny_model_path}\nprompts: {prompts}\nn: 2\n"
                    f"out: {tmp_path / 'run'}\nsampling:\n  max_new_tokens: 4\n")
-    r = referee("run", str(cfg))
+    r = referee("run", "--json", str(cfg))
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["sampling"]["samples"] == 2
     assert (tmp_path / "run" / "records" / "samples.jsonl").exists()
@@ -79,6 +79,21 @@ def test_run_config_and_its_errors(tiny_model_path, tmp_path):
     cfg.write_text("protocol: [unclosed\n")
     assert_user_error(referee("run", str(cfg)), "not valid YAML")
     assert_user_error(referee("run", str(tmp_path / "missing.yaml")), "no such config file")
+
+
+def test_commands_that_run_experiments_are_protocols_with_strict_configs(tmp_path):
+    """`tasks mc-label` and `rm train` run as protocols, so a config naming them is checked like any other,
+    before a run folder is made."""
+    listed = referee("protocols")
+    assert listed.returncode == 0 and "mc_label" in listed.stdout and "reward_model" in listed.stdout
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(f"protocol: mc_label\nsolutions: s.jsonl\nmode: medium\nout: {tmp_path / 'r1'}\n")
+    assert_user_error(referee("run", str(cfg)), "mode should be one of soft, hard")
+    cfg.write_text(f"protocol: reward_model\nkind: rm\ndata: d.jsonl\ntraining:\n  epochs: 0\nout: {tmp_path / 'r2'}\n")
+    assert_user_error(referee("run", str(cfg)), "epochs")
+    cfg.write_text(f"protocol: reward_model\nkind: rm\ndata: d.jsonl\nepochs: 3\nout: {tmp_path / 'r3'}\n")
+    assert_user_error(referee("run", str(cfg)), "setting 'epochs'", "unknown setting")
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
 
 
 @pytest.mark.parametrize("content, fragments", [

@@ -482,6 +482,30 @@ def test_cli_judge_end_to_end(tiny_model_path, tmp_path, capsys):
     assert metrics["pairs"] == 2 and metrics["grades"]["answers"] == 4
 
 
+def test_cli_judge_config_repeats_the_run_and_changes_recompute(tiny_model_path, tmp_path, capsys):
+    """A judge run's config.yaml is a protocol config: `referee run` on it reads the judgments back without
+    a model call; another setting in the same folder judges again instead of returning stale records."""
+    import yaml
+
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"input": f"Q{i}?", "output_1": f"a{i}", "output_2": f"b{i} longer",
+                                        "label": 1}) + "\n" for i in range(3)))
+    run = tmp_path / "run"
+    assert _cli(["judge", "--judge", "baseline:longer", "--pairs", str(data), "--run", str(run)]) == 0
+    assert [json.loads(x)["winner"] for x in (run / "records" / "judgments.jsonl").read_text().splitlines()] == ["B"] * 3
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["protocol"] == "judge" and config["judge"]["swap"] == "none"
+    assert _cli(["judge", "--judge", f"hf:{tiny_model_path}", "--pairs", str(data), "--run", str(run)]) == 0
+    judged = [json.loads(x) for x in (run / "records" / "judgments.jsonl").read_text().splitlines()]
+    assert all(r["verdict_mode"] == "probability" for r in judged)  # the model judged, not the stale baseline
+    before = (run / "records" / "judgments.jsonl").read_bytes()
+    capsys.readouterr()
+    assert _cli(["run", str(run / "config.yaml")]) == 0
+    assert (run / "records" / "judgments.jsonl").read_bytes() == before
+    assert json.loads((run / "ledger.json").read_text())["totals"]["calls"] == 0
+    assert "judge" in capsys.readouterr().out
+
+
 def test_cli_bad_input_names_file_line_and_field(tiny_model_path, tmp_path, capsys):
     data = tmp_path / "bad.jsonl"
     data.write_text(json.dumps({"input": "q", "output_1": "a", "output_2": "b", "label": 1}) + "\n"

@@ -16,8 +16,8 @@ from referee.tasks.arithmetic import (Difficulty, check_solution, corrupt_soluti
                                       generate_problems, labelled_record, load_arithmetic, sft_records,
                                       stepwise_records)
 from referee.tasks.gsm8k import check_annotations, load_gsm8k, split_held_out
-from referee.tasks.math import (MathProblem, StepwiseRecord, answers_match, extract_answer, format_number,
-                                parse_number, safe_eval, write_stepwise)
+from referee.tasks.math import (MathProblem, Solution, StepwiseRecord, answers_match, extract_answer,
+                                format_number, parse_number, safe_eval, split_steps, write_stepwise)
 from referee.verifiers.programmatic import ExactAnswerVerifier, summarize
 
 GSM8K = SHARED_DATA / "gsm8k" / "train.jsonl"
@@ -265,6 +265,23 @@ def test_stepwise_files_read_word_labels_and_name_bad_lines(tmp_path):
     f.write_text(json.dumps({"prompt": "q", "completions": ["a"], "labels": ["maybe"]}) + "\n")
     with pytest.raises(RefereeError, match=r"s.jsonl:1: field 'labels' item 0"):
         load_steps(f)
+
+
+def test_split_steps_at_line_boundaries_or_at_newlines_only():
+    text = " 7 + 5 = 12\r\n\n12 - 3 = 9\rso 9\u2028The answer is 9. \n"
+    assert split_steps(text) == ["7 + 5 = 12", "12 - 3 = 9", "so 9", "The answer is 9."]
+    # the reward models' reading: a lone carriage return or a Unicode line separator stays inside its step
+    assert split_steps(text, newline_only=True) == ["7 + 5 = 12", "12 - 3 = 9\rso 9\u2028The answer is 9."]
+    assert split_steps("a\nb") == split_steps("a\nb", newline_only=True) == ["a", "b"]
+
+
+def test_one_solution_for_outcome_data_and_step_labelling():
+    chat = [{"role": "user", "content": "q"}]
+    stepwise = Solution.from_steps(chat, ["7 + 5 = 12", "The answer is 12."], "12", "a", {"sample": 1})
+    assert stepwise.response == "7 + 5 = 12\nThe answer is 12." and stepwise.label is None
+    assert (stepwise.gold, stepwise.id, stepwise.extra) == ("12", "a", {"sample": 1})
+    outcome = Solution(chat, "The answer is 12.", 1.0, "b")
+    assert outcome.steps == [] and outcome.gold is None and outcome.label == 1.0
 
 
 def test_stepwise_record_keeps_soft_labels():

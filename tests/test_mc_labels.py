@@ -58,7 +58,7 @@ class Finisher(Model):
 
 def _solutions():
     chat = [{"role": "user", "content": PROBLEM.question}]
-    return [Solution(chat, GOOD, "18", "good"), Solution(chat, BAD, "18", "bad")]
+    return [Solution.from_steps(chat, GOOD, "18", "good"), Solution.from_steps(chat, BAD, "18", "bad")]
 
 
 def test_hard_labels_follow_the_first_error():
@@ -143,3 +143,43 @@ def test_cli_mc_label(tmp_path, tiny_model_path, capsys):
     data, stats = load_steps(out)
     assert len(data) == 1 and stats.steps == 4 and data[0].labels[3] == 0.0
     assert (tmp_path / "run" / "records" / "mc_labels.jsonl").exists()
+
+
+def test_mc_label_run_folder_repeats_with_referee_run(tmp_path, tiny_model_path, capsys, monkeypatch):
+    """The command's config.yaml runs again: unchanged, the labels are read back (no rollouts); a changed
+    setting or a changed solution recomputes them."""
+    import yaml
+
+    from referee import progress
+    from referee.cli import main
+
+    monkeypatch.setattr(progress, "_quiet", False)  # the stage runner says what it read back
+
+    f = tmp_path / "s.jsonl"
+    f.write_text(json.dumps({"prompt": PROBLEM.question, "completion": "\n".join(BAD), "answer": "18"}) + "\n")
+    run = tmp_path / "run"
+    main(["tasks", "mc-label", "--file", str(f), "--out", str(tmp_path / "prm.jsonl"), "--policy",
+          f"hf:{tiny_model_path}", "--k", "2", "--mode", "hard", "--max-new-tokens", "6", "--run", str(run)])
+    first = (run / "records" / "mc_labels.jsonl").read_text()
+    assert (tmp_path / "prm.jsonl").read_text() == first
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["protocol"] == "mc_label" and config["k"] == 2
+    capsys.readouterr()
+
+    main(["run", str(run / "config.yaml")])
+    err = capsys.readouterr().err
+    assert "mc_labels: finished earlier with the same inputs, read back" in err
+    assert json.loads((run / "ledger.json").read_text())["totals"]["calls"] == 0
+    assert (run / "records" / "mc_labels.jsonl").read_text() == first
+
+    config["k"] = 3
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    main(["run", str(run / "config.yaml")])
+    assert "mc_labels: its inputs changed since it last ran, recomputing" in capsys.readouterr().err
+    assert [json.loads(line)["k"] for line in (run / "records" / "mc_labels.jsonl").read_text().splitlines()] == [3]
+
+    f.write_text(json.dumps({"prompt": PROBLEM.question, "completion": "\n".join(GOOD), "answer": "18"}) + "\n")
+    main(["run", str(run / "config.yaml")])
+    assert "mc_labels: its inputs changed since it last ran, recomputing" in capsys.readouterr().err
+    record = json.loads((run / "records" / "mc_labels.jsonl").read_text())
+    assert record["completions"] == GOOD and record["correct"] is True

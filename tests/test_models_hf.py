@@ -105,7 +105,7 @@ def test_choice_single_token_options_and_aliases(tiny_model):
 
 
 def test_shared_prefix_groups_cut_where_the_most_tokens_are_saved():
-    from referee.models.hf import shared_prefix_groups
+    from referee.models.prefix_sharing import shared_prefix_groups
 
     system = list(range(100, 120))  # 20 tokens every prompt shares
     pair1, pair2 = system + [1] * 40, system + [2] * 40  # each pair's two orders share 60 tokens
@@ -118,7 +118,7 @@ def test_shared_prefix_groups_cut_where_the_most_tokens_are_saved():
 
 
 def test_bundles_keep_padding_small():
-    from referee.models.hf import low_padding_bundles
+    from referee.models.prefix_sharing import low_padding_bundles
 
     lengths = [100, 98, 30, 29, 31, 300]
     singles = [([i], 0) for i in range(len(lengths))]
@@ -127,12 +127,48 @@ def test_bundles_keep_padding_small():
     assert len(low_padding_bundles(singles, lengths, 10.0)) == 1  # a loose limit bundles everything
 
 
+def test_prefix_tree_walk_runs_each_shared_head_once_and_cuts_the_cache_back():
+    """The CPU walk's plan on token lists alone: a list stands in for the KV cache."""
+    from referee.models.prefix_sharing import walk_prefix_tree
+
+    class ListCache(list):
+        def get_seq_length(self):
+            return len(self)
+
+        def crop(self, negative):
+            del self[negative:]
+
+    passes = []
+
+    def last_logits(tokens, cache):
+        passes.append(list(tokens))
+        seen = (list(cache) if cache is not None else []) + list(tokens)
+        if cache is not None:
+            cache.extend(tokens)  # a forward pass appends to the cache it continues
+        return tuple(seen)  # "logits" that tell which tokens the prompt was run on
+
+    def extend(tokens, cache):
+        passes.append(list(tokens))
+        cache = cache if cache is not None else ListCache()
+        cache.extend(tokens)
+        return cache
+
+    head = list(range(100, 130))  # 30 tokens: worth one extra pass for three prompts (2 * 30 >= 48)
+    prompts = [head + [1, 2], head + [3], head + [1, 2], head + [1], [7, 8]]
+    assert walk_prefix_tree(prompts, last_logits, extend, min_tokens_saved=48) == [tuple(p) for p in prompts]
+    assert passes.count(head) == 1 and [7, 8] in passes  # the head once; the lone prompt whole
+    assert sum(map(len, passes)) == len(head) + 4 + 2  # then each distinct tail once (the duplicate ran once)
+    passes.clear()  # not worth it: every prompt runs whole
+    assert walk_prefix_tree(prompts, last_logits, extend, min_tokens_saved=61) == [tuple(p) for p in prompts]
+    assert sorted(passes) == sorted([head + [1], head + [1, 2], head + [3], [7, 8]])
+
+
 def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path):
     """Shared heads run once through the KV cache and give the same next-token logits, on the CPU walk
     (one prompt per pass) and on the GPU path (groups bundled with padding), which runs here on CPU."""
     import torch
 
-    from referee.models.hf import MIN_SHARED_PREFIX, MIN_TOKENS_SAVED_CPU, common_prefix_length, shared_prefix_groups
+    from referee.models.prefix_sharing import MIN_SHARED_PREFIX, MIN_TOKENS_SAVED_CPU, head_splits
 
     model = load_model(f"hf:{tiny_model_path}?batch_size=8")
     head = "Which answer is better? Question: why is the sky blue? " * 3
@@ -157,13 +193,11 @@ def test_shared_heads_give_the_same_logits_as_separate_forwards(tiny_model_path)
     distinct = {tuple(e) for e in encoded}
     assert sum(computed) < sum(len(e) for e in distinct) - 2 * MIN_TOKENS_SAVED_CPU  # heads really ran once
     # the GPU path: every group in one bundle (heads of different lengths left-padded, tails right-padded)
-    groups = shared_prefix_groups(encoded, MIN_SHARED_PREFIX)
-    assert len(groups) < len(encoded)
-    bundle = [(g, min(common_prefix_length([encoded[i] for i in g]), min(len(encoded[i]) for i in g) - 1)
-               if len(g) > 1 else 0) for g in groups]
+    bundle = head_splits(encoded, MIN_SHARED_PREFIX)
+    assert len(bundle) < len(encoded)
     with torch.inference_mode():
         bundled = model._logits_after_heads(encoded, bundle)
-    rows = [i for g in groups for i in g]
+    rows = [i for members, _ in bundle for i in members]
     assert (bundled - separate[rows]).abs().max() < 1e-5
     for a, b in zip(model.choice(chats, ["A", "B", "C"], prefix="[["),
                     load_model(f"hf:{tiny_model_path}?batch_size=1").choice(chats, ["A", "B", "C"], prefix="[[")):

@@ -399,6 +399,44 @@ def test_cli_prm_train_eval_score(base, tmp_path, capsys):
     assert all(r["score"] == pytest.approx(math.prod(r["steps"])) for r in scored)
 
 
+def test_cli_train_folder_repeats_with_referee_run(base, tmp_path, capsys, monkeypatch):
+    """The verifier folder holds the config.yaml that trained it: run again unchanged, the verifier is kept
+    (not retrained); a changed setting or a changed training record trains it again."""
+    import yaml
+
+    from referee import progress
+    from referee.rewards.heads import CONFIG_NAME, HEAD_NAME
+
+    monkeypatch.setattr(progress, "_quiet", False)  # the stage runner says what it read back
+    rows = [{"prompt": p.prompt[0]["content"], "chosen": p.chosen, "rejected": p.rejected} for p in toy_pairs(30)]
+    train = _write(tmp_path / "train.jsonl", rows)
+    out = tmp_path / "rm"
+    code, first, err = _cli(["rm", "train", "--kind", "rm", "--base", base, "--data", str(train), "--out", str(out),
+                             "--epochs", "3"], capsys)
+    assert code == 0, err
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["protocol"] == "reward_model" and config["training"]["epochs"] == 3
+    head = (out / HEAD_NAME).read_bytes()
+
+    code, again, err = _cli(["run", str(out / "config.yaml")], capsys)
+    assert code == 0, err
+    assert "train: finished earlier with the same inputs, read back" in err
+    assert again == first and (out / HEAD_NAME).read_bytes() == head
+
+    config["training"]["epochs"] = 4
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    code, stdout, err = _cli(["run", str(out / "config.yaml")], capsys)
+    assert code == 0, err
+    assert "train: its inputs changed since it last ran, recomputing" in err and "(epoch 4)" in stdout
+    assert json.loads((out / CONFIG_NAME).read_text())["training"]["epochs"] == 4
+
+    _write(train, rows[:-1] + [{**rows[-1], "chosen": rows[-1]["chosen"] + " indeed"}])
+    code, _, err = _cli(["run", str(out / "config.yaml")], capsys)
+    assert code == 0, err
+    assert "train: its inputs changed since it last ran, recomputing" in err
+    assert load_verifier("rm", out).config["data"] == str(train)
+
+
 # ---- the real embedded model ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_embedded_backbone_trains_on_hh_rlhf_and_round_trips(tmp_path):

@@ -30,7 +30,7 @@ def test_pairwise_round_robin_writes_dpo_pairs_and_human_agreement(tiny_model_pa
                                  "calibration": "content-free",
                                  "sampling": {"max_new_tokens": 6, "temperature": 1.0}}, "test")
     with Run(cfg.out, cfg) as run:
-        metrics = run_rlaif(cfg, run)
+        metrics = run_rlaif(cfg, run).metrics
     pairs = [json.loads(line) for line in (tmp_path / "run" / "records" / "preferences.jsonl").read_text().splitlines()]
     assert metrics["rlaif"]["pairs"] == len(pairs) >= 1
     for p in pairs:
@@ -51,10 +51,40 @@ def test_grading_mode_and_no_pairs_stop(tiny_model_path, prompt_file, tmp_path):
                                  "mode": "grading", "min_margin": 0.0, "out": str(tmp_path / "run"),
                                  "sampling": {"max_new_tokens": 6}}, "test")
     with Run(cfg.out, cfg) as run:
-        metrics = run_rlaif(cfg, run)
+        metrics = run_rlaif(cfg, run).metrics
     assert metrics["rlaif"]["answers"] == 6
     cfg = validate(RlaifConfig, {**cfg.model_dump(), "min_margin": 100.0, "out": str(tmp_path / "run2")}, "test")
     with pytest.raises(RefereeError, match="no preference pairs"):
         with Run(cfg.out, cfg) as run:
             run_rlaif(cfg, run)
     assert (tmp_path / "run2" / "metrics.json").exists()
+
+
+def test_rerun_reads_back_and_changes_recompute(tiny_model_path, prompt_file, tmp_path):
+    """Same config: nothing is sampled or judged again. A new margin only re-pairs; a changed prompt text
+    samples and judges again (no stale answers come back for it)."""
+    data = {"policy": f"hf:{tiny_model_path}", "prompts": str(prompt_file), "k": 2, "mode": "grading",
+            "min_margin": 0.0, "out": str(tmp_path / "run"), "sampling": {"max_new_tokens": 6}}
+    state = tmp_path / "run" / "state.json"
+
+    def run_with(**kw) -> dict:
+        cfg = validate(RlaifConfig, {**data, **kw}, "test")
+        with Run(cfg.out, cfg) as run:
+            run_rlaif(cfg, run)
+        return json.loads(state.read_text())["stages"]
+
+    first = run_with()
+    ledger = tmp_path / "run" / "ledger.json"
+    assert run_with() == first and json.loads(ledger.read_text())["totals"]["cached_calls"] == 0
+    margin = run_with(min_margin=0.001)
+    assert margin["samples"] == first["samples"] and margin["verdicts"] == first["verdicts"]
+    assert margin["preferences"] != first["preferences"]
+    prompt_file.write_text(prompt_file.read_text().replace("Describe rain.", "Describe snow."))
+    changed = run_with(min_margin=0.001)
+    assert changed["samples"] != margin["samples"] and changed["verdicts"] != margin["verdicts"]
+    samples = [json.loads(x) for x in (tmp_path / "run" / "records" / "samples.jsonl").read_text().splitlines()]
+    # only the changed prompt's two answers are new: sampled, then graded in two passes each (the first
+    # digit, then 1 against 10); the other prompts' answers and grades come from the cache
+    totals = json.loads(ledger.read_text())["totals"]
+    assert totals["calls"] == 2 + 2 * 2 and totals["cached_calls"] > 0
+    assert len(samples) == 6

@@ -12,6 +12,7 @@ from referee.feedback import seeds
 from referee.feedback.new_prompts import clean, write_prompts
 from referee.feedback.preference_pairs import best_vs_worst
 from referee.protocols.self_rewarding import SelfRewardingConfig, run_self_rewarding
+from referee.reports import draw_for
 from referee.runs import Run
 
 TINY_TRAIN = {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 4, "max_length": 256,
@@ -28,7 +29,8 @@ def _config(model_path, out, **kw):
 def test_one_iteration_end_to_end_and_resume(tiny_model_path, tmp_path):
     cfg = _config(tiny_model_path, tmp_path / "run")
     with Run(cfg.out, cfg) as run:
-        result = run_self_rewarding(cfg, run)
+        result = run_self_rewarding(cfg, run).metrics
+        draw_for("self_rewarding", run)
     folder = tmp_path / "run"
     assert set(result["models"]) == {"M0", "M1", "M2"}
     assert (folder / "checkpoints" / "m1" / "referee-checkpoint.json").exists()
@@ -51,12 +53,13 @@ def test_one_iteration_end_to_end_and_resume(tiny_model_path, tmp_path):
     for png in ("win_rate_vs_m0.png", "self_judge_scores.png", "answer_lengths.png", "stage_seconds.png"):
         assert (folder / "plots" / png).stat().st_size > 1000
 
-    # run again: checkpoints and stage records are reused, every model call comes from the cache
+    # run again: checkpoints and stage records are read back, so no model is called at all (not even
+    # through the cache)
     with Run(cfg.out, cfg) as run:
-        again = run_self_rewarding(cfg, run)
+        again = run_self_rewarding(cfg, run).metrics
     assert again["models"] == result["models"]
     totals = json.loads((folder / "ledger.json").read_text())["totals"]
-    assert totals["calls"] == 0 and totals["cached_calls"] > 0
+    assert totals["calls"] == 0 and totals["cached_calls"] == 0
 
 
 def test_no_pairs_stops_cleanly_keeping_records(tiny_model_path, tmp_path, monkeypatch):
@@ -115,3 +118,53 @@ def test_seed_files_and_bad_seed_input(tmp_path):
     bad.write_text('{"prompt": "q", "score": 3}\n')
     with pytest.raises(RefereeError, match=r"eft.jsonl:1: missing field 'response'"):
         seeds.load_eft(str(bad))
+
+
+def _stages_said(err: str) -> dict[str, set[str]]:
+    """Which stages the stage runner said it read back and which it recomputed."""
+    out = {"read back": set(), "recomputed": set()}
+    for line in err.splitlines():
+        name, _, rest = line.partition(": ")
+        if rest.endswith("read back"):
+            out["read back"].add(name)
+        elif rest.endswith("recomputing"):
+            out["recomputed"].add(name)
+    return out
+
+
+def test_a_changed_setting_or_input_text_recomputes_only_what_depends_on_it(tiny_model_path, tmp_path, monkeypatch,
+                                                                            capsys):
+    """Nothing stale comes back: a new DPO learning rate trains M2 again (M0's stages are read back), and
+    a changed evaluation prompt is answered and judged again."""
+    import referee.protocols.self_rewarding as sr
+    from referee import progress
+
+    monkeypatch.setattr(progress, "_quiet", False)
+    monkeypatch.setattr(sr, "write_prompts", lambda *a, **k: (["Name a colour.", "Name a city."], {"kept": 2}))
+    evals = tmp_path / "evals.jsonl"
+    evals.write_text("".join(json.dumps({"id": f"e{i}", "prompt": f"Name a colour number {i}."}) + "\n"
+                             for i in range(3)))
+    cfg = _config(tiny_model_path, tmp_path / "run", sft=None, eval_prompts=str(evals))
+    with Run(cfg.out, cfg) as run:
+        run_self_rewarding(cfg, run)
+    m2 = tmp_path / "run" / "checkpoints" / "m2" / "referee-checkpoint.json"
+    assert json.loads(m2.read_text())["settings"]["learning_rate"] == 1e-3
+
+    faster = _config(tiny_model_path, tmp_path / "run", sft=None, eval_prompts=str(evals),
+                     dpo={**TINY_TRAIN, "learning_rate": 2e-3})
+    capsys.readouterr()
+    with Run(faster.out, faster) as run:
+        run_self_rewarding(faster, run)
+    said = _stages_said(capsys.readouterr().err)
+    assert json.loads(m2.read_text())["settings"]["learning_rate"] == 2e-3
+    assert "eval_m0_answers" in said["read back"] and "it1_candidates" in said["read back"]
+    assert "it1_dpo" in said["recomputed"] and "eval_m2_answers" in said["recomputed"]
+
+    evals.write_text(evals.read_text().replace("colour number 2", "city number 2"))
+    with Run(faster.out, faster) as run:
+        run_self_rewarding(faster, run)
+    said = _stages_said(capsys.readouterr().err)
+    answers = [json.loads(x) for x in (tmp_path / "run" / "records" / "eval_m0_answers.jsonl").read_text().splitlines()]
+    assert answers[2]["prompt"] == "Name a city number 2."
+    assert {"eval_m0_answers", "eval_m1_vs_m0", "eval_m2_vs_m0"} <= said["recomputed"]
+    assert {"it1_candidates", "it1_self_judge", "it1_dpo"} <= said["read back"]

@@ -108,3 +108,17 @@ def test_train_cli_sft_and_grpo_with_exact_reward(tiny_model_path, tmp_path):
     r = subprocess.run([sys.executable, "-m", "referee", "--quiet", "train", "grpo", "--data", str(problems),
                         "--reward", "magic", "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown verifier 'magic'" in r.stderr and "judge:MODEL_SPEC" in r.stderr
+
+
+def test_a_full_fine_tune_is_marked_finished_and_loads_on_its_own(tiny_model_path, tmp_path):
+    """Without LoRA the checkpoint holds whole weights: it gets the finished marker like any checkpoint
+    (so a resumed run does not train it again) and loads without its base."""
+    from referee.models.checkpoints import base_folder_and_adapters, is_checkpoint
+
+    base = f"hf:{tiny_model_path}"
+    demos = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": TARGET}]} for p in PROMPTS]
+    spec, _ = train_sft(base, demos, tmp_path / "full", _settings(max_steps=2, lora=None))
+    assert is_checkpoint(tmp_path / "full")
+    assert json.loads((tmp_path / "full" / "referee-checkpoint.json").read_text())["full"] is True
+    assert base_folder_and_adapters(spec) == (str(tmp_path / "full"), [], None)
+    assert load_model(spec).generate([[{"role": "user", "content": "hi"}]])[0][0].completion_tokens >= 1

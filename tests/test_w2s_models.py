@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from referee.w2s.losses import AuxConfidenceLoss, NaiveLoss
-from referee.w2s.models import (FeatureRung, Features, LoraRung, RungConfig, TrainSettings, backbone_features,
-                                base_model, bow_features, hidden_at, params_up_to, resolve_layer)
+from referee.w2s.features import (Features, backbone_features, base_model, bow_features, hidden_at, params_up_to,
+                                  resolve_layer)
+from referee.w2s.models import ClassifierTrainSettings, FeatureRung, LoraRung, RungConfig
 from referee.errors import RefereeError
 
 
@@ -83,7 +84,7 @@ def _separable(n, seed):
 def test_feature_head_learns_and_is_reproducible():
     x, y = _separable(300, 0)
     rung = FeatureRung(RungConfig(name="f", kind="backbone"), Features(x), size=8)
-    settings = TrainSettings(epochs=15, batch_size=32, lr=0.02)
+    settings = ClassifierTrainSettings(epochs=15, batch_size=32, lr=0.02)
     train, test = list(range(200)), list(range(200, 300))
     probs, history = rung.fit_predict(train, np.eye(2)[y[:200]], NaiveLoss(), settings, 0, test)
     assert probs.shape == (100, 2) and np.allclose(probs.sum(1), 1)
@@ -103,7 +104,7 @@ def test_aux_loss_student_overrides_noisy_labels_more_than_naive():
     noisy = np.where(rng.random(400) < 0.3, 1 - y[:400], y[:400])
     soft = np.eye(2)[noisy] * 0.8 + 0.1
     rung = FeatureRung(RungConfig(name="f", kind="backbone", head="mlp", hidden=64), Features(x), size=8)
-    settings = TrainSettings(epochs=40, batch_size=64, lr=0.01, weight_decay=0.0)
+    settings = ClassifierTrainSettings(epochs=40, batch_size=64, lr=0.01, weight_decay=0.0)
     train, test = list(range(400)), list(range(400, 600))
     naive, _ = rung.fit_predict(train, soft, NaiveLoss(), settings, 0, train)
     aux, _ = rung.fit_predict(train, soft, AuxConfidenceLoss(0.75, 0.2), settings, 0, train)
@@ -118,7 +119,8 @@ def test_lora_rung_trains_and_leaves_the_backbone_as_it_was(hf):
     before = {k: v.clone() for k, v in base_model(hf.model).state_dict().items()}
     rung = LoraRung(RungConfig(name="lora", kind="lora", layer=2, lora_r=2, feature_batch_size=4), hf, texts, 2)
     labels = np.eye(2)[[i % 2 for i in range(8)]]
-    probs, history = rung.fit_predict(list(range(8)), labels, NaiveLoss(), TrainSettings(epochs=2, batch_size=4, lr=1e-3),
+    probs, history = rung.fit_predict(list(range(8)), labels, NaiveLoss(),
+                                      ClassifierTrainSettings(epochs=2, batch_size=4, lr=1e-3),
                                       0, list(range(8, 12)))
     assert probs.shape == (4, 2) and np.allclose(probs.sum(1), 1) and len(history) == 2
     after = base_model(hf.model).state_dict()

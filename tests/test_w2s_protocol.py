@@ -98,6 +98,44 @@ def test_protocol_end_to_end_and_resume(tmp_path, files, tiny_model_path, capsys
     assert out.startswith("| weak | strong | loss |") and "bootstrap-naive" in out and "bow > tiny-L1 > tiny-L2" in out
 
 
+def test_stages_read_back_and_retrain_only_what_changed(tmp_path, files, tiny_model_path):
+    """A rerun reads every stage back (loss histories too); a changed training setting retrains the
+    stages that use it and nothing else; a changed example text retrains everything."""
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(files[1].read_text())
+    data = {"format": "jsonl", "train": str(files[0]), "test": str(test_file), "text_field": "sentence",
+            "label_field": "y", "classes": ["bad", "good"]}
+    ladder = [{"name": "bow", "kind": "bow", "min_df": 1, "train": {"lr": 0.05}},
+              {"name": "tiny-L1", "kind": "backbone", "model": f"hf:{tiny_model_path}", "layer": 1}]
+    run = tmp_path / "run"
+
+    def run_and_stamp() -> dict:
+        main(["run", str(_config(tmp_path, files, tiny_model_path, data=data, ladder=ladder, losses=["naive"]))])
+        return {p.stem: (p.stat().st_mtime_ns, p.read_bytes()) for p in (run / "records").glob("*.jsonl")}
+
+    first = run_and_stamp()
+    assert set(first) == {"split", "weak__bow", "ceiling__tiny-L1", "w2s__bow__tiny-L1__naive"}
+    history = (run / "train_history.json").read_text()
+    assert run_and_stamp() == first  # nothing rewritten
+    assert (run / "train_history.json").read_text() == history
+    [pair] = json.loads((run / "metrics.json").read_text())["weak_to_strong"]["pairs"]
+    assert pair["final_train_loss"] == json.loads(history)["w2s__bow__tiny-L1__naive"][-1]
+
+    ladder[1] = {**ladder[1], "train": {"lr": 0.01}}  # one setting of the strong rung
+    second = run_and_stamp()
+    assert second["split"] == first["split"] and second["weak__bow"] == first["weak__bow"]
+    for stage in ("ceiling__tiny-L1", "w2s__bow__tiny-L1__naive"):
+        assert second[stage][0] != first[stage][0] and second[stage][1] != first[stage][1]
+
+    lines = test_file.read_text().splitlines()
+    example = json.loads(lines[0])
+    example["sentence"] += " river"
+    test_file.write_text("\n".join([json.dumps(example)] + lines[1:]) + "\n")
+    third = run_and_stamp()
+    assert all(third[stage][0] != second[stage][0] for stage in second)
+    assert example["sentence"] in third["split"][1].decode()
+
+
 def _fails(capsys, argv) -> str:
     with pytest.raises(SystemExit) as e:
         main(argv)

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -40,6 +41,8 @@ class Cache:
             )
             conn.commit()
         except sqlite3.DatabaseError as e:
+            if _is_damage(e):
+                raise self._damaged(str(e)) from None
             raise RefereeError(f"{self.path}: cannot open the response cache ({e})") from None
 
     def _conn(self) -> sqlite3.Connection:
@@ -56,11 +59,16 @@ class Cache:
         keys = list(dict.fromkeys(keys))
         found: dict[str, Any] = {}
         conn = self._conn()
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for key, response in conn.execute(f"SELECT key, response FROM calls WHERE key IN ({marks})", chunk):
-                found[key] = json.loads(response)
+        with self._reporting_damage():
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(f"SELECT key, response FROM calls WHERE key IN ({marks})", chunk)
+                for key, response in rows:
+                    try:
+                        found[key] = json.loads(response)
+                    except (TypeError, ValueError):
+                        raise self._damaged(f"the stored response of call {key[:12]} is not JSON") from None
         return found
 
     def put_many(self, rows: Iterable[tuple[str, str, str, dict, Any]]) -> None:
@@ -71,20 +79,42 @@ class Cache:
         if not data:
             return
         conn = self._conn()
-        with conn:
+        with self._reporting_damage(), conn:
             conn.executemany("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?)", data)
 
     def count(self, fingerprint: str | None = None) -> int:
         conn = self._conn()
-        if fingerprint is None:
-            return conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-        return conn.execute("SELECT COUNT(*) FROM calls WHERE fingerprint = ?", (fingerprint,)).fetchone()[0]
+        with self._reporting_damage():
+            if fingerprint is None:
+                return conn.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+            return conn.execute("SELECT COUNT(*) FROM calls WHERE fingerprint = ?", (fingerprint,)).fetchone()[0]
+
+    @contextmanager
+    def _reporting_damage(self):
+        """A damaged file (a corrupt page, not a database at all) becomes an error saying what to delete;
+        a busy or locked database is another matter and passes through as it is."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            if not _is_damage(e):
+                raise
+            raise self._damaged(str(e)) from None
+
+    def _damaged(self, problem: str) -> RefereeError:
+        return RefereeError(f"{self.path}: the response cache is damaged ({problem}); delete this file and run "
+                            f"again: only its cached calls are made again, nothing else is lost")
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def _is_damage(error: sqlite3.DatabaseError) -> bool:
+    """SQLite reports a corrupt file (SQLITE_CORRUPT) or one that is no database (SQLITE_NOTADB) as a plain
+    DatabaseError; locks, full disks and permissions come as its subclasses (OperationalError, ...)."""
+    return type(error) is sqlite3.DatabaseError
 
 
 def default_cache_path() -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -14,6 +14,15 @@ class StrictModel(BaseModel):
     """Unknown settings are errors: a typo must not silently fall back to a default."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# Upper bounds on counts: far beyond any real experiment, yet low enough that a slip of a few zeros is
+# refused at once, naming the limit, instead of filling the memory or the disk hours later.
+MAX_SAMPLES = 10_000  # samples or rollouts per prompt, step prefix or judgment
+MAX_PROMPTS = 100_000  # prompts or problems a protocol makes or evaluates
+MAX_EXAMPLES = 10_000_000  # examples in one data split
+MAX_RESAMPLES = 1_000_000  # bootstrap resamples and random subsets
+MAX_ROUNDS = 100  # iterations of a loop, folds
 
 
 class SamplingConfig(StrictModel):
@@ -33,14 +42,17 @@ class ProtocolConfig(StrictModel):
     seed: int = 0
 
 
-def validate(cls: type[BaseModel], data: dict[str, Any], where: str) -> BaseModel:
-    """Validate settings, turning pydantic's report into one line per problem naming the setting."""
+def validate(cls: type[BaseModel], data: dict[str, Any], where: str,
+             options: Mapping[str, str] | None = None) -> BaseModel:
+    """Validate settings, turning pydantic's report into one line per problem naming the setting, or the
+    command-line option it came from when ``options`` maps the setting's dotted path to one."""
     try:
         return cls.model_validate(data)
     except ValidationError as e:
         problems = []
         for err in e.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            name = f"option {options[loc]}" if options and loc in options else f"setting '{loc}'"
             msg = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}: setting '{loc}': {msg}")
+            problems.append(f"{where}: {name}: {msg}")
         raise RefereeError("; ".join(problems)) from None

@@ -1,14 +1,34 @@
-"""Reading and writing JSONL, with errors that name the file, the line and the field."""
+"""Reading and writing JSONL, with errors that name the file, the line and the field (bad JSON, bytes that
+are not UTF-8, a folder where a file belongs)."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import tempfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from referee.errors import RefereeError
+
+
+def check_file(path: Path, kind: str = "file") -> None:
+    """A path the user gave must name a file that exists; say plainly when it does not, or is a folder."""
+    if not path.exists():
+        raise RefereeError(f"{path}: no such {kind}")
+    if path.is_dir():
+        raise RefereeError(f"{path}: is a folder; expected a {kind}")
+
+
+def read_text(path: str | os.PathLike, kind: str = "file") -> str:
+    """A whole UTF-8 text file; a missing file, a folder or other bytes raise naming the file."""
+    path = Path(path)
+    check_file(path, kind)
+    with _decoding(path):
+        return path.read_text(encoding="utf-8")
 
 
 def _open_text(path: Path):
@@ -17,12 +37,40 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8")
 
 
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+@contextmanager
+def _decoding(path: Path):
+    """Turn a file's undecodable bytes (not UTF-8, or a .gz that is not gzip) into an error naming it."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise RefereeError(f"{path}: not a readable gzip file ({e})") from None
+
+
+def _not_utf8(path: Path) -> RefereeError:
+    """The error for a file that is not UTF-8, at its first bad line: a multi-byte character never spans a
+    newline, so decoding line by line finds the exact place."""
+    with _open_bytes(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                utf16 = "; it looks like UTF-16" if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+                return RefereeError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                    f"{e.start + 1}{utf16}); save the file as UTF-8")
+    return RefereeError(f"{path}: not UTF-8 text; save the file as UTF-8")
+
+
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield (line number, object) for each non-blank line; a bad line raises naming file and line."""
     path = Path(path)
-    if not path.exists():
-        raise RefereeError(f"{path}: no such file")
-    with _open_text(path) as f:
+    check_file(path)
+    with _decoding(path), _open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -42,12 +90,11 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     can point at the record either way.
     """
     path = Path(path)
-    if not path.exists():
-        raise RefereeError(f"{path}: no such file")
-    with _open_text(path) as f:
+    check_file(path)
+    with _decoding(path), _open_text(path) as f:
         head = f.read(4096).lstrip()[:1]
     if head == "[":
-        with _open_text(path) as f:
+        with _decoding(path), _open_text(path) as f:
             try:
                 data = json.load(f)
             except json.JSONDecodeError as e:
@@ -71,25 +118,35 @@ def require(obj: dict, field: str, kind: type | tuple[type, ...], where: str) ->
     return value
 
 
-def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
-    """Write records atomically (temp file then rename), so a killed run never leaves half a file."""
+@contextmanager
+def atomic_text(path: str | os.PathLike):
+    """Write a text file atomically: a temp file of a unique name beside it, flushed to disk, then renamed
+    over it. A killed run leaves either the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make run folders unreadable to other users
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_text(path) as f:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_text(path) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
         f.write("\n")
-    os.replace(tmp, path)

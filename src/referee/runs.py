@@ -3,18 +3,27 @@
     RUN/config.yaml        the resolved, validated config
     RUN/manifest.json      package versions, git commit, seeds, model fingerprints, command line
     RUN/records/STAGE.jsonl records of each stage
+    RUN/state.json         each finished stage's name and the fingerprint of its inputs
     RUN/metrics.json       metrics, merged stage by stage
     RUN/ledger.json        calls, tokens and wall time per stage and per model (this invocation at the
                            top; earlier invocations in this folder and the sum over all of them below)
     RUN/plots/*.png        figures
+    RUN/third_party.log    warnings and logs of transformers, TRL, datasets, ... (kept off the terminal
+                           unless --verbose)
     RUN/cache.sqlite       every model call, so a killed run resumes where it stopped
 
-A run that is started again in the same folder reads finished stages back and answers finished model
-calls from the cache; nothing computed is lost.
+A run is a sequence (or rounds) of named stages, each run through ``Run.run_stage(name, inputs,
+compute)``: the stage's inputs (its slice of the config, the records it reads, the fingerprints of the
+models it calls) are hashed into a fingerprint. Started again with the same fingerprint, the stage reads
+its records back; with a different one it says so and recomputes. It runs under the ledger stage of the
+same name, and its records are written atomically (temp file, fsync, rename) before it is marked done.
+Below the stages, every model call is cached, so even a stage killed half-way repeats no finished call.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -24,14 +33,15 @@ import time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import yaml
 
 from referee import ledger as ledger_mod
+from referee import noise, progress
 from referee.cache import Cache
 from referee.errors import RefereeError
-from referee.io import read_jsonl, write_json, write_jsonl
+from referee.io import read_jsonl, read_text, write_json, write_jsonl
 
 PACKAGES = ("referee", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "httpx", "numpy")
 
@@ -49,12 +59,13 @@ class Run:
         self._ledger_ctx = None
         self._earlier_ledgers = _earlier_invocations(self.folder / "ledger.json")
         self._state_path = self.folder / "state.json"
-        self.state = json.loads(self._state_path.read_text()) if self._state_path.exists() else {"stages_done": []}
+        self.state = _read_state(self._state_path)
         if config is not None:
             self.save_config(config)
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> "Run":
+        noise.route_to(self.folder)
         self._ledger_ctx = self.ledger.activate()
         self._ledger_ctx.__enter__()
         return self
@@ -88,18 +99,43 @@ class Run:
         with ledger_mod.stage(name):
             yield
 
-    def stage_done(self, name: str) -> bool:
-        return name in self.state["stages_done"] and self.records_path(name).exists()
+    def run_stage(self, name: str, inputs: Any, compute: Callable[[], Iterable[dict] | None],
+                  outputs: Sequence[str | os.PathLike] = ()) -> list[dict] | None:
+        """The stage runner: the records of stage ``name``, read back when a finished stage in this folder
+        had the same ``inputs``, else computed by ``compute()`` under the ledger stage ``name`` and written.
+
+        ``inputs`` is anything ``fingerprint`` can hash: the config slice, input records, models (by their
+        fingerprint). ``compute`` returns the stage's records, or None for a stage whose product is not
+        records (a checkpoint): then ``outputs`` names what it makes, and a missing one means not done.
+        """
+        fp = fingerprint(inputs)
+        kept = self.state["stages"].get(name)
+        has_records = kept is not None and kept.get("records", True)
+        if kept is not None and kept["fingerprint"] != fp:
+            progress.say(f"{name}: its inputs changed since it last ran, recomputing")
+        elif kept is not None:
+            products = [self.records_path(name)] * has_records + [Path(o) for o in outputs]
+            if all(p.exists() for p in products):
+                progress.say(f"{name}: finished earlier with the same inputs, read back")
+                return self.read_records(name) if has_records else None
+            progress.say(f"{name}: finished earlier but its output is gone, recomputing")
+        with self.stage(name):
+            records = compute()
+        if records is None:
+            self._mark_done(name, fp, records=False)
+            return None
+        records = list(records)
+        write_jsonl(self.records_path(name), records)
+        self._mark_done(name, fp)
+        return records
 
     def records_path(self, stage: str) -> Path:
         return self.folder / "records" / f"{stage}.jsonl"
 
-    def write_records(self, stage: str, records: Iterable[dict], done: bool = True) -> int:
-        n = write_jsonl(self.records_path(stage), records)
-        if done and stage not in self.state["stages_done"]:
-            self.state["stages_done"].append(stage)
-            write_json(self._state_path, self.state)
-        return n
+    def _mark_done(self, stage: str, fp: str, records: bool = True) -> None:
+        """Only after the stage's records are on disk: a crash before this leaves the stage not done."""
+        self.state["stages"][stage] = {"fingerprint": fp, **({} if records else {"records": False})}
+        write_json(self._state_path, self.state)
 
     def read_records(self, stage: str) -> list[dict]:
         return [obj for _, obj in read_jsonl(self.records_path(stage))]
@@ -113,7 +149,7 @@ class Run:
     def save_metrics(self, metrics: dict) -> dict:
         """Merge metrics into metrics.json (later stages add keys, reruns overwrite their own)."""
         path = self.folder / "metrics.json"
-        current = json.loads(path.read_text()) if path.exists() else {}
+        current = _read_metrics(path) if path.exists() else {}
         current.update(metrics)
         write_json(path, current)
         return current
@@ -170,12 +206,46 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def _read_metrics(path: Path) -> dict:
+    """An existing metrics.json, to merge into; a damaged one names the file to delete (the finished stages
+    are read back from their records when the run is started again, so deleting it loses nothing)."""
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+        problem = None if isinstance(current, dict) else f"a JSON {type(current).__name__}, not an object"
+    except (OSError, ValueError) as e:
+        problem = str(e)
+    if problem:
+        raise RefereeError(f"{path}: unreadable metrics ({problem}); delete it and run again (finished stages "
+                           f"and cached model calls are kept)") from None
+    return current
+
+
+class _StrictYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error: PyYAML would keep
+    the last value silently, and a config must not mean something other than what its reader sees."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, Hashable):
+                    continue  # the base class reports unhashable keys
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key '{key}' given twice, first on line {first_line[key]}",
+                        key_node.start_mark)
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config_file(path: str | os.PathLike) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise RefereeError(f"{path}: no such config file")
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(text, Loader=_StrictYamlLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -183,6 +253,44 @@ def load_config_file(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise RefereeError(f"{path}: expected a mapping of settings at the top level")
     return data
+
+
+def fingerprint(inputs: Any) -> str:
+    """A short hash of a stage's inputs as canonical JSON. Models count by their ``fingerprint`` (weights and
+    backend), pydantic configs by their settings, dataclasses by their fields, paths by their text."""
+    text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, default=_canonical, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def _canonical(obj: Any) -> Any:
+    if hasattr(obj, "fingerprint") and hasattr(obj, "spec"):  # a Model
+        return {"model": obj.fingerprint}
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=repr)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"stage inputs: cannot fingerprint a {type(obj).__name__}")
+
+
+def _read_state(path: Path) -> dict:
+    """state.json: {"stages": {name: {"fingerprint": ...}}}. A folder from before fingerprints (a list of
+    stage names) has no fingerprints to trust: its stages count as not done and are recomputed."""
+    if not path.exists():
+        return {"stages": {}}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RefereeError(f"{path}: unreadable run state ({e}); delete it to recompute the stages "
+                           f"(cached model calls are kept)") from None
+    if not isinstance(state, dict) or not isinstance(state.get("stages"), dict):
+        return {"stages": {}}
+    return state
 
 
 def _earlier_invocations(path: Path) -> list[dict]:

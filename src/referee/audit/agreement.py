@@ -8,7 +8,6 @@ grading judge, its scores beside human scores.
 from __future__ import annotations
 
 from referee import stats
-from referee.audit.records import combine
 from referee.errors import RefereeError
 
 
@@ -74,27 +73,3 @@ def margin_correlation(records: list[dict], **kw) -> dict:
         margins.append(None if sa is None or sb is None else float(sa) - float(sb))
         human.append(HUMAN_SIGN[r["label"]])
     return {"pearson": stats.pearson(margins, human, **kw), "spearman": stats.spearman(margins, human, **kw)}
-
-
-def grades_to_records(pairs: list, grades_a: list[dict], grades_b: list[dict], margin: float = 0.0,
-                      key: str = "score") -> list[dict]:
-    """Pairwise records from single-answer grades, as MT-Bench compares grades: the higher score wins,
-    a difference of at most ``margin`` is a tie, an unreadable grade on either side is invalid.
-
-    ``key`` picks the grade field: "score" (the parsed grade) or "expected_score" (probability mode).
-    """
-    if not (len(pairs) == len(grades_a) == len(grades_b)):
-        raise RefereeError("grades_to_records: give one grade per answer of every pair")
-    records = []
-    for pair, ga, gb in zip(pairs, grades_a, grades_b):
-        sa, sb = ga.get(key), gb.get(key)
-        if sa is None or sb is None or not ga.get("valid", True) or not gb.get("valid", True):
-            winner = "invalid"
-        elif abs(sa - sb) <= margin:
-            winner = "tie"
-        else:
-            winner = "A" if sa > sb else "B"
-        records.append({"id": pair.id, "winner": combine({"AB": winner}, "none"), "p_a": None, "label": pair.label,
-                        "category": pair.category, "score_a": sa, "score_b": sb, "grade_a": ga, "grade_b": gb,
-                        "verdict_mode": "grades", "orders": []})
-    return records

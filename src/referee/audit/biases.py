@@ -9,7 +9,7 @@ An ``invalid`` verdict is never read as a win or a loss: each metric says how ma
 from __future__ import annotations
 
 from referee import stats
-from referee.audit.records import ORDERS, order_verdicts, p_side, win_value
+from referee.judges.records import ORDERS, order_verdicts, p_side, win_value
 from referee.errors import RefereeError
 
 POSITION_CLASSES = ("consistent", "biased_first", "biased_second", "inconsistent", "invalid")

@@ -3,7 +3,8 @@
 One function, ``run_audit``, reads top to bottom like the audit itself. The judge is anything with
 ``judge_pairs(pairs) -> records`` (a ``PairwiseJudge``, a baseline); ``make_judge(swap)`` gives a judge
 with another swap setting, used when the position check needs both orders and the main judge shows
-only one.
+only one. In a run, each check's judging is a stage keyed by ``judge_key`` (what the judge's verdicts
+depend on: settings and model fingerprints) and the very pairs it judges.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 from referee import progress, stats
 from referee.audit import biases
 from referee.audit.pairs import assertive_pairs, injection_pairs, verbosity_pairs
-from referee.audit.records import both_orders
+from referee.judges.records import both_orders
 from referee.errors import RefereeError
 from referee.tasks.pairs import Pair
 
@@ -64,7 +65,7 @@ def self_answer_pairs(model, pairs: list[Pair], seed: int = 0, max_new_tokens: i
 
 def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callable[[str], object] | None = None,
               self_names: list[str] | None = None, own_model=None, run=None, seed: int = 0,
-              n_boot: int = stats.N_BOOT) -> dict:
+              n_boot: int = stats.N_BOOT, judge_key=None) -> dict:
     """Audit ``judge`` on ``pairs``; returns JSON-ready metrics per check (and writes records to ``run``).
 
     ``self_names``: model names (as in the pairs' ``meta`` model_a / model_b) that are the judge's own;
@@ -73,19 +74,12 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
     kw = {"n_boot": n_boot, "seed": seed}
     metrics: dict = {"pairs": len(pairs), "checks": list(checks)}
 
-    def judged(stage: str, stage_pairs: list[Pair], who=None) -> list[dict]:
+    def judged(stage: str, stage_pairs: list[Pair], who=None, swap: str | None = None) -> list[dict]:
         progress.say(f"audit: {stage} ({len(stage_pairs)} pairs)")
-        if run is not None and run.stage_done(stage):
-            kept = run.read_records(stage)
-            # Read back only what was judged on these very pairs (a rerun may use other pairs or --limit).
-            if [str(r["id"]) for r in kept] == [str(p.id) for p in stage_pairs]:
-                return kept
-        if run is not None:
-            with run.stage(stage):
-                records = (who or judge).judge_pairs(stage_pairs)
-            run.write_records(stage, _tagged(records, stage_pairs))
-            return records
-        return (who or judge).judge_pairs(stage_pairs)
+        if run is None:
+            return (who or judge).judge_pairs(stage_pairs)
+        inputs = {"judge": judge_key, "swap": swap, "pairs": stage_pairs}
+        return run.run_stage(stage, inputs, lambda: _tagged((who or judge).judge_pairs(stage_pairs), stage_pairs))
 
     base = judged("base", pairs)
     metrics["invalid"] = stats.rate([r["winner"] == "invalid" for r in base], **kw)
@@ -95,7 +89,7 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
         if not all(both_orders(r) for r in base):
             if make_judge is None:
                 raise RefereeError("position check: the judge shows one order only; give make_judge to get both")
-            records = judged("position", pairs, make_judge("conservative"))
+            records = judged("position", pairs, make_judge("conservative"), swap="conservative")
         metrics["position"] = biases.position_bias(records, **kw)
 
     if "verbosity" in checks:
@@ -109,18 +103,24 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
             metrics[check] = biases.flip_audit(base, judged(check, apairs), apairs, **kw)
 
     if "self" in checks:
-        if self_names:
-            metrics["self"] = biases.self_enhancement(base, pairs, self_names, **kw)
-            if metrics["self"]["n"] == 0:
-                raise RefereeError(f"self check: no pair has exactly one answer by {', '.join(self_names)} "
-                                   f"(fields model_a / model_b)")
-        else:
-            if own_model is None:
-                raise RefereeError("self check: name the judge's own model(s) (--self-model) or judge with a model "
-                                   "that can write its own answers")
-            spairs = self_answer_pairs(own_model, pairs, seed=seed)
-            metrics["self"] = {**biases.self_enhancement(judged("self", spairs), spairs, [SELF_NAME], **kw),
-                               "source": "generated"}
+        metrics["self"] = _self_check(base, pairs, judged, self_names, own_model, seed, kw)
     if run is not None:
         run.save_metrics({"audit": stats.jsonable(metrics)})
     return metrics
+
+
+def _self_check(base: list[dict], pairs: list[Pair], judged: Callable, self_names: list[str] | None, own_model,
+                seed: int, kw: dict) -> dict:
+    """Self-enhancement: from the pairs' own model names when given, else from the judge model's freshly
+    written answers set against given ones."""
+    if self_names:
+        out = biases.self_enhancement(base, pairs, self_names, **kw)
+        if out["n"] == 0:
+            raise RefereeError(f"self check: no pair has exactly one answer by {', '.join(self_names)} "
+                               f"(fields model_a / model_b)")
+        return out
+    if own_model is None:
+        raise RefereeError("self check: name the judge's own model(s) (--self-model) or judge with a model "
+                           "that can write its own answers")
+    spairs = self_answer_pairs(own_model, pairs, seed=seed)
+    return {**biases.self_enhancement(judged("self", spairs), spairs, [SELF_NAME], **kw), "source": "generated"}

@@ -1,15 +1,18 @@
 """The ``referee`` command line. Each command group lives in its own module and registers on ``app``.
 
 User errors (RefereeError) print one line and exit with status 2; nothing prints a traceback for them.
+The terminal shows referee's own progress and results: third-party warnings, logs and progress bars are
+kept off it (in RUN/third_party.log where a run folder exists) unless ``--verbose``.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 
-from referee import progress
+from referee import noise, progress
 from referee.errors import RefereeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -17,9 +20,14 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 @app.callback()
-def _root(quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines.")):
+def _root(ctx: typer.Context,
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
+          verbose: bool = typer.Option(False, "--verbose", help="Also show the warnings, logs and progress bars "
+                                       "of transformers, datasets, TRL, ... (else in RUN/third_party.log).")):
     if quiet:
         progress.set_quiet(True)
+    if not verbose:
+        ctx.with_resource(noise.quiet_third_party())  # until the command ends
 
 
 def _register_commands() -> None:
@@ -33,10 +41,24 @@ def _register_commands() -> None:
         importlib.import_module(f"referee.cli.{info.name}")
 
 
+class Terminated(BaseException):
+    """SIGTERM (a timeout, a container stop, a cluster preemption), raised where the process is, so it
+    unwinds like Ctrl-C: every open run writes its ledger and manifest on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     _register_commands()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, standalone_mode=False)
+    except Terminated:
+        print("terminated (SIGTERM): finished model calls and stages are kept; run the same command again to "
+              "resume", file=sys.stderr)
+        sys.exit(143)
     except RefereeError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -55,3 +77,5 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(e, click.exceptions.Abort):
             sys.exit(1)
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)

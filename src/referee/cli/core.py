@@ -38,6 +38,12 @@ def models(
     typer.echo(json.dumps(load_model(spec).describe(), indent=2))
 
 
+# The option each of generate's settings comes from, so that a bad value is reported as the user typed it.
+GENERATE_OPTIONS = {"model": "--model", "prompts": "--prompts", "n": "-n", "seed": "--seed", "out": "--run",
+                    "sampling.temperature": "--temperature", "sampling.top_p": "--top-p",
+                    "sampling.max_new_tokens": "--max-new-tokens", "sampling.stop": "--stop"}
+
+
 @app.command()
 def generate(
     prompts: Path = typer.Option(..., "--prompts", "-p", help="JSONL with a 'prompt' (text or messages) or 'messages' field."),
@@ -53,15 +59,14 @@ def generate(
     show: int = typer.Option(3, help="Print this many samples when done (0 for none)."),
 ):
     """Sample n completions per prompt and write them, with a run folder beside them."""
-    from referee.protocols.sampling import SamplingProtocolConfig, run_sampling
-    from referee.runs import Run
+    from referee.protocols.sampling import SamplingProtocolConfig
 
-    config = SamplingProtocolConfig(model=model, prompts=str(prompts), n=n, seed=seed,
-                                    sampling=dict(temperature=temperature, top_p=top_p,
-                                                  max_new_tokens=max_new_tokens, stop=stop),
-                                    out=str(run_dir or Path("runs") / f"generate-{prompts.stem}"))
-    with Run(config.out, config, seed=seed) as run:
-        metrics = run_sampling(config, run)
+    config = validated(SamplingProtocolConfig, {
+        "model": model, "prompts": str(prompts), "n": n, "seed": seed, "out": str(run_dir) if run_dir else None,
+        "sampling": dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop)},
+        GENERATE_OPTIONS)
+    result, run, _ = execute(config, Path("runs") / f"generate-{prompts.stem}")
+    metrics = result.metrics
     records = run.read_records("samples")
     if out is not None:
         from referee.io import write_jsonl
@@ -75,12 +80,64 @@ def generate(
                  f"run folder: {run.folder}" + (f"; samples: {out}" if out else ""))
 
 
+def validated(config_class, options: dict, option_names: dict[str, str] | None = None):
+    """A protocol config from command-line options; a bad value is one line naming the option (as
+    ``option_names`` spells it, by the setting's dotted path) or else the setting."""
+    from referee.config import validate
+
+    return validate(config_class, {k: v for k, v in options.items() if v is not None}, "command line",
+                    option_names)
+
+
+def execute(config, default_folder: str | Path):
+    """Run a validated protocol config in its run folder (``config.out``, else ``default_folder``), then
+    draw its report from the folder. Every command that runs an experiment goes through here, so its
+    config.yaml names the protocol and ``referee run RUN/config.yaml`` repeats it."""
+    from referee import protocols, reports
+    from referee.runs import Run
+
+    proto = protocols.get(config.protocol)
+    if config.out is None:
+        config = config.model_copy(update={"out": str(default_folder)})
+    with Run(config.out, config, seed=config.seed) as run:
+        result = proto.run(config, run)
+        figures = reports.draw_for(proto.name, run)
+    return result, run, figures
+
+
+def print_result(result, run, figures=(), as_json: bool = False) -> None:
+    """The title and headline table on stdout (or all metrics as JSON, for scripts); where the figures and
+    the run folder are, on stderr."""
+    if as_json or not result.headline:
+        typer.echo(json.dumps(result.metrics, indent=2, default=str))
+    else:
+        typer.echo((result.title + "\n" if result.title else "") + headline_table(result.headline))
+    for f in figures:
+        progress.say(f"figure: {f}")
+    progress.say(f"run folder: {run.folder}")
+
+
+def headline_table(rows: list[dict]) -> str:
+    """Rows of equal keys as an aligned text table; floats with three decimals, None as n/a."""
+    def cell(v) -> str:
+        return "n/a" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    header = list(rows[0])
+    cells = [[cell(r.get(k)) for k in header] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
 @app.command("run")
-def run_config(config_path: Path = typer.Argument(..., help="A protocol config (YAML) with a 'protocol:' key.")):
-    """Run a protocol config; run it again to resume after a crash."""
+def run_config(config_path: Path = typer.Argument(..., help="A protocol config (YAML) with a 'protocol:' key."),
+               as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON instead of the "
+                                                                   "headline table.")):
+    """Run a protocol config (any run folder's config.yaml too); run it again to resume after a crash."""
     from referee import protocols
     from referee.config import validate
-    from referee.runs import Run, load_config_file
+    from referee.runs import load_config_file
 
     data = load_config_file(config_path)
     if "protocol" not in data:
@@ -88,11 +145,7 @@ def run_config(config_path: Path = typer.Argument(..., help="A protocol config (
         raise RefereeError(f"{config_path}: missing setting 'protocol' (one of: {known})")
     proto = protocols.get(str(data["protocol"]))
     config = validate(proto.config, data, str(config_path))
-    folder = config.out or str(Path("runs") / config_path.stem)
-    with Run(folder, config, seed=config.seed) as run:
-        metrics = proto.run(config, run)
-    typer.echo(json.dumps(metrics, indent=2, default=str))
-    progress.say(f"run folder: {run.folder}")
+    print_result(*execute(config, Path("runs") / config_path.stem), as_json=as_json)
 
 
 @app.command()

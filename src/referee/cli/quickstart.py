@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -24,13 +23,12 @@ def quickstart(
     seed: int = typer.Option(0),
 ):
     """Self-rewarding in miniature: M0 -> M1 (IFT+EFT) -> M2 (DPO on self-judged pairs), with a report."""
+    from referee.cli.core import execute, headline_table
     from referee.config import validate
-    from referee.protocols.self_rewarding import SelfRewardingConfig, run_self_rewarding
-    from referee.runs import Run
+    from referee.protocols.self_rewarding import SelfRewardingConfig
 
     config = validate(SelfRewardingConfig, {**QUICK, "model": model, "out": str(out), "seed": seed,
                                             "iterations": iterations}, "quickstart")
-    with Run(config.out, config, seed=seed) as run:
-        result = run_self_rewarding(config, run)
-    typer.echo(json.dumps(result["summary"], indent=2))
+    result, run, _ = execute(config, out)
+    typer.echo(headline_table(result.headline))
     progress.say(f"report: {run.folder / 'report.html'}")

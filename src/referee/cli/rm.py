@@ -34,7 +34,8 @@ def _limit(limit: Optional[int]) -> Optional[int]:
 def train(
     kind: str = typer.Option(..., "--kind", "-k", help=KIND_HELP),
     data: Path = typer.Option(..., "--data", "-d", help="Training data (JSONL or JSON array, .gz allowed)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder to save the verifier in."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to save the verifier in (also its run folder: "
+                                                      "config.yaml, manifest, ledger)."),
     base: str = typer.Option("embedded", "--base", "-b", help="Backbone: embedded or hf:PATH."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters too (default: frozen backbone, head only)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 30 frozen, 2 with LoRA)."),
@@ -51,38 +52,17 @@ def train(
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when available)."),
     seed: int = typer.Option(0),
 ):
-    """Train a verifier on a data file and save it to a folder."""
-    from referee import rewards
-    from referee.rewards.training import TrainOptions
+    """Train a verifier on a data file and save it to a folder (with the config.yaml that trained it)."""
+    from referee.cli.core import execute, print_result
+    from referee.config import validate
+    from referee.protocols.reward_model import RewardModelConfig
 
-    _check_kind(kind)
-    options = TrainOptions(epochs=epochs, lr=lr, batch_size=batch_size, lora=lora, val_frac=val_frac, seed=seed)
-    options.resolved()  # check the settings before loading anything
-    limit = _limit(limit)
-    extra: dict = {}
-    if kind == "rm":
-        items = rewards.load_preferences(data, limit=limit)
-        verifier, metrics = rewards.train_reward_model(base, items, options, center=center, device=device,
-                                                      max_length=max_length)
-    elif kind == "orm":
-        items = rewards.load_solutions(data, limit=limit)
-        verifier, metrics = rewards.train_outcome_rm(base, items, options, device=device, max_length=max_length)
-    else:
-        items, stats = rewards.load_steps(data, limit=limit, neutral=neutral, scheme=labels)
-        verifier, metrics = rewards.train_process_rm(base, items, options, stats=stats, device=device,
-                                                    max_length=max_length)
-        extra["neutral"] = neutral
-        s = stats
-        if s.unlabelled or s.neutral:
-            typer.echo(f"{s.unlabelled} steps without a label skipped; {s.neutral} neutral steps "
-                       + ("skipped" if neutral == "skip" else f"counted as {neutral}"))
-    verifier.save(out, {"data": str(data), **extra})
-    m = metrics
-    kept = (f"; kept epoch {m['best_epoch']} (held-out loss {min(m['val_losses']):.4f} on {m['val_examples']})"
-            if m["val_losses"] else "")
-    typer.echo(f"trained {kind} on {m['examples']} examples from {data}: loss {m['loss_first_epoch']:.4f} "
-               f"(epoch 1) -> {m['loss_last_epoch']:.4f} (epoch {m['epochs']}){kept} in {m['train_seconds']:.1f} s; "
-               f"saved to {out}")
+    config = validate(RewardModelConfig, {
+        "kind": _check_kind(kind), "data": str(data), "out": str(out), "base": base, "limit": _limit(limit),
+        "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "lora": lora, "val_frac": val_frac},
+        "center": center, "neutral": neutral, "labels": labels, "max_length": max_length, "device": device,
+        "seed": seed}, "rm train")
+    print_result(*execute(config, out))
 
 
 def _load(model: Path, kind: Optional[str], device: Optional[str], batch_size: int):

@@ -189,23 +189,18 @@ def mc_label(
                                                                "(default: runs/mc-label-<file stem>)."),
 ):
     """Label each step of each solution by Monte-Carlo rollouts from a policy model."""
-    from referee.models.base import Sampling
-    from referee.runs import Run
-    from referee.tasks.math import write_stepwise
-    from referee.verifiers.mc_labels import load_solutions, mc_step_labels
+    from referee.cli.core import execute, print_result
+    from referee.config import validate
+    from referee.io import write_jsonl
+    from referee.protocols.mc_label import MCLabelConfig
 
-    data = load_solutions(file)
-    if not data.solutions:
-        raise RefereeError(f"{file}: no solutions with steps to label")
-    folder = run_dir or Path("runs") / f"mc-label-{file.stem}"
-    config = {"command": "tasks mc-label", "file": str(file), "policy": policy, "k": k, "mode": mode,
-              "how": how, "temperature": temperature, "max_new_tokens": max_new_tokens, "seed": seed}
-    with Run(folder, config, seed=seed) as run:
-        model = run.model(policy)
-        with run.stage("mc-rollouts"):
-            records = mc_step_labels(model, data.solutions, k=k, mode=mode, how=how,
-                                     sampling=Sampling(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
-        run.write_records("mc_labels", [r.to_record() for r in records])
-    write_stepwise(out, records)
-    steps = sum(len(r.labels) for r in records)
-    progress.say(f"{len(records)} solutions, {steps} steps labelled ({data.empty} empty solutions skipped) -> {out}")
+    config = validate(MCLabelConfig, {
+        "solutions": str(file), "policy": policy, "k": k, "mode": mode, "how": how, "seed": seed,
+        "sampling": {"temperature": temperature, "max_new_tokens": max_new_tokens},
+        "out": None if run_dir is None else str(run_dir)}, "tasks mc-label")
+    result, run, figures = execute(config, Path("runs") / f"mc-label-{file.stem}")
+    write_jsonl(out, run.read_records("mc_labels"))
+    print_result(result, run, figures)
+    m = result.metrics["mc_labels"]
+    progress.say(f"{m['solutions']} solutions, {m['steps']} steps labelled ({m['empty_skipped']} empty solutions "
+                 f"skipped) -> {out}")

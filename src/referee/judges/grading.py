@@ -14,13 +14,14 @@ from typing import Sequence
 
 from referee.chat import as_chat
 from referee.errors import RefereeError
-from referee.judges import common
+from referee.judges import calls, fewshot, rendering, settings
+from referee.judges.grades import Grade
 from referee.judges.parse import parse_score
 from referee.models.base import Model, Sampling
 from referee.verifiers.base import PointwiseVerifier, Score
 
 
-class GradingJudge(common.JudgeSettings, PointwiseVerifier):
+class GradingJudge(settings.JudgeSettings, PointwiseVerifier):
     """An LLM judge that scores single answers; also a ``PointwiseVerifier``."""
 
     def __init__(self, model: Model, template: str = "single_1to10", verdict: str = "probability",
@@ -30,23 +31,23 @@ class GradingJudge(common.JudgeSettings, PointwiseVerifier):
         self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
                     max_prompt_chars)
         self.low, self.high = self.template.scale
-        self.examples = common.load_examples(few_shot, "grading", (self.low, self.high))
+        self.examples = fewshot.load_examples(few_shot, "grading", (self.low, self.high))
         self.name = f"grading-judge[{model.spec}]"
 
     def build_chat(self, prompt: list[dict], response: str, reference: str | None) -> tuple[list[dict], bool]:
         tpl = self.template
         multiturn = sum(m["role"] == "user" for m in prompt) > 1 and tpl.has("user_multiturn")
         if multiturn:
-            fields = {"conversation": common.conversation_text(prompt + [{"role": "assistant", "content": response}])}
+            fields = {"conversation": rendering.conversation_text(prompt + [{"role": "assistant", "content": response}])}
             cuttable, last = ["conversation", "reference"], []
         else:
-            fields = {"question": common.chat_text(prompt), "answer": response}
+            fields = {"question": rendering.chat_text(prompt), "answer": response}
             cuttable, last = ["answer", "reference"], ["question"]
         fields["reference"] = reference or ""
-        return common.fill_and_fit(tpl, self.examples, self.cot, multiturn, self.fitter, fields, cuttable, last)
+        return rendering.fill_and_fit(tpl, self.examples, self.cot, multiturn, self.fitter, fields, cuttable, last)
 
     def grade(self, prompts: Sequence, responses: Sequence[str], references: Sequence[str | None] | None = None
-              ) -> list[dict]:
+              ) -> list[Grade]:
         """One record per answer: score, expected_score, probs, raw output, valid, attempts, truncated."""
         if len(prompts) != len(responses):
             raise RefereeError("grade: give one response per prompt")
@@ -56,7 +57,7 @@ class GradingJudge(common.JudgeSettings, PointwiseVerifier):
                 raise RefereeError("judge: reference='given' needs a non-empty reference for every answer")
             refs = list(references)
         elif self.reference == "self":
-            refs = common.self_references(self.model, chats_in, self.reference_max_tokens)
+            refs = calls.self_references(self.model, chats_in, self.reference_max_tokens)
         else:
             refs = [None] * len(prompts)
         built = [self.build_chat(c, r, ref) for c, r, ref in zip(chats_in, responses, refs)]
@@ -64,7 +65,7 @@ class GradingJudge(common.JudgeSettings, PointwiseVerifier):
         base = {"template": self.template.name, "verdict_mode": self.verdict, "cot": self.cot,
                 "reference_mode": self.reference, "judge": self.model.spec, "scale": [self.low, self.high]}
         read = self._read(chats) if chats else []
-        records = [r | base | {"truncated": b[1]} for r, b in zip(read, built)]
+        records = [Grade(r | base | {"truncated": b[1]}) for r, b in zip(read, built)]
         if self.reference == "self":
             for rec, ref in zip(records, refs):
                 rec["reference"] = ref
@@ -73,14 +74,14 @@ class GradingJudge(common.JudgeSettings, PointwiseVerifier):
     def _read(self, chats: list[list[dict]]) -> list[dict]:
         desc = f"grade ({self.verdict})"
         if self.verdict == "generative":
-            got = common.generate_parsed(self.model, chats, self.sampling,
+            got = calls.generate_parsed(self.model, chats, self.sampling,
                                          lambda t: parse_score(t, self.low, self.high), self.max_retries, desc)
             return [{"score": g.value, "expected_score": None, "probs": None, "mass": None, "raw": g.raw,
                      "attempts": g.attempts, "valid": g.value is not None, **({"why": g.why} if g.value is None else {})}
                     for g in got]
-        raws, prefixes = common.verdict_prefixes(self.model, chats, self.sampling, self.cot, "grade (reasoning)")
+        raws, prefixes = calls.verdict_prefixes(self.model, chats, self.sampling, self.cot, "grade (reasoning)")
         out = []
-        for (probs, mass), raw in zip(common.scale_probs(self.model, chats, prefixes, self.low, self.high, desc), raws):
+        for (probs, mass), raw in zip(calls.scale_probs(self.model, chats, prefixes, self.low, self.high, desc), raws):
             rec = {"probs": {str(k): v for k, v in probs.items()}, "mass": mass, "raw": raw, "attempts": 1}
             if not mass > 0:
                 rec.update(score=None, expected_score=None, valid=False, why="no probability on any score")
@@ -91,8 +92,4 @@ class GradingJudge(common.JudgeSettings, PointwiseVerifier):
         return out
 
     def score_many(self, prompts, responses) -> list[Score]:
-        out = []
-        for rec in self.grade(prompts, responses):
-            value = rec["expected_score"] if rec["expected_score"] is not None else rec["score"]
-            out.append(Score(value, valid=rec["valid"], detail=rec))
-        return out
+        return [Score(g.value, valid=g["valid"], detail=g) for g in self.grade(prompts, responses)]

@@ -31,13 +31,12 @@ from __future__ import annotations
 import hashlib
 from typing import Sequence
 
-from referee.chat import as_chat
 from referee.errors import RefereeError
-from referee.judges import common
+from referee.judges import calls, fewshot, rendering, settings
 from referee.judges.parse import parse_pairwise
+from referee.judges.records import PairJudge
 from referee.models.base import Model, Sampling
 from referee.tasks.pairs import Pair
-from referee.verifiers.base import Comparison, PairwiseVerifier
 
 SWAPS = ("none", "conservative", "average", "random")
 CALIBRATIONS = ("none", "batch", "content-free")
@@ -48,7 +47,7 @@ SHOWN_TO_PAIR = {"AB": {"first": "A", "second": "B", "tie": "tie"},
                  "BA": {"first": "B", "second": "A", "tie": "tie"}}
 
 
-class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
+class PairwiseJudge(settings.JudgeSettings, PairJudge):
     """An LLM judge of answer pairs; also a ``PairwiseVerifier`` for every protocol."""
 
     def __init__(self, model: Model, template: str = "pairwise", verdict: str = "probability", swap: str = "none",
@@ -57,12 +56,12 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                  reference_max_tokens: int = 256, max_prompt_chars: int | None = None, calibration: str = "none"):
         self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
                     max_prompt_chars)
-        self.swap = common.check_choice("swap", swap, SWAPS)
-        self.calibration = common.check_choice("calibration", calibration, CALIBRATIONS)
+        self.swap = settings.check_choice("swap", swap, SWAPS)
+        self.calibration = settings.check_choice("calibration", calibration, CALIBRATIONS)
         if self.calibration != "none" and self.verdict != "probability":
             raise RefereeError("judge: calibration reweights verdict probabilities; use verdict='probability'")
         self._content_free_prior = None
-        self.examples = common.load_examples(few_shot, "pairwise")
+        self.examples = fewshot.load_examples(few_shot, "pairwise")
         self.name = f"pairwise-judge[{model.spec}]"
 
     # ---- prompts ------------------------------------------------------------------------------------
@@ -81,13 +80,13 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
         multiturn = bool(pair.turns_a and pair.turns_b) and tpl.has("user_multiturn")
         if multiturn:
             ta, tb = (pair.turns_a, pair.turns_b) if order == "AB" else (pair.turns_b, pair.turns_a)
-            fields = {"conversation_a": common.conversation_text(ta), "conversation_b": common.conversation_text(tb)}
+            fields = {"conversation_a": rendering.conversation_text(ta), "conversation_b": rendering.conversation_text(tb)}
             cuttable, last = ["conversation_a", "conversation_b", "reference"], []
         else:
-            fields = {"question": common.chat_text(pair.question), "answer_a": first, "answer_b": second}
+            fields = {"question": rendering.chat_text(pair.question), "answer_a": first, "answer_b": second}
             cuttable, last = ["answer_a", "answer_b", "reference"], ["question"]
         fields["reference"] = reference or ""
-        return common.fill_and_fit(tpl, self.examples, self.cot, multiturn, self.fitter, fields, cuttable, last)
+        return rendering.fill_and_fit(tpl, self.examples, self.cot, multiturn, self.fitter, fields, cuttable, last)
 
     def references_for(self, pairs: Sequence[Pair]) -> list[str | None]:
         if self.reference == "none":
@@ -98,7 +97,7 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                 raise RefereeError(f"judge: reference='given' but pair(s) {', '.join(missing[:5])} have no "
                                    f"'reference' field; use reference='self' to let the judge answer first")
             return [p.reference for p in pairs]
-        return common.self_references(self.model, [p.question for p in pairs], self.reference_max_tokens)
+        return calls.self_references(self.model, [p.question for p in pairs], self.reference_max_tokens)
 
     # ---- judging ------------------------------------------------------------------------------------
     def judge_pairs(self, pairs: Sequence[Pair]) -> list[dict]:
@@ -133,12 +132,12 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
     def _read_verdicts(self, chats: list[list[dict]]) -> list[dict]:
         desc = f"judge ({self.verdict})"
         if self.verdict == "generative":
-            got = common.generate_parsed(self.model, chats, self.sampling, parse_pairwise, self.max_retries, desc)
+            got = calls.generate_parsed(self.model, chats, self.sampling, parse_pairwise, self.max_retries, desc)
             return [{"winner_shown": g.value or "invalid", "p_first": None, "probs": None, "mass": None,
                      "raw": g.raw, "attempts": g.attempts, **({"why": g.why} if g.value is None else {})}
                     for g in got]
-        raws, prefixes = common.verdict_prefixes(self.model, chats, self.sampling, self.cot, "judge (reasoning)")
-        results = common.choice_rows(self.model, chats, OPTIONS, prefixes, desc)
+        raws, prefixes = calls.verdict_prefixes(self.model, chats, self.sampling, self.cot, "judge (reasoning)")
+        results = calls.choice_rows(self.model, chats, OPTIONS, prefixes, desc)
         entries = []
         for res, raw in zip(results, raws):
             entry = {"probs": dict(res.probs), "mass": res.mass, "raw": raw, "attempts": 1}
@@ -207,13 +206,6 @@ class PairwiseJudge(common.JudgeSettings, PairwiseVerifier):
                 best = "tie"  # the two orders cancel out exactly: no preference
             return best, p_a
         return (winners[0] if len(set(winners)) == 1 else "tie"), p_a
-
-    # ---- the verifier interface -------------------------------------------------------------------------
-    def compare_many(self, prompts, a, b) -> list[Comparison]:
-        if not len(prompts) == len(a) == len(b):
-            raise RefereeError("compare_many: give as many answers A and B as prompts")
-        pairs = [Pair(str(i), as_chat(p), x, y) for i, (p, x, y) in enumerate(zip(prompts, a, b))]
-        return [Comparison(r["winner"], r["p_a"], detail=r) for r in self.judge_pairs(pairs)]
 
 
 def shown_verdict(probs: dict) -> dict:

@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.tasks.pairs import Pair
-from referee.verifiers.base import Comparison, PairwiseVerifier, PointwiseVerifier, Score
+from referee.judges.grades import Grade
+from referee.judges.records import PairJudge
+from referee.verifiers.base import PointwiseVerifier, Score
 
 COMBINE = ("majority", "mean")
 VOTE_P = {"A": 1.0, "B": 0.0, "tie": 0.5}
 
 
-class Panel(PairwiseVerifier, PointwiseVerifier):
+class Panel(PairJudge, PointwiseVerifier):
     def __init__(self, judges: Sequence, combine: str = "majority"):
         if not judges:
             raise RefereeError("panel: give at least one judge")
@@ -56,24 +57,18 @@ class Panel(PairwiseVerifier, PointwiseVerifier):
             return "tie", mean
         return counts[0][0], mean
 
-    def compare_many(self, prompts, a, b) -> list[Comparison]:
-        if not len(prompts) == len(a) == len(b):
-            raise RefereeError("compare_many: give as many answers A and B as prompts")
-        pairs = [Pair(str(i), as_chat(p), x, y) for i, (p, x, y) in enumerate(zip(prompts, a, b))]
-        return [Comparison(r["winner"], r["p_a"], detail=r) for r in self.judge_pairs(pairs)]
 
     # ---- grading --------------------------------------------------------------------------------------
-    def grade(self, prompts, responses, references=None) -> list[dict]:
+    def grade(self, prompts, responses, references=None) -> list[Grade]:
         member_records = [j.grade(prompts, responses, references) for j in self.judges]
         out = []
         for i in range(len(prompts)):
             members = [recs[i] for recs in member_records]
-            values = [m["expected_score"] if m.get("expected_score") is not None else m["score"]
-                      for m in members if m["valid"]]
+            values = [v for v in (Grade(m).value for m in members) if v is not None]
             score = sum(values) / len(values) if values else None
-            out.append({"score": score, "expected_score": None, "valid": score is not None, "combine": "mean",
+            out.append(Grade({"score": score, "expected_score": None, "valid": score is not None, "combine": "mean",
                         "votes": [m["score"] for m in members], "truncated": any(m.get("truncated") for m in members),
-                        "members": members})
+                        "members": members}))
         return out
 
     def score_many(self, prompts, responses) -> list[Score]:

@@ -5,6 +5,14 @@ and give ``choice`` probabilities over a few option strings at the next position
 three small hooks (``_generate``, ``_logprobs``, ``_choice``); this class does the rest the same way for
 all of them: one cache row per finished call, per-sample seeds, batching, progress and the cost ledger.
 
+A hook answers a batch either with a list in request order (all results arrive together) or with an
+iterator of ``(position, result)`` pairs in the order they finish, so a slow or failing request never
+holds back the caching of its batch-mates. A result may be a ``RefereeError``: that request failed for
+good. It is not cached, the rest of the run goes on (unless a whole batch failed: the server is then of
+no use), and the map raises at the end, naming how many failed and why, so a rerun asks only for those.
+A completion that was not given (a content filter, a refusal) is returned with that reason but never
+cached either: it is not an answer a rerun should reuse.
+
 Every sample has its own seed, derived from the sampling seed, the chat and the sample index, so a
 sample does not depend on which other requests happened to share its batch. That is what makes a killed
 run, started again, produce the same records: finished samples come back from the cache and the rest
@@ -17,13 +25,12 @@ import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from referee import ledger, progress
 from referee.cache import Cache, request_key
+from referee.chat import Chat
 from referee.errors import RefereeError
-
-Chat = list  # list of {"role", "content"} dicts
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,9 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" (end of turn or a stop string) or "length"
+    # "stop" (end of turn or a stop string) or "length"; for answers not given, which are never cached:
+    # "content_filter" (the server's filter) or "refused" (no content at all)
+    finish_reason: str
     cached: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict:
@@ -106,6 +115,7 @@ class GenRequest:
 
 
 Options = Sequence[str] | dict[str, Sequence[str]]
+FINISHED = ("stop", "length")  # the finish reasons of completions worth caching
 
 
 def normalise_options(options: Options) -> dict[str, list[str]]:
@@ -167,7 +177,7 @@ class Model:
 
         def compute(batch):
             reqs = [GenRequest(list(chats[i]), sampling, sample_seed(sampling.seed, chats[i], j)) for i, j in batch]
-            return [c.to_dict() for c in self._generate(reqs)]
+            return _as_dicts(self._generate(reqs))
 
         done = self._cached_map(order, requests, compute, desc, unit="sample")
         out: list[list[Completion]] = [[None] * n for _ in chats]  # type: ignore[list-item]
@@ -185,8 +195,7 @@ class Model:
         order = sorted(units, key=lambda i: -(_chat_chars(chats[i]) + len(continuations[i])))
 
         def compute(batch):
-            return [r.to_dict() for r in self._logprobs([list(chats[i]) for i in batch],
-                                                        [continuations[i] for i in batch])]
+            return _as_dicts(self._logprobs([list(chats[i]) for i in batch], [continuations[i] for i in batch]))
 
         done = self._cached_map(order, requests, compute, desc, unit="seq")
         return [TokenLogprobs(**done[i][0]) for i in units]
@@ -202,39 +211,97 @@ class Model:
         order = sorted(units, key=lambda i: (-_chat_chars(chats[i]), [m["content"] for m in chats[i]]))
 
         def compute(batch):
-            return [r.to_dict() for r in self._choice([list(chats[i]) for i in batch], opts, prefix)]
+            return _as_dicts(self._choice([list(chats[i]) for i in batch], opts, prefix))
 
         done = self._cached_map(order, requests, compute, desc, unit="seq")
         return [ChoiceResult(**done[i][0]) for i in units]
 
     # ---- shared machinery ----------------------------------------------------------------------
-    def _cached_map(self, order: list, requests: dict, compute: Callable[[list], list[dict]],
-                    desc: str, unit: str) -> dict:
-        """Answer every unit, from the cache where possible; store each finished batch at once."""
+    def _cached_map(self, order: list, requests: dict, compute: Callable[[list], Any], desc: str, unit: str) -> dict:
+        """Answer every unit, from the cache where possible; store each answer as soon as it arrives."""
         keys = {u: request_key(self.fingerprint, requests[u]) for u in order}
         hits = self.cache.get_many(keys.values()) if self.cache is not None else {}
         done = {u: (hits[keys[u]], True) for u in order if keys[u] in hits}
         todo = [u for u in order if u not in done]
         if done:
             ledger.record(self.spec, cached_calls=len(done))
+        failures: list[RefereeError] = []
+        tried = 0
         with progress.bar(total=len(todo), desc=f"{desc} [{self.spec}]", unit=unit) as pbar:
             for start in range(0, len(todo), self.batch_size):
                 batch = todo[start:start + self.batch_size]
-                t0 = time.perf_counter()
-                responses = compute(batch)
-                seconds = time.perf_counter() - t0
-                if len(responses) != len(batch):
-                    raise RuntimeError(f"{type(self).__name__} returned {len(responses)} results for {len(batch)}")
+                failed_before = len(failures)
+                self._run_batch(batch, compute, keys, requests, done, failures, pbar)
+                tried += len(batch)
+                if len(failures) - failed_before == len(batch):
+                    break  # not one answer in a whole batch: the rest would fail the same way
+        if failures:
+            raise _failure_report(self.spec, failures, answered=tried - len(failures), skipped=len(todo) - tried)
+        return done
+
+    def _run_batch(self, batch: list, compute: Callable[[list], Any], keys: dict, requests: dict, done: dict,
+                   failures: list, pbar) -> None:
+        """Cache and count each result of one batch as it arrives; collect the requests that failed."""
+        results = compute(batch)
+        seen: set[int] = set()
+        clock = time.perf_counter()
+        try:
+            for group in _arrival_groups(results):
+                answered = []
+                for position, r in group:
+                    if position in seen or not 0 <= position < len(batch):
+                        raise RuntimeError(f"{type(self).__name__} answered position {position} of a batch of "
+                                           f"{len(batch)} twice or out of range")
+                    seen.add(position)
+                    if isinstance(r, RefereeError):
+                        failures.append(r)
+                    else:
+                        answered.append((batch[position], r))
                 if self.cache is not None:
                     self.cache.put_many((keys[u], self.fingerprint, requests[u]["op"], requests[u], r)
-                                        for u, r in zip(batch, responses))
-                for u, r in zip(batch, responses):
+                                        for u, r in answered if r.get("finish_reason", "stop") in FINISHED)
+                for u, r in answered:
                     done[u] = (r, False)
-                ledger.record(self.spec, calls=len(batch), seconds=seconds,
-                              prompt_tokens=sum(r.get("prompt_tokens", 0) for r in responses),
-                              completion_tokens=sum(r.get("completion_tokens", 0) for r in responses))
-                pbar.update(len(batch))
-        return done
+                now = time.perf_counter()
+                ledger.record(self.spec, calls=len(answered), seconds=now - clock,
+                              prompt_tokens=sum(r.get("prompt_tokens", 0) for _, r in answered),
+                              completion_tokens=sum(r.get("completion_tokens", 0) for _, r in answered))
+                clock = now
+                pbar.update(len(group))
+        finally:
+            getattr(results, "close", lambda: None)()  # a stream left early stops its requests
+        if len(seen) != len(batch):
+            raise RuntimeError(f"{type(self).__name__} returned {len(seen)} results for {len(batch)}")
+
+
+def _as_dicts(results: list | Iterable[tuple[int, Any]]) -> list | Iterator[tuple[int, Any]]:
+    """A hook's results as dicts, in the shape the hook gave them; failures (RefereeError) stay as they are."""
+    def plain(r):
+        return r if isinstance(r, RefereeError) else r.to_dict()
+
+    if isinstance(results, list):
+        return [plain(r) for r in results]
+    return ((position, plain(r)) for position, r in results)
+
+
+def _arrival_groups(results: list | Iterable[tuple[int, Any]]) -> Iterator[list[tuple[int, Any]]]:
+    """(position, result) pairs in groups that became available together: a list is one group."""
+    if isinstance(results, list):
+        yield list(enumerate(results))
+        return
+    for pair in results:
+        yield [pair]
+
+
+def _failure_report(spec: str, failures: list[RefereeError], answered: int, skipped: int) -> RefereeError:
+    """One error for the calls that failed for good, of the first failure's kind, quoting it."""
+    first = failures[0]
+    text = f"{spec}: {len(failures)} of {len(failures) + answered + skipped} calls failed"
+    if answered:
+        text += f" ({answered} answered and cached: a rerun asks only for the others)"
+    if skipped:
+        text += f"; {skipped} not tried after a whole batch failed"
+    return type(first)(f"{text}; {'the first: ' if len(failures) > 1 else ''}{first}")
 
 
 def _chat_chars(chat: Chat) -> int:

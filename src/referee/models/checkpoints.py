@@ -45,7 +45,10 @@ def base_folder_and_adapters(spec: str) -> tuple[str, list[str], str | None]:
         folder, fingerprint = ensure_converted()
         return str(folder), adapters, fingerprint
     if is_checkpoint(target):
-        base, below, fp = base_folder_and_adapters(read_marker(target)["base"])
+        marker = read_marker(target)
+        if marker.get("full"):  # a full fine-tune: its own weights, nothing below to merge
+            return target, adapters, None
+        base, below, fp = base_folder_and_adapters(marker["base"])
         return base, below + [target] + adapters, fp
     return target, adapters, None
 

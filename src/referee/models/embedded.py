@@ -7,6 +7,7 @@ fingerprint is the GGUF file's SHA-256, so cached calls survive a rebuild of the
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -45,13 +46,27 @@ def _sha256(path: Path) -> str:
 
 
 def ensure_converted() -> tuple[Path, str]:
-    """The safetensors folder of the embedded model and its fingerprint, converting on first use."""
+    """The safetensors folder of the embedded model and its fingerprint, converting on first use. Two
+    processes converting at once would race on the same folder: the second waits for the first."""
     target = embedded_dir()
+    done = _converted(target)
+    if done:
+        return target, done
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return target, _converted(target) or _convert(target)
+
+
+def _converted(target: Path) -> str | None:
+    """The fingerprint of a finished conversion in ``target``, or None."""
     meta_path = target / "referee-embedded.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if (target / "model.safetensors").exists():
-            return target, meta["fingerprint"]
+    if meta_path.exists() and (target / "model.safetensors").exists():
+        return json.loads(meta_path.read_text())["fingerprint"]
+    return None
+
+
+def _convert(target: Path) -> str:
     source = gguf_path()
     from referee import progress
 
@@ -81,4 +96,4 @@ def ensure_converted() -> tuple[Path, str]:
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, target)
-    return target, fingerprint
+    return fingerprint

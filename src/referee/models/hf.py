@@ -1,15 +1,13 @@
 """The transformers backend: batched generation, log-probabilities and choice probabilities on CPU or GPU.
 
 Sampling is done by a logits processor that draws each row's token from that row's own seeded random
-stream, so a sample depends only on its own seed, not on its batch-mates.
+stream, so a sample depends only on its own seed, not on its batch-mates. Which prompts share a head of
+tokens, and how they are bundled, is planned in `prefix_sharing`; weight fingerprints are in `fingerprints`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
 import random
 from pathlib import Path
 
@@ -17,7 +15,10 @@ import torch
 
 from referee.errors import RefereeError
 from referee.models.base import ChoiceResult, Completion, GenRequest, Model, TokenLogprobs
-from referee.paths import referee_home
+from referee.models.devices import pick_device, pick_dtype
+from referee.models.fingerprints import weights_fingerprint
+from referee.models.prefix_sharing import (MIN_SHARED_PREFIX, MIN_TOKENS_SAVED_CPU, PADDING_SLACK, head_splits,
+                                           low_padding_bundles, walk_prefix_tree)
 
 FALLBACK_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
@@ -25,22 +26,11 @@ FALLBACK_TEMPLATE = (
 )
 
 
-def pick_device(device: str | None) -> str:
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def pick_dtype(dtype: str | None, device: str) -> torch.dtype:
-    if dtype:
-        try:
-            return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                    "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
-        except KeyError:
-            raise RefereeError(f"dtype {dtype!r}: expected float32, bfloat16 or float16") from None
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+def ensure_chat_template(tokenizer) -> None:
+    """Give a tokenizer without a chat template a plain "role: content" one, so base models take chats
+    too; every local model (this backend, the reward heads) renders such chats the same way."""
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = FALLBACK_TEMPLATE
 
 
 class SeededSampler:
@@ -119,8 +109,7 @@ class HFModel(Model):
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if not self.tokenizer.chat_template:
-            self.tokenizer.chat_template = FALLBACK_TEMPLATE
+        ensure_chat_template(self.tokenizer)
         self.fingerprint = fingerprint or weights_fingerprint(path, adapter)
         dtype_name = str(next(self.model.parameters()).dtype).replace("torch.", "")
         if dtype_name != "float32":  # other precisions give other numbers: cache them apart
@@ -237,13 +226,7 @@ class HFModel(Model):
         """
         if str(self.device).startswith("cpu"):
             return self._logits_one_by_one(prompts)
-        splits = []  # per group: (members, head length); a lone prompt runs whole (head 0)
-        for members in shared_prefix_groups(prompts, MIN_SHARED_PREFIX):
-            head = 0
-            if len(members) > 1:  # every member keeps at least one token of its own
-                group = [prompts[i] for i in members]
-                head = min(common_prefix_length(group), min(len(p) for p in group) - 1)
-            splits.append((members, head))
+        splits = head_splits(prompts, MIN_SHARED_PREFIX)
         out = [None] * len(prompts)
         for bundle in low_padding_bundles(splits, [len(p) for p in prompts], PADDING_SLACK):
             rows = [i for members, _ in bundle for i in members]
@@ -259,58 +242,21 @@ class HFModel(Model):
 
     def _logits_one_by_one(self, prompts: list[list[int]]) -> torch.Tensor:
         """One prompt per forward pass, no padding; a head that several prompts share runs once into a
-        KV cache, which each of them then continues, when that saves at least MIN_TOKENS_SAVED_CPU tokens.
-
-        The walk follows the prompts' prefix tree: at each branch point the prompts split by their next
-        token, and a branch whose prompts share enough further tokens extends the cache with them before
-        splitting again. Identical prompts run once.
-        """
+        KV cache, which each of them then continues, when that saves at least MIN_TOKENS_SAVED_CPU tokens
+        (the walk over the prompts' prefix tree is `walk_prefix_tree`)."""
         from transformers import DynamicCache
 
-        runs = {}  # identical prompts run once
-        for i, p in enumerate(prompts):
-            runs.setdefault(tuple(p), []).append(i)
-        seqs = [list(p) for p in runs]
-        logits = [None] * len(seqs)
+        def last_logits(tokens, cache):
+            return self.model(input_ids=torch.tensor([tokens], device=self.device), past_key_values=cache,
+                              use_cache=cache is not None, logits_to_keep=1).logits[0, -1].float()
 
-        def forward(tokens, cache, start):
-            out = self.model(input_ids=torch.tensor([tokens], device=self.device), past_key_values=cache,
-                             use_cache=cache is not None, logits_to_keep=1).logits[0, -1].float()
-            cut_back(cache, start)
-            return out
+        def extend(tokens, cache):
+            cache = cache if cache is not None else DynamicCache(config=self.model.config)
+            self.model(input_ids=torch.tensor([tokens], device=self.device), past_key_values=cache,
+                       use_cache=True, logits_to_keep=1)
+            return cache
 
-        def walk(members, cached, cache):
-            """Logits of ``members``, which all begin with the ``cached`` tokens held in ``cache``."""
-            while len(members) > 1:
-                shared = common_prefix_length([seqs[i] for i in members])
-                shortest = min(members, key=lambda i: len(seqs[i]))
-                if shared < len(seqs[shortest]):
-                    break
-                logits[shortest] = forward(seqs[shortest][cached:], cache, cached)  # a prefix of all the others
-                members = [i for i in members if i != shortest]
-            if len(members) == 1:
-                logits[members[0]] = forward(seqs[members[0]][cached:], cache, cached)
-                return
-            branches = {}
-            for i in members:
-                branches.setdefault(seqs[i][shared], []).append(i)
-            if (len(members) - 1) * (shared - cached) >= MIN_TOKENS_SAVED_CPU:
-                head_cache = cache if cache is not None else DynamicCache(config=self.model.config)
-                self.model(input_ids=torch.tensor([seqs[members[0]][cached:shared]], device=self.device),
-                           past_key_values=head_cache, use_cache=True, logits_to_keep=1)
-                for branch in branches.values():
-                    walk(branch, shared, head_cache)
-                cut_back(cache, cached)
-            else:
-                for branch in branches.values():
-                    walk(branch, cached, cache)
-
-        walk(list(range(len(seqs))), 0, None)
-        out = [None] * len(prompts)
-        for r, members in enumerate(runs.values()):
-            for i in members:
-                out[i] = logits[r]
-        return torch.stack(out)
+        return torch.stack(walk_prefix_tree(prompts, last_logits, extend, MIN_TOKENS_SAVED_CPU))
 
     def _logits_after_heads(self, prompts, bundle) -> torch.Tensor:
         """One bundle of (members, head length): run each head once, then every member's tail after it."""
@@ -355,145 +301,3 @@ class HFModel(Model):
             probs = {k: (v / mass if mass > 0 else 1.0 / len(raw)) for k, v in raw.items()}
             results.append(ChoiceResult(probs=probs, mass=mass, prompt_tokens=len(prompt)))
         return results
-
-
-# ---- shared prompt heads -----------------------------------------------------------------------
-MIN_SHARED_PREFIX = 16  # a shorter shared head is not worth a second forward pass
-PADDING_SLACK = 0.1  # padded positions allowed per real one in a bundle of forward passes
-# On a CPU every forward pass reads all the weights once, at batch 1 about the cost of 40 tokens of
-# compute (135M parameters, fp32: 61-75 ms for one token, ~1.6 ms per further token; see
-# benchmarks/bench_cpu_forward.py); a shared head that saves fewer tokens costs more as an extra pass.
-MIN_TOKENS_SAVED_CPU = 48
-
-
-def common_prefix_length(seqs: list[list[int]]) -> int:
-    n = 0
-    for column in zip(*seqs):
-        if any(t != column[0] for t in column):
-            break
-        n += 1
-    return n
-
-
-def shared_prefix_groups(seqs: list[list[int]], min_shared: int) -> list[list[int]]:
-    """Indices of ``seqs`` grouped so that running each group's common head once saves the most tokens.
-
-    Sorting puts sequences with common heads next to each other; the sorted run is then cut into
-    consecutive groups by dynamic programming. A group of k sharing h tokens saves (k - 1) * h tokens
-    but pads its members' tails to the longest, so it is worth (k - 1) * h - padding: the two shown
-    orders of a pair (same length) share their question, while prompts that only share a system
-    prompt but differ in length stay apart. Groups sharing fewer than ``min_shared`` tokens are not made.
-    """
-    order = sorted(range(len(seqs)), key=lambda i: seqs[i])
-    n = len(order)
-    adjacent = [common_prefix_length([seqs[order[j]], seqs[order[j + 1]]]) for j in range(n - 1)]
-    best = [0] * (n + 1)  # best[j]: most tokens saved over the first j sorted sequences
-    cut = [0] * (n + 1)  # where the last group of that best split starts
-    for j in range(1, n + 1):
-        best[j], cut[j] = best[j - 1], j - 1
-        shared, longest, total = None, len(seqs[order[j - 1]]), len(seqs[order[j - 1]])
-        for i in range(j - 2, -1, -1):  # last group = sorted[i:j]
-            shared = adjacent[i] if shared is None else min(shared, adjacent[i])
-            if shared < min_shared:
-                break
-            longest, total = max(longest, len(seqs[order[i]])), total + len(seqs[order[i]])
-            k = j - i
-            worth = (k - 1) * shared - (k * longest - total)
-            if worth > 0 and best[i] + worth > best[j]:
-                best[j], cut[j] = best[i] + worth, i
-    groups, j = [], n
-    while j > 0:
-        groups.append([order[k] for k in range(cut[j], j)])
-        j = cut[j]
-    return groups[::-1]
-
-
-def cut_back(cache, length: int) -> None:
-    """Drop what a KV cache holds beyond its first ``length`` tokens (a negative crop: that form means
-    the same in every transformers version)."""
-    if cache is not None and cache.get_seq_length() > length:
-        cache.crop(length - cache.get_seq_length())
-
-
-def low_padding_bundles(splits: list[tuple[list[int], int]], lengths: list[int], slack: float) -> list[list]:
-    """Cut (members, head length) groups into bundles whose padded head and tail passes waste at most
-    ``slack`` of the real tokens; groups of similar shape are bundled together (longest first)."""
-    def shape(split):
-        members, n = split
-        return n, max(lengths[i] - n for i in members), len(members)
-
-    bundles, current = [], []
-    for split in sorted(splits, key=lambda s: (-(shape(s)[0] + shape(s)[1]), -shape(s)[0])):
-        trial = current + [split]
-        shapes = [shape(s) for s in trial]
-        real = sum(lengths[i] for members, _ in trial for i in members) - sum(n * (k - 1) for n, _, k in shapes)
-        padded = len(trial) * max(n for n, _, _ in shapes) + sum(k for _, _, k in shapes) * max(t for _, t, _ in shapes)
-        if current and padded > (1 + slack) * real:
-            bundles.append(current)
-            trial = [split]
-        current = trial
-    if current:
-        bundles.append(current)
-    return bundles
-
-
-# ---- fingerprints ------------------------------------------------------------------------------
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model")
-
-
-def weights_fingerprint(path: str, adapter: str | None = None) -> str:
-    """A hash of the weight and config files (content), remembered per file size and mtime.
-
-    Hub ids that are not local folders are named by their id and resolved revision.
-    """
-    from referee.models.checkpoints import base_folder_and_adapters, is_checkpoint
-
-    if is_checkpoint(path):
-        base, chain, base_fp = base_folder_and_adapters(f"hf:{path}")
-        parts = [base_fp or (_folder_hash(base) if Path(base).is_dir() else _hub_identity(base))]
-        parts += [_folder_hash(a) for a in chain]
-    else:
-        parts = [_folder_hash(path) if Path(path).is_dir() else _hub_identity(path)]
-    if adapter:
-        parts.append(_folder_hash(adapter))
-    return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
-
-
-def _hub_identity(model_id: str) -> str:
-    try:
-        from huggingface_hub import snapshot_download
-
-        local = snapshot_download(model_id, local_files_only=True)
-        return _folder_hash(local)
-    except Exception:  # noqa: BLE001 - not cached locally: the id itself is the best we know
-        return f"hub:{model_id}"
-
-
-def _folder_hash(folder: str) -> str:
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-    memo_path = referee_home() / "fingerprints.json"
-    try:
-        memo = json.loads(memo_path.read_text())
-    except (OSError, ValueError):
-        memo = {}
-    digests, changed = [], False
-    for f in files:
-        st = f.stat()
-        mkey = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-        if mkey not in memo:
-            h = hashlib.sha256()
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            memo[mkey] = h.hexdigest()
-            changed = True
-        digests.append(f"{f.relative_to(folder)}={memo[mkey]}")
-    if changed:
-        try:
-            memo_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo_path.with_name(f"fingerprints.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(memo))
-            os.replace(tmp, memo_path)
-        except OSError:
-            pass
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()

@@ -1,9 +1,19 @@
 """The openai backend: any OpenAI-compatible server (vLLM, SGLang, llama.cpp's server, Ollama, hosted APIs).
 
 Each sample is its own request (``n=1``, the sample's own seed), so the response cache stays per sample
-exactly as with the hf backend. Requests of one batch go out together under a concurrency limit.
-Overloaded or unreachable servers (429, 5xx, timeouts, refused or dropped connections) are retried with
-exponential backoff and jitter; any other 4xx fails at once with the server's own message.
+exactly as with the hf backend. Requests of one batch go out together under a concurrency limit, and each
+answer is handed back (and cached) the moment it arrives.
+
+Failures, request by request:
+
+- Retried with exponential backoff and jitter: 408, 409, 429 and 5xx, timeouts, refused or dropped
+  connections, and bodies that arrive cut off, garbled or as JSON that is not an object.
+- Failed at once: any other 4xx (with the server's own message), a redirect, and answers whose shape
+  is wrong (no choices, a list where an object belongs, a count or log-probability that is not a number).
+- A request that fails for good does not take its batch-mates with it: they are cached, and the call
+  raises afterwards, naming how many failed and the first server message (see ``Model._cached_map``).
+- A completion withheld by the server (``finish_reason: content_filter``, or no content at all) comes
+  back with that reason (``"content_filter"`` or ``"refused"``) and is not cached.
 
 What goes over which endpoint:
 
@@ -17,21 +27,32 @@ What goes over which endpoint:
   appended to the prompt) and scores option strings longer than one token exactly, with ``echo=true``;
   ``logprobs`` echoes prompt + continuation and reads the continuation's token log-probabilities.
 
-The API key comes from the variable named by ``api_key_env``, else ``REFEREE_API_KEY``, else
-``OPENAI_API_KEY``. It is sent as a bearer token and appears nowhere else: not in ``describe()``, the
-cache, logs or error messages (servers that quote it back are redacted).
+Which key goes where (a shared config must not be able to send your key to someone else's server):
+
+- ``api_key_env=VAR`` in the spec: the value of ``$VAR``, to the server the spec names.
+- else ``REFEREE_API_KEY``: referee's own variable, to the server any spec names.
+- else ``OPENAI_API_KEY``: only to ``https://api.openai.com``; other servers get no key.
+- No key at all goes over plain http to a host other than loopback, unless the spec says
+  ``allow_insecure_key=1``. Credentials in the URL itself (``user:pw@host``, ``?api_key=``) are refused
+  without being quoted, as they would end up in the cache, ledger, manifest and config.
+
+The key is sent as a bearer token and appears nowhere else: not in ``describe()``, the cache, logs or
+error messages (a server that quotes it back is redacted before anything is cut short).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
+import ipaddress
 import math
 import os
+import queue
 import random
 import threading
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -42,6 +63,10 @@ TOP_LOGPROBS = 20  # the most OpenAI's API and vLLM's defaults allow
 SEED_MASK = 0x7FFFFFFF  # servers take 32-bit seeds at most (llama.cpp: uint32, with 2^32-1 meaning "random")
 RETRY_STATUSES = {408, 409, 429} | set(range(500, 600))
 BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time, capped by max_wait
+OPENAI_HOST = "api.openai.com"  # the one host OPENAI_API_KEY is sent to unless a spec names it
+# Options that would put a secret into the spec string itself (and so into every file that records it).
+SECRET_OPTIONS = {"api_key", "apikey", "key", "token", "access_token", "password", "secret", "authorization"}
+QUOTE_LIMIT = 300  # characters of a server's own words kept in an error message
 
 
 class OpenAIModel(Model):
@@ -49,8 +74,10 @@ class OpenAIModel(Model):
 
     def __init__(self, name: str, url: str, *, spec: str | None = None, cache=None,
                  concurrency: int | str = 8, retries: int | str = 5, timeout: float | str = 120,
-                 max_wait: float | str = 30, tokenizer: str | None = None, api_key_env: str | None = None):
+                 max_wait: float | str = 30, tokenizer: str | None = None, api_key_env: str | None = None,
+                 allow_insecure_key: bool | str = False):
         super().__init__(cache=cache)
+        address = _check_url(name, url)  # first: a URL holding credentials must not reach any message
         self.name = name
         self.url = url.rstrip("/")
         self.spec = spec or f"openai:{name}@{self.url}"
@@ -62,13 +89,15 @@ class OpenAIModel(Model):
         self.tokenizer_spec = tokenizer or None
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
-        self._api_key, self._api_key_source = _find_api_key(where, api_key_env)
+        self._api_key, self._api_key_source = _choose_api_key(where, address, api_key_env,
+                                                              _flag(where, "allow_insecure_key", allow_insecure_key))
         # The server's model name and address are all we know of its weights. A tokenizer renders the
         # prompts of choice and logprobs here, which can change their answers: it is part of the key.
         self.fingerprint = f"openai:{name}@{self.url}" + (f"|tokenizer={tokenizer}" if tokenizer else "")
         self.batch_size = self.concurrency * 4
-        # Counts of HTTP traffic, for tests and for the curious: requests sent, retries, answers.
-        self.stats = {"requests": 0, "retries": 0, "ok": 0}
+        # Counts of HTTP traffic, for tests and for the curious: requests sent, retries, 2xx answers,
+        # calls that failed for good, and completions the server withheld.
+        self.stats = {"requests": 0, "retries": 0, "ok": 0, "failed": 0, "refused": 0}
         self._stats_lock = threading.Lock()
 
     def describe(self) -> dict:
@@ -78,7 +107,9 @@ class OpenAIModel(Model):
                 "api_key": f"from ${self._api_key_source}" if self._api_key else "none"}
 
     # ---- hooks -----------------------------------------------------------------------------------
-    def _generate(self, requests: list[GenRequest]) -> list[Completion]:
+    def _generate(self, requests: list[GenRequest]) -> Iterator[tuple[int, Completion | RefereeError]]:
+        endpoint = self._endpoint("/chat/completions")
+
         async def one(client, req: GenRequest) -> Completion:
             s = req.sampling
             body = {"model": self.name, "messages": req.chat, "max_tokens": s.max_new_tokens,
@@ -86,27 +117,33 @@ class OpenAIModel(Model):
             if s.stop:
                 body["stop"] = list(s.stop)
             data = await self._post(client, "/chat/completions", body)
-            choice = self._first_choice("/chat/completions", data)
-            text = _message_text(choice.get("message"))
-            reason = "length" if choice.get("finish_reason") == "length" else "stop"
-            cut = [text.index(x) for x in s.stop if x in text]  # servers that leave the stop string in
-            if cut:
-                text, reason = text[:min(cut)], "stop"
-            usage = data.get("usage") or {}
-            return Completion(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                              completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason=reason)
+            choice = self._first_choice(endpoint, data)
+            message = self._expect(endpoint, "choices[0].message", choice.get("message"), dict)
+            said = self._expect(endpoint, "choices[0].finish_reason", choice.get("finish_reason"), (str, type(None)))
+            text = self._message_text(endpoint, message.get("content"))
+            prompt_tokens, completion_tokens = self._usage(endpoint, data)
+            if said == "content_filter" or (message.get("content") is None and said != "length"):
+                self._count("refused")
+                reason = "content_filter" if said == "content_filter" else "refused"
+            else:
+                reason = "length" if said == "length" else "stop"
+                cut = [text.index(x) for x in s.stop if x in text]  # servers that leave the stop string in
+                if cut:
+                    text, reason = text[:min(cut)], "stop"
+            return Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                              finish_reason=reason)
 
-        return self._run_all([lambda c, r=r: one(c, r) for r in requests])
+        return self._stream([lambda c, r=r: one(c, r) for r in requests])
 
-    def _logprobs(self, chats, continuations) -> list[TokenLogprobs]:
+    def _logprobs(self, chats, continuations) -> Iterator[tuple[int, TokenLogprobs | RefereeError]]:
         if not self.tokenizer_spec:
             raise UnsupportedError(
                 f"{self.spec}: logprobs of given text need the model's tokenizer to render the chat here; "
                 f"add ?tokenizer=SPEC to the model spec (e.g. tokenizer=embedded or tokenizer=hf:PATH)")
         prompts = [self._render(c) for c in chats]
-        return self._run_all([lambda c, p=p, t=t: self._score(c, p, t) for p, t in zip(prompts, continuations)])
+        return self._stream([lambda c, p=p, t=t: self._score(c, p, t) for p, t in zip(prompts, continuations)])
 
-    def _choice(self, chats, options, prefix) -> list[ChoiceResult]:
+    def _choice(self, chats, options, prefix) -> Iterator[tuple[int, ChoiceResult | RefereeError]]:
         if self.tokenizer_spec:
             return self._choice_completions(chats, options, prefix)
         if prefix:
@@ -114,43 +151,48 @@ class OpenAIModel(Model):
                 f"{self.spec}: choice after a prefix needs the prompt rendered here, since chat servers "
                 f"always start a new assistant turn; add ?tokenizer=SPEC to the model spec "
                 f"(e.g. tokenizer=embedded) or pass prefix=''")
+        endpoint = self._endpoint("/chat/completions")
 
         async def one(client, chat) -> ChoiceResult:
             body = {"model": self.name, "messages": chat, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n": 1}
             data = await self._post(client, "/chat/completions", body)
-            choice = self._first_choice("/chat/completions", data)
-            return _choice_result(options, self._chat_top_logprobs(self._endpoint("/chat/completions"), choice), {},
-                                  prompt_tokens=_prompt_tokens(data))
+            choice = self._first_choice(endpoint, data)
+            self._refuse_withheld(endpoint, choice)
+            return _choice_result(options, self._chat_top_logprobs(endpoint, choice), {},
+                                  prompt_tokens=self._usage(endpoint, data)[0])
 
-        return self._run_all([lambda c, ch=ch: one(c, ch) for ch in chats])
+        return self._stream([lambda c, ch=ch: one(c, ch) for ch in chats])
 
     # ---- choice and scoring through /completions -------------------------------------------------
-    def _choice_completions(self, chats, options, prefix) -> list[ChoiceResult]:
+    def _choice_completions(self, chats, options, prefix) -> Iterator[tuple[int, ChoiceResult | RefereeError]]:
         strings = sorted({s for ss in options.values() for s in ss})
         tok = self._get_tokenizer()
         long = [s for s in strings if len(tok(s, add_special_tokens=False)["input_ids"]) != 1]
         prompts = [self._render(c) + prefix for c in chats]
+        endpoint = self._endpoint("/completions")
 
         async def one(client, prompt) -> ChoiceResult:
-            endpoint = self._endpoint("/completions")
             body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "seed": 0,
                     "logprobs": TOP_LOGPROBS}
             data = await self._post(client, "/completions", body)
-            choice = self._first_choice("/completions", data)
-            lp = choice.get("logprobs")
-            if not isinstance(lp, dict) or lp.get("top_logprobs") is None:
+            choice = self._first_choice(endpoint, data)
+            self._refuse_withheld(endpoint, choice)
+            lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
+            if lp is None or lp.get("top_logprobs") is None:
                 raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; "
                                        f"choice needs a server that returns top logprobs")
-            tops = lp["top_logprobs"]
-            top = list((tops[0] or {}).items()) if tops else []  # no token: the model ended at once
+            tops = self._expect(endpoint, "logprobs.top_logprobs", lp["top_logprobs"], list)
+            first = self._expect(endpoint, "logprobs.top_logprobs[0]", tops[0] if tops else None, (dict, type(None)))
+            # No token at all: the model ended at once, and puts nothing on the options.
+            top = [(str(t), self._logprob(endpoint, "logprobs.top_logprobs[0]", v)) for t, v in (first or {}).items()]
             exact = {}
             for s in long:  # several tokens: score the whole string after the prompt
                 scored = await self._score(client, prompt, s)
                 exact[s] = math.exp(scored.total)
-            return _choice_result(options, top, exact, skip=set(long), prompt_tokens=_prompt_tokens(data))
+            return _choice_result(options, top, exact, skip=set(long), prompt_tokens=self._usage(endpoint, data)[0])
 
-        return self._run_all([lambda c, p=p: one(c, p) for p in prompts])
+        return self._stream([lambda c, p=p: one(c, p) for p in prompts])
 
     async def _score(self, client, prompt: str, continuation: str) -> TokenLogprobs:
         """Log-probabilities of ``continuation`` after the rendered ``prompt``, via echo on /completions."""
@@ -165,44 +207,102 @@ class OpenAIModel(Model):
         body = {"model": self.name, "prompt": full, "max_tokens": 1, "temperature": 0, "seed": 0,
                 "echo": True, "logprobs": 1}
         data = await self._post(client, "/completions", body)
-        choice = self._first_choice("/completions", data)
-        lp = choice.get("logprobs")
-        if not isinstance(lp, dict) or not lp.get("tokens") or lp.get("token_logprobs") is None:
+        choice = self._first_choice(endpoint, data)
+        lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
+        if not lp or not lp.get("tokens") or lp.get("token_logprobs") is None:
             raise UnsupportedError(
                 f"{endpoint} returned no prompt logprobs for model {self.name!r} (echo=true); this server "
                 f"cannot score given text (llama.cpp's server needs --logits_all true)")
-        usage = data.get("usage") or {}
-        served = usage.get("prompt_tokens")
-        if isinstance(served, int) and abs(served - n_full) > 1:
+        tokens = self._expect(endpoint, "logprobs.tokens", lp["tokens"], list)
+        values = self._expect(endpoint, "logprobs.token_logprobs", lp["token_logprobs"], list)
+        if len(tokens) != len(values):
+            raise ServerError(f"{endpoint}: logprobs.tokens and logprobs.token_logprobs differ in length "
+                              f"({len(tokens)} and {len(values)})")
+        served, generated = self._usage(endpoint, data)
+        if served and abs(served - n_full) > 1:
             raise RefereeError(
                 f"{self.spec}: tokenizer {self.tokenizer_spec!r} does not match the server's model: it makes "
                 f"{n_full} tokens of a prompt the server counted as {served}")
-        generated = int(usage.get("completion_tokens") or 0)
-        tokens, values = list(lp["tokens"]), list(lp["token_logprobs"])
         end = len(tokens) - generated
         start = end - max(n_cont, 1)
         picked = values[start:end]
         if start < 0 or any(v is None for v in picked):
             raise UnsupportedError(f"{endpoint}: the server's echoed logprobs do not cover the continuation")
-        return TokenLogprobs(total=float(sum(picked)), tokens=[str(t) for t in tokens[start:end]],
-                             logprobs=[float(v) for v in picked])
+        picked = [self._logprob(endpoint, "logprobs.token_logprobs", v) for v in picked]
+        return TokenLogprobs(total=float(sum(picked)), tokens=[str(t) for t in tokens[start:end]], logprobs=picked)
+
+    # ---- reading answers ------------------------------------------------------------------------
+    def _first_choice(self, endpoint: str, data: dict) -> dict:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ServerError(f"{endpoint}: the answer has no choices: {self._quote(str(data), 200)}")
+        return choices[0]
+
+    def _refuse_withheld(self, endpoint: str, choice: dict) -> None:
+        """A choice or score the server's filter withheld has no probabilities to read: a failed call."""
+        if choice.get("finish_reason") == "content_filter":
+            self._count("refused")
+            raise ServerError(f"{endpoint}: the server withheld the answer (finish_reason content_filter)")
 
     def _chat_top_logprobs(self, endpoint: str, choice: dict) -> list[tuple[str, float]]:
-        lp = choice.get("logprobs")
-        content = lp.get("content") if isinstance(lp, dict) else None
+        lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
+        content = self._expect(endpoint, "logprobs.content", (lp or {}).get("content"), (list, type(None)))
         if content is None:
             raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; choice needs a "
                                    f"server that supports logprobs/top_logprobs (llama.cpp's server, vLLM, "
                                    f"SGLang, OpenAI)")
         if not content:
             return []  # the model ended its turn at once: no token, nothing on the options
-        first = content[0]
-        top = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or []
-               if t.get("logprob") is not None]
+        first = self._expect(endpoint, "logprobs.content[0]", content[0], dict)
+        entries = self._expect(endpoint, "logprobs.content[0].top_logprobs", first.get("top_logprobs") or [], list)
+        top = []
+        for entry in entries:
+            entry = self._expect(endpoint, "a top_logprobs entry", entry, dict)
+            if entry.get("logprob") is not None:
+                top.append((str(entry.get("token", "")), self._logprob(endpoint, "top_logprobs", entry["logprob"])))
         if not top:
             raise UnsupportedError(f"{endpoint} ignored top_logprobs for model {self.name!r}; choice needs "
                                    f"the {TOP_LOGPROBS} most likely next tokens")
         return top
+
+    def _message_text(self, endpoint: str, content) -> str:
+        """The assistant's text: a string, or the text parts of a list of content parts (some servers)."""
+        if content is None or isinstance(content, str):
+            return content or ""
+        parts = self._expect(endpoint, "choices[0].message.content", content, list)
+        texts = [p.get("text", "") for p in parts if isinstance(p, dict)]
+        return "".join(self._expect(endpoint, "a content part's text", t, str) for t in texts)
+
+    def _usage(self, endpoint: str, data: dict) -> tuple[int, int]:
+        """(prompt_tokens, completion_tokens) as the server counted them; 0 where it does not say."""
+        usage = self._expect(endpoint, "usage", data.get("usage") or {}, dict)
+        counts = []
+        for key in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(key)
+            if value is None:
+                value = 0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0 or value != int(value):
+                raise self._malformed(endpoint, f"usage.{key}", value, "a count of tokens")
+            counts.append(int(value))
+        return counts[0], counts[1]
+
+    def _logprob(self, endpoint: str, what: str, value) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise self._malformed(endpoint, what, value, "a log-probability")
+        return float(value)
+
+    def _expect(self, endpoint: str, what: str, value, kind: type | tuple[type, ...]):
+        """``value`` when it has the JSON type the API promises, else a one-line ServerError."""
+        if isinstance(value, kind):
+            return value
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        names = {dict: "an object", list: "a list", str: "a string", type(None): "absent"}
+        raise self._malformed(endpoint, what, value, " or ".join(names[k] for k in kinds))
+
+    def _malformed(self, endpoint: str, what: str, value, expected: str) -> ServerError:
+        return ServerError(f"{endpoint}: malformed answer: {what} is {self._quote(repr(value), 80)}, "
+                           f"not {expected}")
 
     # ---- tokenizer ------------------------------------------------------------------------------
     def _get_tokenizer(self):
@@ -229,7 +329,7 @@ class OpenAIModel(Model):
             self.stats[key] += 1
 
     async def _post(self, client: httpx.AsyncClient, path: str, body: dict) -> dict:
-        """POST with retries on overload and lost connections; other 4xx fail at once."""
+        """POST with retries on overload, lost connections and garbled answers; other failures at once."""
         endpoint = self._endpoint(path)
         attempts = self.retries + 1
         problem = ""
@@ -243,70 +343,117 @@ class OpenAIModel(Model):
             except httpx.TimeoutException as e:
                 problem = f"timed out after {self.timeout:g} s ({type(e).__name__})"
             except httpx.ConnectError as e:
-                problem = f"cannot connect ({self._redact(str(e)) or type(e).__name__})"
+                problem = f"cannot connect ({self._quote(str(e)) or type(e).__name__})"
+            except httpx.DecodingError as e:
+                problem = f"answered with a body that cannot be decoded ({self._quote(str(e)) or type(e).__name__})"
             except (httpx.RemoteProtocolError, httpx.NetworkError) as e:
-                problem = f"connection dropped ({self._redact(str(e)) or type(e).__name__})"
+                problem = f"connection dropped ({self._quote(str(e)) or type(e).__name__})"
+            except (httpx.HTTPError, httpx.InvalidURL) as e:
+                raise ServerError(f"{endpoint}: {type(e).__name__}: {self._quote(str(e))}") from None
             else:
-                if r.status_code < 400:
-                    try:
-                        data = r.json()
-                    except ValueError:
-                        raise ServerError(f"{endpoint}: answered {r.status_code} with a body that is not JSON: "
-                                          f"{self._redact(r.text[:200])!r}") from None
-                    if not isinstance(data, dict):
-                        raise ServerError(f"{endpoint}: answered with JSON that is not an object")
+                data, problem, wait = self._read(endpoint, r)
+                if data is not None:
                     self._count("ok")
                     return data
-                message = self._redact(_error_message(r))
-                if r.status_code not in RETRY_STATUSES:
-                    raise ServerError(f"{endpoint}: HTTP {r.status_code}: {message}")
-                problem = f"HTTP {r.status_code}: {message}"
-                wait = _retry_after(r)
             if attempt + 1 < attempts:
                 backoff = min(self.max_wait, BACKOFF_BASE * 2 ** attempt) * random.uniform(0.5, 1.0)
                 await asyncio.sleep(min(self.max_wait, wait) if wait is not None else backoff)
         raise ServerError(f"{endpoint}: {problem}; gave up after {attempts} attempt{'s' if attempts > 1 else ''}")
 
-    def _first_choice(self, path: str, data: dict) -> dict:
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ServerError(f"{self._endpoint(path)}: the answer has no choices: {self._redact(str(data)[:200])}")
-        return choices[0]
+    def _read(self, endpoint: str, r: httpx.Response) -> tuple[dict | None, str, float | None]:
+        """(answer, "", None) for a usable answer, else (None, the problem, seconds the server asked to
+        wait) for one worth retrying; raises for an answer that a retry would not change."""
+        status = r.status_code
+        if 200 <= status < 300:
+            try:
+                data = r.json()
+            except ValueError:
+                return None, f"answered {status} with a body that is not JSON: {self._quote(r.text, 200)!r}", None
+            if not isinstance(data, dict):
+                return None, f"answered {status} with JSON that is not an object: {self._quote(r.text, 200)!r}", None
+            return data, "", None
+        if status < 400:
+            raise ServerError(f"{endpoint}: HTTP {status}: redirected to "
+                              f"{self._quote(r.headers.get('location', '?'), 200)}; give that URL in the model spec")
+        message = self._quote(_error_message(r))
+        if status not in RETRY_STATUSES:
+            raise ServerError(f"{endpoint}: HTTP {status}: {message}{self._unsent_key_hint(status)}")
+        return None, f"HTTP {status}: {message}", _retry_after(r)
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+    def _unsent_key_hint(self, status: int) -> str:
+        if status in (401, 403) and not self._api_key and os.environ.get("OPENAI_API_KEY"):
+            return (f" ($OPENAI_API_KEY is sent only to https://{OPENAI_HOST}; to send it to this server, "
+                    f"add api_key_env=OPENAI_API_KEY to the model spec)")
+        return ""
 
-    def _run_all(self, jobs: list[Callable[[httpx.AsyncClient], Awaitable[Any]]]) -> list:
-        """Run one coroutine per job under the concurrency limit; results in order; first error wins."""
-        async def main():
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
-            sem = asyncio.Semaphore(self.concurrency)
-            async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-                async def guarded(job):
-                    async with sem:
-                        return await job(client)
+    def _quote(self, text: str, limit: int = QUOTE_LIMIT) -> str:
+        """A server's words for an error message: the key redacted first (so no part of it survives the
+        cut), on one line, at most ``limit`` characters."""
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[:limit - 3] + "..."
 
-                tasks = [asyncio.ensure_future(guarded(j)) for j in jobs]
-                try:
-                    return await asyncio.gather(*tasks)
-                finally:
-                    for t in tasks:
-                        t.cancel()
-                    await asyncio.gather(*tasks, return_exceptions=True)
+    def _stream(self, jobs: list[Callable[[httpx.AsyncClient], Awaitable[Any]]]) -> Iterator[tuple[int, Any]]:
+        """Run one coroutine per job under the concurrency limit and yield (position, result) as each ends.
 
-        return run_coroutine(main())
+        The requests run on an event loop of their own in a worker thread (so this works from inside a
+        running loop too), and this generator hands each result over as it arrives. A job that fails with
+        a RefereeError yields that error and its batch-mates go on; any other exception stops them all
+        and is raised here. Leaving the generator early cancels what is still in flight.
+        """
+        arrivals: queue.SimpleQueue = queue.SimpleQueue()
+        loop = asyncio.new_event_loop()
+        task = loop.create_task(self._run_jobs(jobs, arrivals))
+        worker = threading.Thread(target=_run_until_done, args=(loop, task, arrivals), daemon=True,
+                                  name=f"referee-{self.name}")
+        worker.start()
+        try:
+            for _ in jobs:
+                item = arrivals.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if worker.is_alive():
+                with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+                    loop.call_soon_threadsafe(task.cancel)
+            worker.join()
+
+    async def _run_jobs(self, jobs, arrivals: queue.SimpleQueue) -> None:
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+        sem = asyncio.Semaphore(self.concurrency)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            async def one(position, job):
+                async with sem:
+                    try:
+                        result = await job(client)
+                    except RefereeError as e:
+                        self._count("failed")
+                        result = e
+                arrivals.put((position, result))
+
+            tasks = [asyncio.ensure_future(one(k, job)) for k, job in enumerate(jobs)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def run_coroutine(coro):
-    """Run a coroutine to the end, also when called from code already inside a running event loop."""
+def _run_until_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task, arrivals: queue.SimpleQueue) -> None:
+    """The worker thread of ``_stream``: run the requests; an unexpected error goes to the consumer."""
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        pass
+    except BaseException as e:  # noqa: BLE001 - handed to the consumer thread, which raises it
+        arrivals.put(e)
+    finally:
+        loop.close()
 
 
 def load_tokenizer(spec: str, where: str = "tokenizer"):
@@ -336,16 +483,70 @@ def load_tokenizer(spec: str, where: str = "tokenizer"):
     return tok
 
 
-def _find_api_key(where: str, api_key_env: str | None) -> tuple[str | None, str | None]:
+def refuse_secrets(spec: str) -> None:
+    """Refuse, without quoting it, an openai spec that carries a secret: a key among its options or
+    credentials in its URL. The spec is written to the cache, ledger, manifest and config.yaml."""
+    base, _, query = spec.strip().partition("?")
+    named = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)} & SECRET_OPTIONS
+    if named:
+        raise RefereeError(f"an openai model spec names its key itself ({', '.join(sorted(named))}=...), where it "
+                           f"would be written to every run's files; put the key in an environment variable and "
+                           f"name that with ?api_key_env=VAR")
+    name, _, url = base.partition(":")[2].partition("@")
+    _check_url(name, url)
+
+
+def _check_url(name: str, url: str) -> tuple[str, str]:
+    """(scheme, host) of a server URL; refuses credentials in it without quoting them, and bad ports."""
+    where = f"openai model {name!r}"
+    parts = urlsplit(url.strip())
+    if "@" in parts.netloc or parts.query:
+        raise RefereeError(f"{where}: the server URL holds credentials or a query (user:password@host, ?...), "
+                           f"which would be written to the cache, ledger and manifest; put a key in an "
+                           f"environment variable and name that with ?api_key_env=VAR after the URL")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RefereeError(f"{where}: expected a URL like http(s)://HOST:PORT/v1, got {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise RefereeError(f"{where}: the port of {url!r} should be a number from 1 to 65535")
+    return parts.scheme, parts.hostname
+
+
+def _choose_api_key(where: str, address: tuple[str, str], api_key_env: str | None,
+                    allow_insecure_key: bool) -> tuple[str | None, str | None]:
+    """(key, variable it came from) for this server, by the rules in the module's docstring."""
+    scheme, host = address
     if api_key_env:
         value = os.environ.get(api_key_env)
         if not value:
             raise RefereeError(f"{where}: api_key_env names ${api_key_env}, which is not set")
-        return value, api_key_env
-    for var in ("REFEREE_API_KEY", "OPENAI_API_KEY"):
-        if os.environ.get(var):
-            return os.environ[var], var
-    return None, None
+        key, source = value, api_key_env
+    elif os.environ.get("REFEREE_API_KEY"):
+        key, source = os.environ["REFEREE_API_KEY"], "REFEREE_API_KEY"
+    elif os.environ.get("OPENAI_API_KEY") and scheme == "https" and host == OPENAI_HOST:
+        key, source = os.environ["OPENAI_API_KEY"], "OPENAI_API_KEY"
+    else:
+        return None, None
+    key = key.strip()  # a key pasted with its newline
+    if not key or not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise RefereeError(f"{where}: ${source} holds spaces or control characters, which no key has")
+    if scheme == "http" and not _is_loopback(host) and not allow_insecure_key:
+        raise RefereeError(f"{where}: will not send ${source} over plain http to {host}, where anyone on the "
+                           f"way can read it; use https, or add allow_insecure_key=1 to the spec if you trust "
+                           f"the network" + (", or unset $REFEREE_API_KEY" if source == "REFEREE_API_KEY" else ""))
+    return key, source
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _number(where: str, key: str, value, kind, minimum):
@@ -359,45 +560,43 @@ def _number(where: str, key: str, value, kind, minimum):
     return number
 
 
-def _message_text(message) -> str:
-    """The assistant's text: a string, or the text parts of a list of content parts (some servers)."""
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
+def _flag(where: str, key: str, value: bool | str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes"):
+        return True
+    if str(value).lower() in ("0", "false", "no", ""):
+        return False
+    raise RefereeError(f"{where}: option {key} should be 1 or 0, got {value!r}")
 
 
 def _error_message(r: httpx.Response) -> str:
-    """The server's own words about a failed request, from the usual JSON shapes or the raw body."""
+    """The server's own words about a failed request, from the usual JSON shapes or the raw body (whole:
+    the caller redacts the key before it cuts the message short)."""
     try:
         data = r.json()
     except ValueError:
-        return (r.text.strip()[:300] or r.reason_phrase or "no message")
+        return r.text.strip() or r.reason_phrase or "no message"
     if isinstance(data, dict):
         err = data.get("error", data.get("detail", data.get("message")))
         if isinstance(err, dict):
             err = err.get("message") or err
         if err:
-            return str(err)[:300]
-    return str(data)[:300]
+            return str(err)
+    return str(data)
 
 
 def _retry_after(r: httpx.Response) -> float | None:
     value = r.headers.get("retry-after")
     try:
-        return max(0.0, float(value)) if value is not None else None
+        wait = float(value) if value is not None else None
     except ValueError:
         return None
+    return max(0.0, wait) if wait is not None and math.isfinite(wait) else None
 
 
 def _token_matches(token: str, string: str) -> bool:
     return token == string or token.lstrip() == string
-
-
-def _prompt_tokens(data: dict) -> int:
-    """The prompt tokens a server says it read (0 when it does not say), for the ledger."""
-    value = (data.get("usage") or {}).get("prompt_tokens")
-    return value if isinstance(value, int) and value > 0 else 0
 
 
 def _choice_result(options: dict[str, list[str]], top: list[tuple[str, float]], exact: dict[str, float],

@@ -1,12 +1,14 @@
 """Protocols: orchestrations of models and verifiers that produce records in a run folder.
 
-Each protocol module registers a config class and a ``run(config, run)`` function under a name; the
-``protocol:`` key of a config file picks one.
+Each protocol module registers a config class and a ``run(config, run) -> Result`` function under a
+name; the ``protocol:`` key of a config file picks one. Every experiment referee runs is a protocol, so
+``referee run RUN/config.yaml`` repeats any run, whichever command started it. A protocol writes records
+and metrics only; reports (HTML pages, plots) are drawn from the run folder by the layer above.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from referee.errors import RefereeError
@@ -18,6 +20,16 @@ class Protocol:
     config: type
     run: Callable
     summary: str
+
+
+@dataclass
+class Result:
+    """What a protocol returns: all it measured (also in metrics.json) and one headline table, one row
+    per model, arm or configuration, with the same keys in every row: what a reader looks at first."""
+
+    metrics: dict
+    headline: list[dict] = field(default_factory=list)
+    title: str = ""
 
 
 _REGISTRY: dict[str, Protocol] = {}

@@ -19,14 +19,20 @@
 4. **Curves.** Each point is the accuracy averaged over problems and, per problem, over ``subsets``
    random subsets of size N drawn from the ``n_max`` samples (PRM800K's evaluation); when there are at
    most ``subsets`` distinct subsets, all of them are used and the point is exact. Intervals are
-   percentile bootstraps over problems. The curves go to ``metrics.json`` and ``plots/best_of_n.png``.
+   percentile bootstraps over problems. The curves go to ``metrics.json``; the report
+   (``referee.reports.best_of_n``) draws them as ``plots/best_of_n.png``.
 5. **Active selection.** The "convincing wrong answers" - wrong final answer, high PRM score - go to
    ``records/convincing_wrong.jsonl`` in TRL's stepwise format with null labels, ready to be labelled
    (PRM800K chose what people labelled this way).
 
+Steps 1, 2 (one stage per verifier) and 5 are stages of the run, named after their records
+(``samples``, ``scores-NAME``, ``convincing_wrong``): a rerun in the same folder reads back each one
+whose inputs did not change, and recomputes the others and everything after them.
+
 Verifiers are named in the config by kind: ``orm``, ``prm`` and ``rm`` load a trained verifier with
-``referee.rewards.load_verifier(kind, path)``; ``exact`` is the programmatic answer check (an oracle:
-its curve is pass@N); ``python`` calls ``factory: "module:function"`` (with ``path`` if given) for any
+``referee.rewards.load_verifier(kind, path)``; ``judge`` and ``judge-additive`` grade with an LLM judge
+on the model spec in ``path`` (1-10 or additive 0-5 rubric, probability verdicts); ``exact`` is the
+programmatic answer check (an oracle: its curve is pass@N); ``python`` calls ``factory: "module:function"`` (with ``path`` if given) for any
 other verifier object.
 """
 
@@ -37,18 +43,21 @@ import importlib
 import itertools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from referee import progress
-from referee.config import ProtocolConfig, SamplingConfig, StrictModel
+from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.errors import RefereeError
-from referee.figures import save_figure
-from referee.protocols import register
+from referee.models.fingerprints import weights_fingerprint
+from referee.protocols import Result, register
 from referee.runs import Run
 from referee.tasks.math import INSTRUCTION, MathProblem, StepwiseRecord, answers_match, extract_answer, gold_answer, split_steps
+from referee.verifiers.base import is_step_verifier
+from referee.verifiers.specs import load_verifier_spec
 
 # ---- selection math (pure numpy; one problem at a time) --------------------------------------------
 
@@ -173,13 +182,14 @@ def accuracy_curves(problems: list[ProblemSamples], methods: list[Method], n_sub
 
 # ---- config ----------------------------------------------------------------------------------------
 class VerifierSpec(StrictModel):
-    kind: Literal["orm", "prm", "rm", "exact", "python"]
-    path: str | None = None  # the trained verifier's folder (orm, prm, rm), or an argument for python
+    kind: Literal["orm", "prm", "rm", "exact", "judge", "judge-additive", "python"]
+    path: str | None = None  # the trained verifier's folder (orm, prm, rm), the judge's model spec (judge,
+    #                          judge-additive: an LLM grading judge), or an argument for python
     factory: str | None = None  # "module:function" for kind python
 
 
 class ArithmeticSettings(StrictModel):
-    n: int = 50
+    n: int = Field(50, le=MAX_PROMPTS)
     steps: int = 2
     max_number: int = 20
     max_factor: int = 3
@@ -189,8 +199,8 @@ class ArithmeticSettings(StrictModel):
 
 class ActiveSettings(StrictModel):
     verifier: str | None = None  # a prm verifier's name; default: the first prm
-    top: int = Field(50, ge=1)
-    per_problem: int = Field(1, ge=1)
+    top: int = Field(50, ge=1, le=MAX_PROMPTS)
+    per_problem: int = Field(1, ge=1, le=MAX_SAMPLES)
 
 
 class BestOfNConfig(ProtocolConfig):
@@ -203,16 +213,32 @@ class BestOfNConfig(ProtocolConfig):
     held_out_fraction: float = Field(0.1, gt=0, lt=1)
     limit: int | None = Field(None, ge=1)
     instruction: str = INSTRUCTION
-    n_max: int = Field(16, ge=1)
+    n_max: int = Field(16, ge=1, le=MAX_SAMPLES)
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)
     verifiers: dict[str, VerifierSpec] = {}
     methods: list[str] | None = None  # default: every method the verifiers allow
-    subsets: int = Field(200, ge=1)
-    bootstrap: int = Field(1000, ge=1)
+    subsets: int = Field(200, ge=1, le=MAX_RESAMPLES)
+    bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
     active: ActiveSettings = ActiveSettings()
 
 
 # ---- the protocol ----------------------------------------------------------------------------------
+@register("best_of_n", BestOfNConfig, "sample N solutions, pick by verifiers / votes; accuracy-vs-N curves")
+def run_best_of_n(config: BestOfNConfig, run: Run) -> Result:
+    """The steps of the module docstring, one line each."""
+    problems = load_problems(config)
+    samples = sample(config, run, problems)                                   # 1. sample
+    scores = {name: score(config, run, name, spec, problems, samples)        # 2. score
+              for name, spec in config.verifiers.items()}
+    methods = chosen_methods(config, scores)                                  # 3. select
+    curves = accuracy_vs_n(config, run, samples, scores, methods)             # 4. curves
+    active = export_convincing_wrong(config, run, problems, samples, scores)  # 5. active selection
+    metrics = {"best_of_n": summary(config, problems, samples, scores, curves, active)}
+    run.save_metrics(metrics)
+    return Result(metrics, headline(curves, config.n_max),
+                  f"best-of-N accuracy on {config.task} ({len(problems)} problems, {config.model}), 95% intervals")
+
+
 def load_problems(config: BestOfNConfig) -> list[MathProblem]:
     if config.task == "gsm8k":
         from referee.tasks.gsm8k import load_gsm8k
@@ -241,12 +267,37 @@ def load_problems(config: BestOfNConfig) -> list[MathProblem]:
     return problems
 
 
-def build_verifier(name: str, spec: VerifierSpec, problems: list[MathProblem], instruction: str):
-    """The verifier object a config entry names (see the module doc for the kinds)."""
-    if spec.kind == "exact":
-        from referee.verifiers.programmatic import ExactAnswerVerifier
+# ---- 1. sample -------------------------------------------------------------------------------------
+def sample(config: BestOfNConfig, run: Run, problems: list[MathProblem]) -> list[dict]:
+    """``n_max`` checked samples per problem, problem by problem (records ``samples``)."""
+    model = run.model(config.model)
+    chats = [p.chat(config.instruction) for p in problems]
 
-        return ExactAnswerVerifier({p.prompt(instruction): p.answer for p in problems})
+    def compute() -> list[dict]:
+        outputs = model.generate(chats, config.sampling.to_sampling(config.seed), n=config.n_max, desc="sample")
+        return [checked_sample(p, config.instruction, j, c) for p, outs in zip(problems, outputs)
+                for j, c in enumerate(outs)]
+
+    inputs = {"policy": model, "chats": chats, "problems": [(p.id, p.answer) for p in problems],
+              "sampling": config.sampling, "n_max": config.n_max, "seed": config.seed}
+    return run.run_stage("samples", inputs, compute)
+
+
+def checked_sample(problem: MathProblem, instruction: str, index: int, completion) -> dict:
+    """One sample's record: its text, its final answer, and whether that answer is the gold one."""
+    found = extract_answer(completion.text)
+    ok = answers_match(found, gold_answer(problem.answer))
+    return {"id": problem.id, "sample": index, "prompt": problem.prompt(instruction),
+            "completion": completion.text, "extracted": found.text,
+            "answer_key": found.key(), "answer": problem.answer, "correct": ok,
+            "status": "correct" if ok else ("wrong" if found.found else "no_answer"),
+            "finish_reason": completion.finish_reason}
+
+
+# ---- 2. score --------------------------------------------------------------------------------------
+def build_verifier(name: str, spec: VerifierSpec, problems: list[MathProblem], instruction: str, load_model=None):
+    """The verifier object a config entry names (see the module doc for the kinds): a python factory here,
+    every other kind through the verifier spec strings (``referee.verifiers.specs``)."""
     if spec.kind == "python":
         if not spec.factory or ":" not in spec.factory:
             raise RefereeError(f"best_of_n: verifier '{name}': kind python needs factory: 'module:function'")
@@ -256,18 +307,20 @@ def build_verifier(name: str, spec: VerifierSpec, problems: list[MathProblem], i
         except (ImportError, AttributeError) as e:
             raise RefereeError(f"best_of_n: verifier '{name}': cannot import {spec.factory} ({e})") from None
         return factory(spec.path) if spec.path else factory()
+    if spec.kind == "exact":
+        return load_verifier_spec("exact", {p.prompt(instruction): p.answer for p in problems})
     if not spec.path:
-        raise RefereeError(f"best_of_n: verifier '{name}': kind {spec.kind} needs 'path' (the trained verifier's folder)")
-    try:
-        from referee.rewards import load_verifier
-    except ImportError:
-        raise RefereeError(f"best_of_n: verifier '{name}': kind {spec.kind} needs referee.rewards.load_verifier, "
-                           "which this installation does not have yet") from None
-    return load_verifier(spec.kind, spec.path)
+        what = "the judge's model spec" if spec.kind.startswith("judge") else "the trained verifier's folder"
+        raise RefereeError(f"best_of_n: verifier '{name}': kind {spec.kind} needs 'path' ({what})")
+    return load_verifier_spec(f"{spec.kind}:{spec.path}", load_model=load_model)
 
 
-def is_prm(verifier) -> bool:
-    return callable(getattr(verifier, "score_steps", None))
+def verifier_weights(spec: VerifierSpec, load_model) -> str | None:
+    """The fingerprint of the verifier's folder (a trained verifier's head, adapter and config) or of a
+    judge's model, so a verifier retrained in place is scored again; None for a verifier with neither."""
+    if spec.kind.startswith("judge") and spec.path:
+        return load_model(spec.path).fingerprint
+    return weights_fingerprint(spec.path) if spec.path and Path(spec.path).is_dir() else None
 
 
 def score_samples(name: str, verifier, prompts: list, texts: list[str]) -> tuple[dict[str, list[float]], list | None]:
@@ -275,7 +328,7 @@ def score_samples(name: str, verifier, prompts: list, texts: list[str]) -> tuple
     pointwise verifiers, ``name_product`` / ``name_min`` (and the step scores) for PRMs. A PRM answer
     with the wrong number of step scores is invalid for that sample."""
     nan = float("nan")
-    if is_prm(verifier):
+    if is_step_verifier(verifier):
         steps = [split_steps(t) for t in texts]
         todo = [i for i, s in enumerate(steps) if s]
         per_step = verifier.score_steps([prompts[i] for i in todo], [steps[i] for i in todo]) if todo else []
@@ -298,6 +351,49 @@ def score_samples(name: str, verifier, prompts: list, texts: list[str]) -> tuple
                    for s in scores]}, None
 
 
+SCORE_RECORD_FIELDS = ("id", "sample", "text_sha", "verifier", "steps")  # the rest of a record are scores
+
+
+@dataclass
+class VerifierScores:
+    """One verifier's scores of every sample, rebuilt from its ``scores-NAME`` records."""
+
+    arrays: dict[str, list[float]]  # score name -> one float per sample, nan where invalid
+    steps: list | None  # a PRM's step scores per sample (None for a sample without steps); else None
+
+    @property
+    def stepwise(self) -> bool:
+        return self.steps is not None
+
+    @property
+    def ranking(self) -> str:
+        """The score that ranks samples and weighs votes: a PRM's product, or the one score."""
+        return next(iter(self.arrays))
+
+    @classmethod
+    def from_records(cls, rows: list[dict]) -> "VerifierScores":
+        keys = [k for k in rows[0] if k not in SCORE_RECORD_FIELDS]
+        arrays = {k: [float("nan") if r[k] is None else float(r[k]) for r in rows] for k in keys}
+        return cls(arrays, [r["steps"] for r in rows] if "steps" in rows[0] else None)
+
+
+def score(config: BestOfNConfig, run: Run, name: str, spec: VerifierSpec, problems: list[MathProblem],
+          samples: list[dict]) -> VerifierScores:
+    """One verifier's scores of every sample (records ``scores-NAME``). The verifier is only loaded when
+    the scores have to be computed: a trained one is the slow part of a rerun."""
+    def compute() -> list[dict]:
+        verifier = build_verifier(name, spec, problems, config.instruction, run.model)
+        arrays, steps = score_samples(name, verifier, [s["prompt"] for s in samples],
+                                      [s["completion"] for s in samples])
+        return [{"id": s["id"], "sample": s["sample"], "text_sha": _sha(s["completion"]),
+                 "verifier": spec.model_dump(), **{k: _none_if_nan(v[i]) for k, v in arrays.items()},
+                 **({"steps": steps[i]} if steps is not None else {})} for i, s in enumerate(samples)]
+
+    inputs = {"verifier": spec, "weights": verifier_weights(spec, run.model),
+              "samples": [(s["id"], s["sample"], s["prompt"], s["completion"], s["answer"]) for s in samples]}
+    return VerifierScores.from_records(run.run_stage(f"scores-{name}", inputs, compute))
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -306,137 +402,113 @@ def _none_if_nan(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _scores_from_earlier_run(run: Run, name: str, spec: VerifierSpec, samples: list[dict]):
-    """The scores a previous run in this folder stored for the very same verifier and samples, or (None, None).
-
-    Scoring with a trained verifier is the slow part of a rerun (samples come from the model cache)."""
-    stage = f"scores-{name}"
-    if not run.stage_done(stage):
-        return None, None
-    rows = run.read_records(stage)
-    same = len(rows) == len(samples) and all(
-        r.get("verifier") == spec.model_dump() and r["id"] == s["id"] and r["sample"] == s["sample"]
-        and r.get("text_sha") == _sha(s["completion"]) for r, s in zip(rows, samples))
-    if not same:
-        return None, None
-    keys = [k for k in rows[0] if k not in ("id", "sample", "text_sha", "verifier", "steps")]
-    got = {k: [float("nan") if r[k] is None else float(r[k]) for r in rows] for k in keys}
-    steps = [r["steps"] for r in rows] if "steps" in rows[0] else None
-    progress.say(f"best_of_n: scores of verifier '{name}' read back from {run.records_path(stage)}")
-    return got, steps
-
-
-def available_methods(score_names: dict[str, list[str]], nonnegative: dict[str, bool]) -> list[Method]:
-    """Every method the scores allow. ``score_names`` maps a verifier to its score arrays."""
+# ---- 3. select, 4. curves --------------------------------------------------------------------------
+def available_methods(scores: dict[str, VerifierScores]) -> list[Method]:
+    """Every method the scores allow: a weighted vote only on scores that are never negative."""
     methods = [Method("random", "random"), Method("majority", "majority")]
-    for verifier, names in score_names.items():
-        for s in names:
-            methods.append(Method(s, "best", s))
-        vote_on = names[0]
-        if nonnegative[vote_on]:
-            methods.append(Method(f"{verifier}_vote", "vote", vote_on))
+    for verifier, got in scores.items():
+        methods += [Method(s, "best", s) for s in got.arrays]
+        if all(not x < 0 for x in got.arrays[got.ranking]):  # nan (invalid) counts as no vote
+            methods.append(Method(f"{verifier}_vote", "vote", got.ranking))
     return methods
 
 
-@register("best_of_n", BestOfNConfig, "sample N solutions, pick by verifiers / votes; accuracy-vs-N curves")
-def run_best_of_n(config: BestOfNConfig, run: Run) -> dict:
-    problems = load_problems(config)
-    prompts = [p.prompt(config.instruction) for p in problems]
-    chats = [p.chat(config.instruction) for p in problems]
-    golds = [gold_answer(p.answer) for p in problems]
+def chosen_methods(config: BestOfNConfig, scores: dict[str, VerifierScores]) -> list[Method]:
+    """The methods setting, checked against what the scores allow (default: all of them)."""
+    methods = available_methods(scores)
+    if config.methods is None:
+        return methods
+    known = {m.name: m for m in methods}
+    for name in config.methods:
+        if name not in known:
+            extra = "" if not name.endswith("_vote") else " (a weighted vote needs non-negative scores)"
+            raise RefereeError(f"best_of_n: setting 'methods': unknown method {name!r}{extra}; "
+                               f"available: {', '.join(known)}")
+    return [known[n] for n in config.methods]
 
-    # 1. sample
-    model = run.model(config.model)
-    with run.stage("sample"):
-        outputs = model.generate(chats, config.sampling.to_sampling(config.seed), n=config.n_max, desc="sample")
-    samples = []
-    for i, (p, gold, outs) in enumerate(zip(problems, golds, outputs)):
-        for j, c in enumerate(outs):
-            found = extract_answer(c.text)
-            ok = answers_match(found, gold)
-            samples.append({"id": p.id, "sample": j, "prompt": prompts[i],
-                            "completion": c.text, "extracted": found.text,
-                            "answer_key": found.key(), "answer": p.answer, "correct": ok,
-                            "status": "correct" if ok else ("wrong" if found.found else "no_answer"),
-                            "finish_reason": c.finish_reason})
-    run.write_records("samples", samples)
 
-    # 2. score
-    score_names: dict[str, list[str]] = {}
-    all_scores: dict[str, list[float]] = {}
-    verifiers = {}
-    step_scores: dict[str, list] = {}
-    flat_prompts = [prompts[i] for i in range(len(problems)) for _ in range(config.n_max)]
-    flat_texts = [s["completion"] for s in samples]
-    for name, spec in config.verifiers.items():
-        verifiers[name] = build_verifier(name, spec, problems, config.instruction)
-        got, steps = _scores_from_earlier_run(run, name, spec, samples)
-        if got is None:
-            with run.stage(f"score-{name}"):
-                got, steps = score_samples(name, verifiers[name], flat_prompts, flat_texts)
-            run.write_records(f"scores-{name}", [
-                {"id": s["id"], "sample": s["sample"], "text_sha": _sha(s["completion"]),
-                 "verifier": spec.model_dump(), **{k: _none_if_nan(v[i]) for k, v in got.items()},
-                 **({"steps": steps[i]} if steps is not None else {})} for i, s in enumerate(samples)])
-        if steps is not None:
-            step_scores[name] = steps
-        score_names[name] = list(got)
-        all_scores.update(got)
-
-    # 3-4. select and draw the curves
-    nonneg = {k: bool(np.all(np.nan_to_num(np.asarray(v), nan=0.0) >= 0)) for k, v in all_scores.items()}
-    methods = available_methods(score_names, nonneg)
-    if config.methods is not None:
-        known = {m.name: m for m in methods}
-        for name in config.methods:
-            if name not in known:
-                extra = "" if not name.endswith("_vote") else " (a weighted vote needs non-negative scores)"
-                raise RefereeError(f"best_of_n: setting 'methods': unknown method {name!r}{extra}; "
-                                   f"available: {', '.join(known)}")
-        methods = [known[n] for n in config.methods]
-    per_problem = []
-    for i in range(len(problems)):
-        rows = samples[i * config.n_max:(i + 1) * config.n_max]
-        sl = slice(i * config.n_max, (i + 1) * config.n_max)
-        per_problem.append(ProblemSamples.build([r["correct"] for r in rows], [r["answer_key"] for r in rows],
-                                                {k: v[sl] for k, v in all_scores.items()}))
+def accuracy_vs_n(config: BestOfNConfig, run: Run, samples: list[dict], scores: dict[str, VerifierScores],
+                  methods: list[Method]) -> dict:
+    """The curves of every method: {method: {N: {"accuracy", "low", "high"}}}."""
     with run.stage("curves"):
-        curves = accuracy_curves(per_problem, methods, config.subsets, config.bootstrap, config.seed)
-    plot_curves(curves, run.plot_path("best_of_n.png"),
-                f"best-of-N on {config.task} ({len(problems)} problems, {config.model})")
+        return accuracy_curves(per_problem(samples, scores, config.n_max), methods, config.subsets,
+                               config.bootstrap, config.seed)
 
-    n_samples = len(samples)
-    metrics = {"best_of_n": {
-        "task": config.task, "problems": len(problems), "n_max": config.n_max, "samples": n_samples,
-        "sample_accuracy": sum(s["correct"] for s in samples) / n_samples,
+
+def all_score_arrays(scores: dict[str, VerifierScores]) -> dict[str, list[float]]:
+    return {k: v for got in scores.values() for k, v in got.arrays.items()}
+
+
+def per_problem(samples: list[dict], scores: dict[str, VerifierScores], n_max: int) -> list[ProblemSamples]:
+    """The samples (``n_max`` per problem, in order) and their scores as one ``ProblemSamples`` per problem."""
+    arrays = all_score_arrays(scores)
+    out = []
+    for start in range(0, len(samples), n_max):
+        rows, sl = samples[start:start + n_max], slice(start, start + n_max)
+        out.append(ProblemSamples.build([r["correct"] for r in rows], [r["answer_key"] for r in rows],
+                                        {k: v[sl] for k, v in arrays.items()}))
+    return out
+
+
+def summary(config: BestOfNConfig, problems: list[MathProblem], samples: list[dict],
+            scores: dict[str, VerifierScores], curves: dict, active: dict | None) -> dict:
+    """The metrics of a run: what was sampled, how much could not be read, the curves, what was exported."""
+    n = len(samples)
+    return {
+        "task": config.task, "problems": len(problems), "n_max": config.n_max, "samples": n,
+        "sample_accuracy": sum(s["correct"] for s in samples) / n,
         "no_answer_samples": sum(s["status"] == "no_answer" for s in samples),
         "wrong_samples": sum(s["status"] == "wrong" for s in samples),
-        "invalid_scores": {k: int(np.isnan(np.asarray(v)).sum()) for k, v in all_scores.items()},
+        "invalid_scores": {k: int(np.isnan(np.asarray(v)).sum()) for k, v in all_score_arrays(scores).items()},
         "subsets": config.subsets, "tie_break": "uniform at random (expected accuracy)",
-        "curves": {m: {str(n): v for n, v in c.items()} for m, c in curves.items()},
-    }}
-
-    # 5. active selection
-    active = export_convincing_wrong(config, run, problems, samples, all_scores, step_scores, verifiers)
-    if active is not None:
-        metrics["best_of_n"]["convincing_wrong"] = active
-    run.save_metrics(metrics)
-    return metrics
+        "curves": {m: {str(size): v for size, v in c.items()} for m, c in curves.items()},
+        **({"convincing_wrong": active} if active is not None else {}),
+    }
 
 
+def headline(curves: dict, n_max: int) -> list[dict]:
+    """One row per method: accuracy and its interval with one sample, and with all ``n_max``."""
+    rows = []
+    for method, by_n in curves.items():
+        row = {"method": method}
+        for size in dict.fromkeys((1, n_max)):
+            point = by_n[size]
+            row.update({f"N={size}": point["accuracy"], f"N={size} low": point["low"],
+                        f"N={size} high": point["high"]})
+        rows.append(row)
+    return rows
+
+
+# ---- 5. active selection ---------------------------------------------------------------------------
 def export_convincing_wrong(config: BestOfNConfig, run: Run, problems: list[MathProblem], samples: list[dict],
-                            all_scores: dict, step_scores: dict, verifiers: dict) -> dict | None:
-    """Wrong-answer samples the PRM likes best, as unlabelled stepwise records; None if no PRM is set."""
-    name = config.active.verifier or next((n for n, v in verifiers.items() if is_prm(v)), None)
+                            scores: dict[str, VerifierScores]) -> dict | None:
+    """Wrong-answer samples the PRM likes best, as unlabelled stepwise records (records
+    ``convincing_wrong``); None if no PRM is set."""
+    name = config.active.verifier or next((n for n, got in scores.items() if got.stepwise), None)
     if name is None:
         return None
-    if name not in verifiers:
+    if name not in scores:
         raise RefereeError(f"best_of_n: setting 'active.verifier': no verifier named {name!r}")
-    key = f"{name}_product" if is_prm(verifiers[name]) else name
-    scores = all_scores[key]
+    chosen = scores[name]
+    ranking = chosen.arrays[chosen.ranking]
+    wrong = [i for i, s in enumerate(samples) if s["status"] == "wrong" and not math.isnan(ranking[i])]
+    wrong.sort(key=lambda i: -ranking[i])
+
+    def compute() -> list[dict]:
+        return [r.to_record() for r in convincing_wrong(config, problems, samples, wrong, ranking, name,
+                                                         chosen.steps)]
+
+    inputs = {"active": config.active, "verifier": name, "instruction": config.instruction,
+              "problems": problems, "samples": samples, "scores": ranking, "steps": chosen.steps}
+    records = run.run_stage("convincing_wrong", inputs, compute)
+    progress.say(f"best_of_n: {len(records)} convincing wrong answers in {run.records_path('convincing_wrong')}")
+    return {"verifier": name, "exported": len(records), "candidates": len(wrong)}
+
+
+def convincing_wrong(config: BestOfNConfig, problems: list[MathProblem], samples: list[dict], wrong: list[int],
+                     ranking: list[float], name: str, step_scores: list | None) -> list[StepwiseRecord]:
+    """The best-ranked ``wrong`` samples, at most ``per_problem`` per problem and ``top`` in all."""
     by_id = {p.id: p for p in problems}
-    wrong = [i for i, s in enumerate(samples) if s["status"] == "wrong" and not math.isnan(scores[i])]
-    wrong.sort(key=lambda i: -scores[i])
     taken: dict[str, int] = {}
     records = []
     for i in wrong:
@@ -447,9 +519,9 @@ def export_convincing_wrong(config: BestOfNConfig, run: Run, problems: list[Math
         p = by_id[s["id"]]
         steps = split_steps(s["completion"])
         extra = {"id": s["id"], "sample": s["sample"], "extracted": s["extracted"], "answer": s["answer"],
-                 "score": scores[i], "verifier": name}
-        if name in step_scores:
-            extra["step_scores"] = step_scores[name][i]
+                 "score": ranking[i], "verifier": name}
+        if step_scores is not None:
+            extra["step_scores"] = step_scores[i]
         if "values" in p.meta:  # synthetic arithmetic: the exact labels, for checking the PRM
             from referee.tasks.arithmetic import check_solution
 
@@ -459,27 +531,4 @@ def export_convincing_wrong(config: BestOfNConfig, run: Run, problems: list[Math
         records.append(StepwiseRecord(p.prompt(config.instruction), steps, [None] * len(steps), extra))
         if len(records) >= config.active.top:
             break
-    run.write_records("convincing_wrong", [r.to_record() for r in records])
-    progress.say(f"best_of_n: {len(records)} convincing wrong answers in {run.records_path('convincing_wrong')}")
-    return {"verifier": name, "exported": len(records), "candidates": len(wrong)}
-
-
-def plot_curves(curves: dict, path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, by_n in curves.items():
-        ns = sorted(by_n)
-        acc = [by_n[n]["accuracy"] for n in ns]
-        ax.plot(ns, acc, marker="o", label=name)
-        ax.fill_between(ns, [by_n[n]["low"] for n in ns], [by_n[n]["high"] for n in ns], alpha=0.15)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("N (samples per problem)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    save_figure(fig, path, dpi=120)
+    return records

@@ -18,12 +18,13 @@ from pydantic import Field
 
 from referee import stats
 from referee.chat import load_prompts
-from referee.config import ProtocolConfig, SamplingConfig
+from referee.config import MAX_SAMPLES, ProtocolConfig, SamplingConfig
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_vs_worst
-from referee.judges import GradingJudge, PairwiseJudge
+from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.judges.grades import Grade
 from referee.judges.metrics import summarize
-from referee.protocols import register
+from referee.protocols import Result, register
 from referee.runs import Run
 from referee.tasks.pairs import Pair, load_pairs
 
@@ -33,7 +34,7 @@ class RlaifConfig(ProtocolConfig):
     policy: str = "embedded"
     judge: str | None = None  # default: the policy judges itself
     prompts: str
-    k: int = Field(4, ge=2)
+    k: int = Field(4, ge=2, le=MAX_SAMPLES)
     mode: Literal["pairwise", "grading"] = "pairwise"
     verdict: Literal["probability", "generative"] = "probability"
     swap: Literal["none", "conservative", "average", "random"] = "average"
@@ -45,33 +46,36 @@ class RlaifConfig(ProtocolConfig):
 
 
 @register("rlaif", RlaifConfig, "AI-feedback preference pairs: sample k answers, rank them with a judge")
-def run_rlaif(cfg: RlaifConfig, run: Run) -> dict:
+def run_rlaif(cfg: RlaifConfig, run: Run) -> Result:
     prompts = load_prompts(cfg.prompts)
     policy = run.model(cfg.policy)
-    judge_model = run.model(cfg.judge or cfg.policy)
+    judge_spec = cfg.judge or cfg.policy
+    judge = build_judge(judge_spec, _judge_config(cfg), run.model)
+    judge_key = judge_identity(judge_spec, _judge_config(cfg), run.model)
 
-    with run.stage("sample"):
-        outputs = policy.generate([p.chat for p in prompts], cfg.sampling.to_sampling(cfg.seed), n=cfg.k)
-    answers = [[c.text for c in row] for row in outputs]
+    samples = run.run_stage("samples", {"policy": policy, "prompts": prompts, "sampling": cfg.sampling, "k": cfg.k,
+                                        "seed": cfg.seed}, lambda: _sample(cfg, policy, prompts))
+    answers = [[s["text"] for s in samples[i * cfg.k:(i + 1) * cfg.k]] for i in range(len(prompts))]
 
-    with run.stage("judge"):
-        if cfg.mode == "pairwise":
-            judge = PairwiseJudge(judge_model, template=cfg.template or "pairwise", verdict=cfg.verdict,
-                                  swap=cfg.swap, calibration=cfg.calibration, seed=cfg.seed)
-            strengths, verdicts = _round_robin(judge, prompts, answers)
-        else:
-            grader = GradingJudge(judge_model, template=cfg.template or "single_1to10", verdict=cfg.verdict, seed=cfg.seed)
-            flat = grader.grade([p.chat for p in prompts for _ in range(cfg.k)], [a for row in answers for a in row])
-            strengths = [[(r["expected_score"] if r.get("expected_score") is not None else r["score"]) if r["valid"] else None
-                          for r in flat[i * cfg.k:(i + 1) * cfg.k]] for i in range(len(prompts))]
-            verdicts = [flat[i * cfg.k:(i + 1) * cfg.k] for i in range(len(prompts))]
+    def judge_all() -> list[dict]:
+        strengths, verdicts = _round_robin(judge, prompts, answers) if cfg.mode == "pairwise" else \
+            _grades(judge, prompts, answers, cfg.k)
+        return [{"id": p.id, "strengths": s, "verdicts": v} for p, s, v in zip(prompts, strengths, verdicts)]
 
-    pairs = []
-    for p, row, s, v in zip(prompts, answers, strengths, verdicts):
-        pair = best_vs_worst(p.chat, row, s, min_margin=cfg.min_margin)
-        if pair:
-            pairs.append({"id": p.id, **pair, "judge": judge_model.spec, "strengths": s, "verdicts": v})
-    run.write_records("preferences", pairs)
+    judged = run.run_stage("verdicts", {"judge": judge_key, "prompts": prompts, "answers": answers}, judge_all)
+    strengths = [j["strengths"] for j in judged]
+
+    def pair_up() -> list[dict]:
+        pairs = []
+        for p, row, j in zip(prompts, answers, judged):
+            pair = best_vs_worst(p.chat, row, j["strengths"], min_margin=cfg.min_margin)
+            if pair:
+                pairs.append({"id": p.id, **pair, "judge": judge_spec, "strengths": j["strengths"],
+                              "verdicts": j["verdicts"]})
+        return pairs
+
+    pairs = run.run_stage("preferences", {"verdicts": judged, "answers": answers, "min_margin": cfg.min_margin},
+                          pair_up)
     metrics = {"rlaif": {"prompts": len(prompts), "answers": len(prompts) * cfg.k, "pairs": len(pairs),
                          "skipped_prompts": len(prompts) - len(pairs),
                          "unscored_answers": sum(x is None for s in strengths for x in s),
@@ -79,16 +83,35 @@ def run_rlaif(cfg: RlaifConfig, run: Run) -> dict:
                          "chosen_longer_rate": sum(len(p["chosen"]) > len(p["rejected"]) for p in pairs) / len(pairs)
                          if pairs else None}}
     if cfg.human_pairs:
-        with run.stage("human_agreement"):
-            metrics["human_agreement"] = _human_agreement(cfg, judge_model, run)
+        metrics["human_agreement"] = _human_agreement(cfg, judge_spec, run)
     run.save_metrics(metrics)
     if not pairs:
         raise RefereeError(f"rlaif: no preference pairs (all {len(prompts)} prompts tied or unscored); "
                            f"samples and verdicts are in {run.folder}")
-    return metrics
+    return Result(metrics, [metrics["rlaif"]], f"RLAIF preference pairs judged by {judge_spec}")
 
 
-def _round_robin(judge: PairwiseJudge, prompts, answers) -> tuple[list[list[float | None]], list[list[dict]]]:
+def _judge_config(cfg: RlaifConfig) -> JudgeConfig:
+    if cfg.mode == "pairwise":
+        return JudgeConfig(template=cfg.template, verdict=cfg.verdict, swap=cfg.swap, calibration=cfg.calibration,
+                           seed=cfg.seed)
+    return JudgeConfig(mode="single", template=cfg.template, verdict=cfg.verdict, seed=cfg.seed)
+
+
+def _sample(cfg: RlaifConfig, policy, prompts) -> list[dict]:
+    outputs = policy.generate([p.chat for p in prompts], cfg.sampling.to_sampling(cfg.seed), n=cfg.k)
+    return [{"id": p.id, "sample": j, "text": c.text, "completion_tokens": c.completion_tokens}
+            for p, row in zip(prompts, outputs) for j, c in enumerate(row)]
+
+
+def _grades(grader, prompts, answers, k: int) -> tuple[list[list[float | None]], list[list[dict]]]:
+    """Every answer graded on the template's scale; its strength is its grade's value."""
+    flat = grader.grade([p.chat for p in prompts for _ in range(k)], [a for row in answers for a in row])
+    verdicts = [flat[i * k:(i + 1) * k] for i in range(len(prompts))]
+    return [[Grade(g).value for g in row] for row in verdicts], verdicts
+
+
+def _round_robin(judge, prompts, answers) -> tuple[list[list[float | None]], list[list[dict]]]:
     """Every two answers to a prompt, judged in one batch; strength = mean P(this answer is better)."""
     index, items = [], []
     for i, (p, row) in enumerate(zip(prompts, answers)):
@@ -111,14 +134,14 @@ def _round_robin(judge: PairwiseJudge, prompts, answers) -> tuple[list[list[floa
     return strengths, verdicts
 
 
-def _human_agreement(cfg: RlaifConfig, judge_model, run: Run) -> dict:
+def _human_agreement(cfg: RlaifConfig, judge_spec: str, run: Run) -> dict:
     labelled = [p for p in load_pairs(cfg.human_pairs) if p.label is not None]
     if not labelled:
         raise RefereeError(f"{cfg.human_pairs}: no labelled pairs (need a 'label' field)")
-    judge = PairwiseJudge(judge_model, template=cfg.template or "pairwise", verdict=cfg.verdict, swap=cfg.swap,
-                          calibration=cfg.calibration, seed=cfg.seed)
-    records = judge.judge_pairs(labelled)
-    run.write_records("human_pairs_judged", records)
+    settings = _judge_config(cfg).model_copy(update={"mode": "pairwise"})
+    judge = build_judge(judge_spec, settings, run.model)
+    records = run.run_stage("human_pairs_judged", {"judge": judge_identity(judge_spec, settings, run.model),
+                                                   "pairs": labelled}, lambda: judge.judge_pairs(labelled))
     judged = [r["winner"] for r in records]
     human = [p.label for p in labelled]
     return {"pairs": len(labelled), "agreement_s2": stats.agreement_s2(judged, human).to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from referee.figures import save_figure
@@ -77,6 +78,12 @@ def plot_costs(run: Run) -> Path:
     ax.set_xlabel("wall seconds")
     ax.invert_yaxis()
     return _save(fig, run, "stage_seconds.png")
+
+
+def draw(run: Run) -> list[Path]:
+    """report.html with its plots, from the run folder's metrics and records."""
+    metrics = json.loads((run.folder / "metrics.json").read_text(encoding="utf-8"))
+    return [write_report(run, metrics)]
 
 
 def write_report(run: Run, metrics: dict) -> Path:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.io import read_records
+from referee.tasks.math import Solution, split_steps
 
 NEUTRAL_POLICIES = ("positive", "negative", "skip")
 LABEL_SCHEMES = ("auto", "binary", "ternary")
@@ -43,25 +44,12 @@ class PreferencePair:
 
 
 @dataclass
-class Solution:
-    prompt: list
-    response: str
-    label: float | None  # P(correct) target; None when unlabelled
-    id: str = ""
-
-
-@dataclass
 class StepSolution:
     prompt: list
     steps: list[str]
     labels: list[float | None]  # per-step target in [0, 1]; None: no label (not trained on)
     id: str = ""
     meta: dict = field(default_factory=dict)
-
-
-def split_steps(text: str) -> list[str]:
-    """A solution's steps: its non-blank lines, stripped."""
-    return [line.strip() for line in text.split("\n") if line.strip()]
 
 
 # ---- preference pairs ------------------------------------------------------------------------------
@@ -244,7 +232,7 @@ def load_steps(path: str | os.PathLike, limit: int | None = None, neutral: str =
             raise RefereeError(f"{where}: missing field 'completions' (a list of steps)")
         steps = obj[name]
         if isinstance(steps, str):
-            steps = split_steps(steps)
+            steps = split_steps(steps, newline_only=True)
         if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
             raise RefereeError(f"{where}: field '{name}' should be a list of step strings")
         labels = obj.get("labels")

@@ -9,8 +9,9 @@
 
 from __future__ import annotations
 
-from referee.rewards.data import PreferencePair, Solution, StepSolution
+from referee.rewards.data import PreferencePair, StepSolution
 from referee.stats import Estimate, bootstrap, mean_ci
+from referee.tasks.math import Solution
 
 
 def _hit(x: float, y: float) -> float:

@@ -24,14 +24,12 @@ import torch
 from torch import nn
 
 from referee.errors import RefereeError
+from referee.models.devices import pick_device
+from referee.models.hf import ensure_chat_template
 
 CONFIG_NAME = "referee-verifier.json"
 HEAD_NAME = "head.safetensors"
 ADAPTER_DIR = "adapter"
-FALLBACK_TEMPLATE = (
-    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}assistant: {% endif %}"
-)
 
 
 def resolve_base(spec: str) -> tuple[str, str]:
@@ -54,12 +52,6 @@ def resolve_base(spec: str) -> tuple[str, str]:
     if path.is_dir():
         return str(path.resolve()), f"hf:{path.resolve()}"
     return target, spec  # a hub id: transformers resolves it (from its local cache here)
-
-
-def pick_device(device: str | None) -> str:
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass
@@ -111,8 +103,7 @@ class RewardNet:
             raise RefereeError(f"base model {base!r}: cannot load it ({str(e).splitlines()[0]})") from None
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if not self.tokenizer.chat_template:
-            self.tokenizer.chat_template = FALLBACK_TEMPLATE
+        ensure_chat_template(self.tokenizer)
         self.backbone.to(self.device).eval()
         for p in self.backbone.parameters():
             p.requires_grad_(False)

@@ -21,7 +21,7 @@ from referee.chat import as_chat
 from referee.rewards.data import StepLabelStats, StepSolution, split_steps
 from referee.rewards.heads import RewardNet
 from referee.rewards.training import Example, TrainOptions, fit
-from referee.verifiers.base import PointwiseVerifier, Score
+from referee.verifiers.base import Score, StepVerifier
 
 
 def step_loss(logits: torch.Tensor, examples: list[Example]) -> torch.Tensor:
@@ -38,7 +38,7 @@ def _prob(logit: float) -> float:
     return 1.0 / (1.0 + math.exp(-logit)) if logit > -700 else 0.0
 
 
-class ProcessRM(PointwiseVerifier):
+class ProcessRM(StepVerifier):
     kind = "prm"
 
     def __init__(self, net: RewardNet, config: dict | None = None, threshold: float = 0.5):
@@ -62,7 +62,7 @@ class ProcessRM(PointwiseVerifier):
 
         A response with no steps (blank) cannot be scored: value None, valid False.
         """
-        steps_list = [split_steps(r) for r in responses]
+        steps_list = [split_steps(r, newline_only=True) for r in responses]
         out = []
         for steps, probs in zip(steps_list, self.score_steps(prompts, steps_list)):
             if not probs:

@@ -160,6 +160,7 @@ def load_arithmetic(path: str | os.PathLike) -> list[MathProblem]:
 _LIST_MARKER = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s+", re.IGNORECASE)
 _UNIT_WORD = re.compile(r"(?<=\d)\s+[A-Za-z]+(?=\s*[-+*/×÷=−])")  # "10 apples - 2 apples = 8"
 _EQUATION = re.compile(r"[\d(][\d\s.,+\-*/()$%xX×÷−]*=[\d\s.,+\-*/()$%xX×÷−=]*")
+_ARITHMETIC_RUN = re.compile(r"[\d\s.,+\-*/()$%xX×÷−=]+")  # where an equation can lie
 
 
 @dataclass
@@ -183,11 +184,16 @@ def find_calculations(line: str) -> list[Calculation]:
     if "=" in line:
         line = _UNIT_WORD.sub("", line)
     out = []
-    for chunk in re.split(r",\s+|;", line):
-        for m in _EQUATION.finditer(chunk):
+    # An equation lies within one run of arithmetic characters; runs with no "=" are skipped, since searching
+    # them costs time quadratic in their length (a model's "1+1+...+1").
+    runs = (run for chunk in re.split(r",\s+|;", line) for run in _ARITHMETIC_RUN.findall(chunk) if "=" in run)
+    for run in runs:
+        for m in _EQUATION.finditer(run):
             span = m.group(0).rstrip(" .,$%xX")
-            while span and span[-1] not in "0123456789)":
-                span = span[:-1]
+            end = len(span)
+            while end and span[end - 1] not in "0123456789)":
+                end -= 1
+            span = span[:end]
             parts = [p.strip() for p in span.split("=")]
             if len(parts) < 2 or not all(parts):
                 continue

@@ -12,8 +12,8 @@ Where the answer is looked for, in order (``style="auto"``):
 3. an announced answer, "the answer is 72" / "Answer: 72" (the last one);
 4. the last number in the text.
 
-Also here: the pieces the math tasks share (``MathProblem``, step splitting, a safe arithmetic
-evaluator) and reading/writing step-labelled files in TRL's stepwise format.
+Also here: the pieces the math tasks share (``MathProblem``, ``Solution``, step splitting, a safe
+arithmetic evaluator) and reading/writing step-labelled files in TRL's stepwise format.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterable
 
+from referee.chat import Chat
 from referee.errors import RefereeError
 from referee.io import write_jsonl
 
@@ -85,14 +86,19 @@ def parse_number(text: str) -> Fraction | None:
     value = _to_fraction(m.group(1))
     if m.group(2) is not None:
         den = _to_fraction(m.group(2))
-        if den == 0:
+        if not den or value is None:
             return None
         value = value / den
     return value
 
 
-def _to_fraction(s: str) -> Fraction:
-    return Fraction(s.replace(",", "").replace("−", "-"))
+def _to_fraction(s: str) -> Fraction | None:
+    """The number a matched string spells; None for one too long for Python to read (over 4300 digits),
+    which a model can write but no gold answer holds."""
+    try:
+        return Fraction(s.replace(",", "").replace("−", "-"))
+    except ValueError:
+        return None
 
 
 def format_number(value: Fraction) -> str:
@@ -104,7 +110,7 @@ def format_number(value: Fraction) -> str:
         den //= 2
     while den % 5 == 0:
         den //= 5
-    if den == 1:  # terminating decimal
+    if den == 1 and abs(value) < 1e300:  # terminating decimal (within what a float holds)
         s = f"{float(value):.12f}".rstrip("0").rstrip(".")
         return s
     return f"{value.numerator}/{value.denominator}"
@@ -228,10 +234,14 @@ def answers_match(pred: str | Extraction | None, gold: str | Extraction | None) 
 
 # ---- exact arithmetic ------------------------------------------------------------------------------
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+# Longer expressions are not checked: Python's parser and this evaluator recurse once per operator, so a
+# model's "1+1+...+1" of thousands of terms would otherwise crash the checker (RecursionError).
+MAX_EXPRESSION_CHARS = 500
 
 
 def safe_eval(expr: str) -> Fraction:
-    """Evaluate + - * / and parentheses over exact rationals; anything else raises ValueError.
+    """Evaluate + - * / and parentheses over exact rationals; anything else raises ValueError, as does an
+    expression over ``MAX_EXPRESSION_CHARS`` (callers count it as unreadable, like any other).
 
     ``x`` / ``×`` between numbers mean times, ``÷`` means divide, thousands commas and ``$`` are ignored.
     """
@@ -239,6 +249,8 @@ def safe_eval(expr: str) -> Fraction:
     e = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", e)
     e = re.sub(r"(?<=[\d)])\s*[xX]\s*(?=[\d(])", "*", e)
     e = e.replace("%", "")
+    if len(e.strip()) > MAX_EXPRESSION_CHARS:
+        raise ValueError(f"expression longer than {MAX_EXPRESSION_CHARS} characters: {expr[:40]!r}...")
     try:
         tree = ast.parse(e.strip(), mode="eval")
     except SyntaxError:
@@ -287,9 +299,36 @@ class MathProblem:
                 "answer": self.answer, "steps": self.steps, **({"meta": self.meta} if self.meta else {})}
 
 
-def split_steps(solution: str) -> list[str]:
-    """A solution's steps: its non-blank lines, stripped (the convention of PRM800K and TRL)."""
-    return [line.strip() for line in solution.splitlines() if line.strip()]
+def split_steps(solution: str, newline_only: bool = False) -> list[str]:
+    """A solution's steps: its non-blank lines, stripped (the convention of PRM800K and TRL).
+
+    A line ends at any line boundary ``str.splitlines`` knows (``\\r``, ``\\f``, ``\\u2028``, ...), or, with
+    ``newline_only``, at ``\\n`` alone: how the reward models have always read steps from their data and
+    from the responses they score, kept so that their inputs, and so their scores, stay the same.
+    """
+    lines = solution.split("\n") if newline_only else solution.splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
+@dataclass
+class Solution:
+    """A written solution to a prompt, with what is known of it. An outcome reward model learns from the
+    whole ``response`` and its correctness ``label``; Monte-Carlo step labelling rolls out from its
+    ``steps`` and checks the rollouts against its problem's ``gold`` answer."""
+
+    prompt: Chat
+    response: str
+    label: float | None = None  # P(correct) target; None when unlabelled
+    id: str = ""
+    steps: list[str] = field(default_factory=list)
+    gold: str | None = None
+    extra: dict = field(default_factory=dict)  # fields of the source record to carry into outputs
+
+    @classmethod
+    def from_steps(cls, prompt: Chat, steps: list[str], gold: str, id: str = "",
+                   extra: dict | None = None) -> "Solution":
+        """A solution given as its steps, one per line of the response."""
+        return cls(prompt, "\n".join(steps), id=id, steps=list(steps), gold=gold, extra=dict(extra or {}))
 
 
 # ---- stepwise files (TRL: prompt, completions, labels) ---------------------------------------------

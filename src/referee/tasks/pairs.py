@@ -35,9 +35,23 @@ class Pair:
 def _label(value, where: str) -> str:
     mapping = {1: "A", 2: "B", "1": "A", "2": "B", "A": "A", "B": "B", "a": "A", "b": "B",
                "model_a": "A", "model_b": "B", "tie": "tie", "tie (bothbad)": "tie", 0: "tie", "0": "tie"}
-    if value in mapping:
+    if isinstance(value, (str, int, float)) and value in mapping:  # a list or an object is never a label
         return mapping[value]
     raise RefereeError(f"{where}: field 'label' should be 1, 2 (or A, B, tie), got {value!r}")
+
+
+def _final_answer(obj: dict, name: str, where: str) -> str:
+    """A TRL answer field: the text itself, or a message list whose last message holds it."""
+    value = obj[name]
+    if isinstance(value, list):
+        last = value[-1] if value else None
+        if not isinstance(last, dict) or not isinstance(last.get("content"), str):
+            raise RefereeError(f"{where}: field '{name}' should be a string or a non-empty list of messages "
+                               f"ending with the answer")
+        return last["content"]
+    if not isinstance(value, str):
+        raise RefereeError(f"{where}: fields 'chosen' and 'rejected' should be strings or messages")
+    return value
 
 
 def load_pairs(path: str | os.PathLike) -> list[Pair]:
@@ -75,13 +89,7 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                               category=obj.get("category"), turns_a=ca, turns_b=cb,
                               meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj}))
         elif "chosen" in obj and "rejected" in obj and "prompt" in obj:
-            chosen, rejected = obj["chosen"], obj["rejected"]
-            if isinstance(chosen, list):
-                chosen = chosen[-1]["content"]
-            if isinstance(rejected, list):
-                rejected = rejected[-1]["content"]
-            if not isinstance(chosen, str) or not isinstance(rejected, str):
-                raise RefereeError(f"{where}: fields 'chosen' and 'rejected' should be strings or messages")
+            chosen, rejected = (_final_answer(obj, name, where) for name in ("chosen", "rejected"))
             pairs.append(Pair(pid, as_chat(obj["prompt"], f"{where}: field 'prompt'"), chosen, rejected, "A"))
         else:
             q = obj.get("prompt", obj.get("question"))

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from referee import progress
+from referee import noise, progress
 from referee.config import StrictModel
 from referee.errors import RefereeError
 
@@ -66,6 +66,7 @@ def load_policy(spec: str):
     top of it and, for DPO, the adapter-free model is the reference (M_t when training M_t+1)."""
     from referee.models.checkpoints import load_merged
 
+    noise.reapply()  # the trainers have imported transformers, datasets and TRL by now: quiet them
     model, tokenizer = load_merged(spec)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -82,9 +83,9 @@ def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str
     trainer.model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     history = [h for h in trainer.state.log_history if "loss" in h]
-    if settings.lora is not None:
-        write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
-                     final_loss=history[-1]["loss"] if history else None)
+    # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
+    write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
+                 final_loss=history[-1]["loss"] if history else None, full=settings.lora is None)
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -93,12 +94,26 @@ def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str
 
 
 def fit(trainer) -> None:
-    """Train; with --quiet, also silence the per-step log lines transformers prints to stdout."""
-    if progress.is_quiet():
-        from transformers.trainer_callback import PrinterCallback
+    """Train. The step bar shows unless --quiet; the dict of numbers transformers prints to stdout at each
+    step (the loss history, which is returned anyway) shows only with --verbose."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    if progress.is_quiet():
         trainer.remove_callback(PrinterCallback)
+    elif noise.active() and trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(_step_bar())
     trainer.train()
+
+
+def _step_bar():
+    """transformers' step bar, without the dict of numbers it writes under itself at every step."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class StepBar(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    return StepBar
 
 
 def loss_history(trainer) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-Chat = list  # a prompt as messages; a plain string is one user turn
+from referee.chat import Chat  # a prompt as messages; a plain string is one user turn
 
 
 @dataclass
@@ -44,6 +44,19 @@ class PointwiseVerifier:
 
     def score(self, prompt: str | Chat, response: str) -> Score:
         return self.score_many([prompt], [response])[0]
+
+
+class StepVerifier(PointwiseVerifier):
+    """Scores each step of a solution (a process reward model): ``score_steps`` gives, per solution, one
+    probability per step that the step is right; ``score_many`` summarises a whole solution."""
+
+    def score_steps(self, prompts: Sequence[str | Chat], steps: Sequence[Sequence[str]]) -> list[list[float]]:
+        raise NotImplementedError
+
+
+def is_step_verifier(verifier) -> bool:
+    """A ``StepVerifier``, or any object with a callable ``score_steps`` (a user's own PRM class)."""
+    return isinstance(verifier, StepVerifier) or callable(getattr(verifier, "score_steps", None))
 
 
 class PairwiseVerifier:

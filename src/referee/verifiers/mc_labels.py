@@ -17,7 +17,7 @@ weaker, and said so in every record (``rollout``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from referee import progress
@@ -25,22 +25,12 @@ from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.io import read_records
 from referee.models.base import Model, Sampling
-from referee.tasks.math import StepwiseRecord, answers_match, extract_answer, gold_answer, split_steps
+from referee.tasks.math import (Solution, StepwiseRecord, answers_match, extract_answer, gold_answer,
+                                split_steps)
 
 MODES = ("soft", "hard")
 HOWS = ("auto", "prefill", "prompt")
 _PROBE = "PARTIAL-SOLUTION-PROBE-7319"
-
-
-@dataclass
-class Solution:
-    """A solution to label: its prompt, its steps and the gold answer of the problem."""
-
-    prompt: list  # chat
-    steps: list[str]
-    gold: str
-    id: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def continues_final_message(model: Model) -> bool:
@@ -67,15 +57,20 @@ def _rollout_chat(prompt: list, prefix: str, how: str) -> list:
     return list(prompt[:-1]) + [{"role": "user", "content": content}]
 
 
-def mc_step_labels(policy: Model, solutions: Sequence[Solution], k: int = 8, mode: str = "soft",
-                   sampling: Sampling | None = None, how: str = "auto", style: str = "auto") -> list[StepwiseRecord]:
-    """Label every step of every solution by rollouts from ``policy`` (see the module doc)."""
+def check_settings(k: int, mode: str, how: str) -> None:
+    """Refuse rollout settings that cannot work, before any model is loaded or called."""
     if mode not in MODES:
         raise RefereeError(f"mc labels: mode should be one of {', '.join(MODES)}, got {mode!r}")
     if how not in HOWS:
         raise RefereeError(f"mc labels: how should be one of {', '.join(HOWS)}, got {how!r}")
     if k < 1:
         raise RefereeError(f"mc labels: k should be >= 1, got {k}")
+
+
+def mc_step_labels(policy: Model, solutions: Sequence[Solution], k: int = 8, mode: str = "soft",
+                   sampling: Sampling | None = None, how: str = "auto", style: str = "auto") -> list[StepwiseRecord]:
+    """Label every step of every solution by rollouts from ``policy`` (see the module doc)."""
+    check_settings(k, mode, how)
     if how == "prefill" and not continues_final_message(policy):
         raise RefereeError(f"mc labels: {policy.spec} cannot continue a partial assistant reply; "
                            "use how='prompt' (or 'auto')")
@@ -153,5 +148,5 @@ def load_solutions(path: str | os.PathLike) -> SolutionFile:
             out.empty += 1
             continue
         extra = {k: obj[k] for k in ("sample",) if k in obj}
-        out.solutions.append(Solution(prompt, steps, str(gold), str(obj.get("id", pos)), extra))
+        out.solutions.append(Solution.from_steps(prompt, steps, str(gold), str(obj.get("id", pos)), extra))
     return out

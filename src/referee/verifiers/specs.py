@@ -22,12 +22,12 @@ def load_verifier_spec(spec: str, answers: Mapping[str, str] | None = None, load
     if kind in ("judge", "judge-additive"):
         if not target:
             raise RefereeError(f"verifier {spec!r}: name the judge model, e.g. judge:embedded")
-        from referee.judges import GradingJudge
+        from referee.judges.build import JudgeConfig, build_judge
 
         if load_model is None:
             from referee.models import load_model
         template = "additive_0to5" if kind == "judge-additive" else "single_1to10"
-        return GradingJudge(load_model(target), template=template, verdict="probability")
+        return build_judge(target, JudgeConfig(mode="single", template=template), load_model)
     if kind in ("rm", "orm", "prm"):
         if not target:
             raise RefereeError(f"verifier {spec!r}: give the saved verifier's folder, e.g. {kind}:runs/rm")

@@ -1,6 +1,6 @@
-"""Weak-to-strong generalisation: weak supervisors, strong students, performance gap recovered.
+"""Building blocks of the weak-to-strong experiment (``referee.protocols.weak_to_strong``).
 
-``data`` loads classification tasks, ``models`` the ladder of classifiers, ``losses`` the naive and
-auxiliary-confidence losses, ``metrics`` PGR and imitation, ``plots`` the figures, ``protocol`` the
-experiment (registered as the ``weak_to_strong`` protocol).
+``data`` loads classification tasks and splits them, ``features`` turns texts into fixed features (a
+bag of words, a frozen backbone's hidden states), ``models`` the ladder of classifiers and their training
+loop, ``losses`` the naive and auxiliary-confidence losses, ``metrics`` PGR and imitation.
 """

@@ -1,4 +1,5 @@
-"""Baseline pairwise judges, in the same ``judge_pairs`` shape as the real ones.
+"""Baseline pairwise judges: real ``PairwiseVerifier``s with the same ``judge_pairs`` records as the LLM
+judges, so any protocol or audit can run them as a control.
 
 A judge is only interesting if it beats these: always preferring the longer answer (the verbosity bias
 in its purest form) and a seeded coin. Both read no model, so they cost nothing and run anywhere.
@@ -9,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from referee.audit.records import make_record, shown
 from referee.errors import RefereeError
+from referee.judges.records import PairJudge, make_record, shown
 
 SWAPS = ("none", "conservative")
 
@@ -24,7 +25,7 @@ def _orders(swap: str) -> tuple[str, ...]:
     return ("AB", "BA") if swap == "conservative" else ("AB",)
 
 
-class LongerJudge:
+class LongerJudge(PairJudge):
     """Prefers the longer answer (in characters); a tie when both have the same length.
 
     Blind to position by construction, so its position consistency is 100%.
@@ -51,7 +52,7 @@ class LongerJudge:
         return records
 
 
-class RandomJudge:
+class RandomJudge(PairJudge):
     """Picks the first or the second shown answer with equal odds, seeded per (seed, pair, order).
 
     The draw depends only on those, so a pair gets the same verdict in any batch, subset or rerun. With

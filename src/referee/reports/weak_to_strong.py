@@ -1,10 +1,62 @@
-"""Figures of a weak-to-strong run: test accuracy per student (weak, weak-to-strong, ceiling) and PGR."""
+"""The weak-to-strong run's report, drawn from its metrics.json: test accuracy per student (weak,
+weak-to-strong, ceiling), PGR with intervals, and the PGR table as Markdown (for BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from referee.errors import RefereeError
 from referee.figures import save_figure
+from referee.protocols.weak_to_strong import headline_rows
+from referee.runs import Run
+
+
+def draw(run: Run) -> list[Path]:
+    metrics = read_metrics(run.folder)
+    return [plot_accuracy(metrics, run.plot_path("w2s_accuracy.png")),
+            plot_pgr(metrics, run.plot_path("w2s_pgr.png"))]
+
+
+def read_metrics(folder: str | Path) -> dict:
+    """The ``weak_to_strong`` metrics of a finished run folder."""
+    path = Path(folder) / "metrics.json"
+    if not path.exists():
+        raise RefereeError(f"{folder}: no metrics.json (is it a finished run folder?)")
+    data = json.loads(path.read_text())
+    if "weak_to_strong" not in data:
+        raise RefereeError(f"{path}: no weak_to_strong results in it")
+    return data["weak_to_strong"]
+
+
+def markdown_table(metrics: dict) -> str:
+    """The PGR table as Markdown, one row per student, and the mean and median PGR per loss."""
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    lines = ["| weak | strong | loss | weak acc | w2s acc | ceiling acc | PGR [95% CI] | imitation | flag |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in headline_rows(metrics):
+        ci = f" [{r['pgr_ci'][0]:.2f}, {r['pgr_ci'][1]:.2f}]" if r["pgr_ci"] else ""
+        p = "-" if r["pgr"] is None else f"{r['pgr']:.2f}{ci}"
+        lines.append(f"| {r['weak']} | {r['via'] or r['strong']} | {r['loss']} | {pct(r['acc_weak'])} | "
+                     f"{pct(r['acc_w2s'])} | {pct(r['acc_ceiling'])} | {p} | {pct(r['imitation'])} | {r['flag'] or ''} |")
+    lines.append("")
+    for name, s in metrics["summary"].items():
+        mean = "-" if s["mean_pgr"] is None else f"{s['mean_pgr']:.2f}"
+        median = "-" if s["median_pgr"] is None else f"{s['median_pgr']:.2f}"
+        lines.append(f"- {name}: mean PGR {mean}, median {median} over {s['runs'] - s['flagged']} runs "
+                     f"({s['flagged']} flagged, left out)")
+    return "\n".join(lines)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _labels(metrics: dict) -> tuple[list[str], list[str]]:
@@ -27,11 +79,7 @@ def _human(x: int) -> str:
 def plot_accuracy(metrics: dict, path: Path) -> Path:
     """One panel per loss: x = student rung; the ceiling's accuracy, and for each weak supervisor its own
     accuracy (a dotted level) and its students' accuracy. Bootstrapped students are drawn as squares."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names, ticks = _labels(metrics)
     losses = sorted({r["loss"] for r in metrics["pairs"]}, key=lambda s: (s != "naive", s))
     fig, axes = plt.subplots(1, len(losses), figsize=(5.5 * len(losses), 4.2), sharey=True, squeeze=False)
@@ -67,11 +115,7 @@ def plot_accuracy(metrics: dict, path: Path) -> Path:
 
 def plot_pgr(metrics: dict, path: Path) -> Path:
     """PGR with its bootstrap interval per (weak, strong, loss); flagged runs are marked, not drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     rows = list(metrics["pairs"]) + [
         {**r, "weak": r["chain"][0], "strong": r["chain"][-1], "loss": f"bootstrap-{r['loss']}"}
         for r in metrics.get("bootstrap", [])]

@@ -8,6 +8,11 @@ orders, and build records in the same shape for the baselines.
 
 from __future__ import annotations
 
+from referee.chat import as_chat
+from referee.errors import RefereeError
+from referee.tasks.pairs import Pair
+from referee.verifiers.base import Comparison, PairwiseVerifier
+
 VERDICTS = ("A", "B", "tie", "invalid")
 ORDERS = ("AB", "BA")
 SHOWN = ("first", "second", "tie", "invalid")
@@ -78,3 +83,17 @@ def make_record(pair, orders: list[dict], swap: str, template: str, verdict_mode
     return {"id": pair.id, "winner": verdict, "p_a": p_a, "label": pair.label, "template": template,
             "verdict_mode": verdict_mode, "swap": swap, "category": pair.category, "truncated": False,
             "orders": orders}
+
+
+class PairJudge(PairwiseVerifier):
+    """A pairwise verifier whose verdicts are ``judge_pairs`` records (LLM judges, panels, baselines):
+    ``compare_many`` is written once here, over ``judge_pairs``."""
+
+    def judge_pairs(self, pairs) -> list[dict]:
+        raise NotImplementedError
+
+    def compare_many(self, prompts, a, b) -> list[Comparison]:
+        if not len(prompts) == len(a) == len(b):
+            raise RefereeError("compare_many: give as many answers A and B as prompts")
+        pairs = [Pair(str(i), as_chat(p), x, y) for i, (p, x, y) in enumerate(zip(prompts, a, b))]
+        return [Comparison(r["winner"], r["p_a"], detail=r) for r in self.judge_pairs(pairs)]

@@ -1,0 +1,114 @@
+"""One judge builder: a spec string plus a ``JudgeConfig`` gives the judge every command and protocol uses.
+
+    baseline:longer | baseline:random   a baseline pairwise verifier (reads no model)
+    MODEL_SPEC                          an LLM judge on that model (pairwise, or grading in mode single)
+    several specs                       a panel of those judges, combined by majority or mean
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, Sequence
+
+from pydantic import Field, field_validator
+
+from referee.config import StrictModel
+from referee.errors import RefereeError
+
+BASELINE_SPECS = ("baseline:longer", "baseline:random")
+DEFAULT_TEMPLATE = {"pairwise": "pairwise", "reference": "pairwise_reference", "single": "single_1to10"}
+CHOICES = {"mode": tuple(DEFAULT_TEMPLATE), "verdict": ("probability", "generative"),
+           "swap": ("none", "conservative", "average", "random"), "calibration": ("none", "batch", "content-free"),
+           "reference": ("none", "given", "self"), "combine": ("majority", "mean")}
+
+
+class JudgeConfig(StrictModel):
+    """How a judge judges, whatever model it runs on: the judge's slice of a protocol config."""
+
+    mode: str = "pairwise"  # pairwise | single (grade each answer) | reference
+    template: str | None = None  # a built-in template name or a .txt path; default per mode
+    verdict: str = "probability"  # probability | generative
+    swap: str = "none"  # none | conservative | average | random
+    calibration: str = "none"  # none | batch | content-free
+    cot: bool = False
+    few_shot: str | None = None
+    reference: str = "none"  # none | given | self
+    combine: str = "majority"  # a panel of several judges: majority | mean
+    max_retries: int = Field(2, ge=0)
+    max_new_tokens: int | None = Field(None, ge=1)  # generative / cot: tokens the judge may write
+    seed: int = 0
+
+    @field_validator(*CHOICES)
+    @classmethod
+    def _one_of(cls, value: str, info) -> str:
+        allowed = CHOICES[info.field_name]
+        if value not in allowed:
+            raise ValueError(f"{info.field_name} should be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def template_name(self) -> str:
+        return self.template or DEFAULT_TEMPLATE[self.mode]
+
+
+def build_judge(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable):
+    """The judge the spec(s) name, set up by ``cfg``; ``load_model(spec)`` gives models (a run's, so
+    they are cached and named in its manifest)."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    if not specs:
+        raise RefereeError("judge: name at least one judge")
+    judges = [_one(spec, cfg, load_model) for spec in specs]
+    if len(judges) == 1:
+        return judges[0]
+    from referee.judges.panel import Panel
+
+    return Panel(judges, combine=cfg.combine)
+
+
+def _one(spec: str, cfg: JudgeConfig, load_model: Callable):
+    if spec.startswith("baseline:"):
+        return _baseline(spec, cfg)
+    from referee.models.base import Sampling
+
+    sampling = None
+    if cfg.max_new_tokens is not None:
+        sampling = Sampling(temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    common = dict(template=cfg.template_name(), verdict=cfg.verdict, cot=cfg.cot, few_shot=cfg.few_shot,
+                  reference=cfg.reference, max_retries=cfg.max_retries, seed=cfg.seed, sampling=sampling)
+    if cfg.mode == "single":
+        if cfg.swap != "none" or cfg.calibration != "none":
+            raise RefereeError("--swap and --calibration are for pairwise judging; single-answer grading shows one "
+                               "answer at a time")
+        from referee.judges.grading import GradingJudge
+
+        return GradingJudge(load_model(spec), **common)
+    from referee.judges.pairwise import PairwiseJudge
+
+    return PairwiseJudge(load_model(spec), swap=cfg.swap, calibration=cfg.calibration, **common)
+
+
+def _baseline(spec: str, cfg: JudgeConfig):
+    """Baselines know swap none and conservative only: average maps to conservative, random to none."""
+    if spec not in BASELINE_SPECS:
+        raise RefereeError(f"--judge {spec}: unknown baseline; known: {', '.join(BASELINE_SPECS)}")
+    if cfg.mode == "single":
+        raise RefereeError(f"--judge {spec}: a baseline compares two answers; it cannot grade one (mode single)")
+    if cfg.calibration != "none":
+        raise RefereeError(f"--judge {spec}: a baseline has no verdict probabilities to calibrate")
+    from referee.judges.baselines import LongerJudge, RandomJudge
+
+    swap = {"average": "conservative", "random": "none"}.get(cfg.swap, cfg.swap)
+    return LongerJudge(swap=swap) if spec == "baseline:longer" else RandomJudge(seed=cfg.seed, swap=swap)
+
+
+def judge_identity(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable) -> dict:
+    """What a judge's verdicts depend on, for a stage fingerprint: its settings and its models' weights."""
+    specs = [specs] if isinstance(specs, str) else list(specs)
+    files = {name: _file_hash(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
+             if path and Path(path).is_file()}
+    return {"settings": cfg, "files": files,
+            "models": [spec if spec.startswith("baseline:") else load_model(spec) for spec in specs]}
+
+
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

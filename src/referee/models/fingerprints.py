@@ -1,0 +1,74 @@
+"""Fingerprints of local weights: the cache key that says which numbers a model gives.
+
+A fingerprint hashes the content of the weight and config files, so a model is cached by what it is,
+not by where it lies; a file's digest is remembered per size and mtime so large weights are read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from referee.paths import referee_home
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model")
+
+
+def weights_fingerprint(path: str, adapter: str | None = None) -> str:
+    """A hash of the weight and config files (content), remembered per file size and mtime.
+
+    Hub ids that are not local folders are named by their id and resolved revision.
+    """
+    from referee.models.checkpoints import base_folder_and_adapters, is_checkpoint
+
+    if is_checkpoint(path):
+        base, chain, base_fp = base_folder_and_adapters(f"hf:{path}")
+        parts = [base_fp or (_folder_hash(base) if Path(base).is_dir() else _hub_identity(base))]
+        parts += [_folder_hash(a) for a in chain]
+    else:
+        parts = [_folder_hash(path) if Path(path).is_dir() else _hub_identity(path)]
+    if adapter:
+        parts.append(_folder_hash(adapter))
+    return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def _hub_identity(model_id: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+
+        local = snapshot_download(model_id, local_files_only=True)
+        return _folder_hash(local)
+    except Exception:  # noqa: BLE001 - not cached locally: the id itself is the best we know
+        return f"hub:{model_id}"
+
+
+def _folder_hash(folder: str) -> str:
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    memo_path = referee_home() / "fingerprints.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digests, changed = [], False
+    for f in files:
+        st = f.stat()
+        mkey = f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if mkey not in memo:
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            memo[mkey] = h.hexdigest()
+            changed = True
+        digests.append(f"{f.relative_to(folder)}={memo[mkey]}")
+    if changed:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_path.with_name(f"fingerprints.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(memo))
+            os.replace(tmp, memo_path)
+        except OSError:
+            pass
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()

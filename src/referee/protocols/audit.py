@@ -1,0 +1,90 @@
+"""``protocol: audit``: a bias audit of a judge (position, verbosity, injection, assertiveness,
+self-enhancement) on labelled pairs, each check a stage; see ``referee.audit.runner`` for the method."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from referee import stats
+from referee.audit.report import rows
+from referee.audit.runner import CHECKS, run_audit
+from referee.config import MAX_RESAMPLES, ProtocolConfig
+from referee.errors import RefereeError
+from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.protocols import Result, register
+from referee.runs import Run
+
+
+class AuditConfig(ProtocolConfig):
+    protocol: str = "audit"
+    judge_spec: str = "embedded"  # a model spec, or baseline:longer / baseline:random
+    pairs: str
+    checks: list[str] = ["position", "verbosity", "injection", "assertiveness"]
+    judge: JudgeConfig = JudgeConfig()
+    self_model: list[str] = []  # model names in the pairs that are the judge's own (self check)
+    limit: int | None = Field(None, ge=1)
+    n_boot: int = Field(1000, ge=1, le=MAX_RESAMPLES)
+
+
+class AgreementConfig(ProtocolConfig):
+    protocol: str = "agreement"
+    judge_spec: str = "embedded"
+    pairs: str
+    judge: JudgeConfig = JudgeConfig()  # mode pairwise compares; mode single grades both answers
+    margin: float = Field(0.0, ge=0)  # mode single: grades closer than this are a tie
+    limit: int | None = Field(None, ge=1)
+    n_boot: int = Field(1000, ge=1, le=MAX_RESAMPLES)
+
+
+@register("audit", AuditConfig, "bias audit of a judge: position, verbosity, injection, assertiveness, self")
+def run_audit_protocol(cfg: AuditConfig, run: Run) -> Result:
+    unknown = [c for c in cfg.checks if c not in CHECKS]
+    if unknown or not cfg.checks:
+        raise RefereeError(f"--checks: unknown check(s) {', '.join(unknown) or '(none given)'}; "
+                           f"choose from {', '.join(CHECKS)} or all")
+    pairs = load_labelled_pairs(cfg.pairs, cfg.limit)
+
+    def make(swap: str):
+        return build_judge(cfg.judge_spec, cfg.judge.model_copy(update={"swap": swap}), run.model)
+
+    own_model = None if cfg.judge_spec.startswith("baseline:") else run.model(cfg.judge_spec)
+    metrics = stats.jsonable(run_audit(make(cfg.judge.swap), pairs, cfg.checks, make_judge=make,
+                                       self_names=list(cfg.self_model), own_model=own_model, run=run, seed=cfg.seed,
+                                       n_boot=cfg.n_boot, judge_key=judge_identity(cfg.judge_spec, cfg.judge, run.model)))
+    return Result(metrics, _estimate_rows(metrics), f"bias audit of {cfg.judge_spec} on {cfg.pairs}")
+
+
+@register("agreement", AgreementConfig, "agreement of a judge with human labels: S2, S1, accuracy, kappa")
+def run_agreement(cfg: AgreementConfig, run: Run) -> Result:
+    from referee.audit.agreement import margin_correlation, pairwise_agreement
+    from referee.judges.grades import judge_pairs_by_grades
+
+    pairs = load_labelled_pairs(cfg.pairs, cfg.limit)
+    if not any(p.label for p in pairs):
+        raise RefereeError(f"{cfg.pairs}: no pair has a human label to agree with")
+    judge = build_judge(cfg.judge_spec, cfg.judge, run.model)
+
+    def judge_all() -> list[dict]:
+        if cfg.judge.mode == "single":
+            return judge_pairs_by_grades(judge, pairs, margin=cfg.margin)[0]
+        return judge.judge_pairs(pairs)
+
+    inputs = {"judge": judge_identity(cfg.judge_spec, cfg.judge, run.model), "margin": cfg.margin, "pairs": pairs}
+    records = run.run_stage("judgments", inputs, judge_all)
+    metrics = pairwise_agreement(records, n_boot=cfg.n_boot, seed=cfg.seed)
+    if cfg.judge.mode == "single":
+        metrics["grades"] = margin_correlation(records, n_boot=cfg.n_boot, seed=cfg.seed)
+    metrics = stats.jsonable(metrics)
+    run.save_metrics({"agreement": metrics})
+    return Result(metrics, _estimate_rows(metrics), f"agreement of {cfg.judge_spec} with the labels of {cfg.pairs}")
+
+
+def load_labelled_pairs(path: str, limit: int | None) -> list:
+    from referee.tasks.pairs import load_pairs
+
+    loaded = load_pairs(path)
+    return loaded[:limit] if limit else loaded
+
+
+def _estimate_rows(metrics: dict) -> list[dict]:
+    return [{"group": g, "metric": m, "value [95% CI]": v, "n": n} for g, m, v, n in rows(metrics)]
