@@ -106,6 +106,16 @@ def test_cli_agreement_with_baseline(tmp_path, capsys):
     assert saved["s2"]["value"] == pytest.approx(9 / 12)
     assert (tmp_path / "run" / "plots" / "agreement.png").exists()
     assert len((tmp_path / "run" / "records" / "judgments.jsonl").read_text().splitlines()) == 12
+    # the same folder: another judge, then the same pair ids with other texts, are judged afresh
+    main(["agreement", "--judge", "baseline:random", "--pairs", str(path), "--out", str(tmp_path / "run"),
+          "--n-boot", "200"])
+    judged = [json.loads(x) for x in (tmp_path / "run" / "records" / "judgments.jsonl").read_text().splitlines()]
+    assert {r["template"] for r in judged} == {"baseline:random"}  # baselines name themselves there
+    path.write_text("\n".join(json.dumps({**r, "output_1": "s", "output_2": r["output_1"]}) for r in rows))
+    main(["agreement", "--judge", "baseline:longer", "--pairs", str(path), "--out", str(tmp_path / "run"),
+          "--n-boot", "200"])
+    judged = [json.loads(x) for x in (tmp_path / "run" / "records" / "judgments.jsonl").read_text().splitlines()]
+    assert [r["winner"] for r in judged] == ["B"] * 12
 
 
 def test_cli_agreement_needs_labels(tmp_path, capsys):

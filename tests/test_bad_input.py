@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 
 import pytest
 from test_cli_core import assert_user_error, referee
@@ -207,3 +209,15 @@ def test_answers_too_long_for_python_to_read_are_not_a_crash():
     digits = extract_answer("The answer is " + "1" * 5000)
     assert digits.found and digits.value is None and not answers_match(digits, "5")
     assert extract_answer("The answer is " + "1" * 400 + ".5").key().endswith("/2")
+
+
+def test_a_spec_with_credentials_writes_no_run_folder(tmp_path):
+    """Refused before the run folder exists: the password reaches no config.yaml, manifest or log."""
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "hi"}) + "\n")
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "referee", "--quiet", "generate", "--model",
+                        "openai:x@http://user:hunter2@127.0.0.1:9/v1", "--prompts", str(prompts), "--run", str(run)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "hunter2" not in r.stderr and "credentials" in r.stderr
+    assert not run.exists()

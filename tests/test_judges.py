@@ -504,6 +504,11 @@ def test_cli_judge_config_repeats_the_run_and_changes_recompute(tiny_model_path,
     assert (run / "records" / "judgments.jsonl").read_bytes() == before
     assert json.loads((run / "ledger.json").read_text())["totals"]["calls"] == 0
     assert "judge" in capsys.readouterr().out
+    # one answer's text changed, ids the same: judged again, not read back
+    data.write_text(data.read_text().replace("b1 longer", "b1"))
+    assert _cli(["run", str(run / "config.yaml")]) == 0
+    assert json.loads((run / "ledger.json").read_text())["totals"]["calls"] > 0
+    assert (run / "records" / "judgments.jsonl").read_bytes() != before
 
 
 def test_cli_bad_input_names_file_line_and_field(tiny_model_path, tmp_path, capsys):

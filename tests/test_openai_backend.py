@@ -569,7 +569,6 @@ def test_credentials_in_the_url_are_refused_and_never_echoed():
     refuse_secrets("openai:x@http://127.0.0.1:9/v1?api_key_env=MY_KEY&concurrency=2")  # names, not secrets
 
 
-@pytest.mark.xfail(strict=True, reason="parse_spec (models/__init__.py) must call openai.refuse_secrets first")
 def test_a_spec_holding_a_key_is_refused_without_echoing_it():
     with pytest.raises(RefereeError) as e:
         load_model(f"openai:x@http://127.0.0.1:9/v1?api_key={SECRET}")

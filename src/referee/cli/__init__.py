@@ -68,14 +68,29 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # usage errors (bad option, bad value) arrive here in non-standalone mode
+        usage, abort = _click_errors()
+        if isinstance(e, usage):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, abort):
             sys.exit(1)
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """The usage-error and abort classes of click and of the copy of click that newer typer releases
+    carry (their commands raise that copy's exceptions)."""
+    import click
+    import typer
+
+    usage, abort = [click.exceptions.ClickException], [click.exceptions.Abort]
+    try:
+        from typer._click.exceptions import ClickException
+    except ImportError:
+        ClickException = None
+    usage += [ClickException] if ClickException is not None else []
+    abort += [c for c in (getattr(getattr(typer, "exceptions", None), "Abort", None),) if c is not None]
+    return tuple(usage), tuple(abort)

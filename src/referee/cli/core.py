@@ -97,12 +97,28 @@ def execute(config, default_folder: str | Path):
     from referee.runs import Run
 
     proto = protocols.get(config.protocol)
+    _refuse_secrets(config.model_dump(mode="json"))
     if config.out is None:
         config = config.model_copy(update={"out": str(default_folder)})
     with Run(config.out, config, seed=config.seed) as run:
         result = proto.run(config, run)
         figures = reports.draw_for(proto.name, run)
     return result, run, figures
+
+
+def _refuse_secrets(value) -> None:
+    """A model spec holding a key or credentials is refused before the run folder (config.yaml,
+    manifest.json) is written, and without quoting it."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _refuse_secrets(v)
+    elif isinstance(value, list):
+        for v in value:
+            _refuse_secrets(v)
+    elif isinstance(value, str) and value.strip().startswith("openai:"):
+        from referee.models.openai import refuse_secrets
+
+        refuse_secrets(value)
 
 
 def print_result(result, run, figures=(), as_json: bool = False) -> None:

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from referee.errors import RefereeError
+from referee.io import read_text
 
 SECTION = re.compile(r"^===\s*([a-z_]+)\s*===\s*$")
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -91,9 +92,7 @@ def load_template(name_or_path: str) -> Template:
     """A shipped template by name (``pairwise``, ``single_1to10``, ...) or a template file by path."""
     path = Path(name_or_path)
     if path.suffix == ".txt" or path.exists() or "/" in name_or_path:
-        if not path.exists():
-            raise RefereeError(f"template {name_or_path}: no such file")
-        text, source, name = path.read_text(encoding="utf-8"), str(path), path.stem
+        text, source, name = read_text(path, "template file"), str(path), path.stem
     else:
         res = resources.files("referee") / "templates" / "judges" / f"{name_or_path}.txt"
         if not res.is_file():

