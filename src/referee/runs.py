@@ -18,6 +18,7 @@ models it calls) are hashed into a fingerprint. Started again with the same fing
 its records back; with a different one it says so and recomputes. It runs under the ledger stage of the
 same name, and its records are written atomically (temp file, fsync, rename) before it is marked done.
 Below the stages, every model call is cached, so even a stage killed half-way repeats no finished call.
+Under several processes (``accelerate launch``) only the main one writes these files.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import yaml
 from referee import ledger as ledger_mod
 from referee import noise, progress
 from referee.cache import Cache
+from referee.distributed import is_main_process
 from referee.errors import RefereeError
 from referee.io import read_jsonl, read_text, write_json, write_jsonl
 
@@ -125,7 +127,8 @@ class Run:
             self._mark_done(name, fp, records=False)
             return None
         records = list(records)
-        write_jsonl(self.records_path(name), records)
+        if is_main_process():
+            write_jsonl(self.records_path(name), records)
         self._mark_done(name, fp)
         return records
 
@@ -135,13 +138,16 @@ class Run:
     def _mark_done(self, stage: str, fp: str, records: bool = True) -> None:
         """Only after the stage's records are on disk: a crash before this leaves the stage not done."""
         self.state["stages"][stage] = {"fingerprint": fp, **({} if records else {"records": False})}
-        write_json(self._state_path, self.state)
+        if is_main_process():
+            write_json(self._state_path, self.state)
 
     def read_records(self, stage: str) -> list[dict]:
         return [obj for _, obj in read_jsonl(self.records_path(stage))]
 
     # ---- outputs -------------------------------------------------------------------------------
     def save_config(self, config: Any) -> None:
+        if not is_main_process():
+            return
         data = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
         with open(self.folder / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
@@ -151,7 +157,8 @@ class Run:
         path = self.folder / "metrics.json"
         current = _read_metrics(path) if path.exists() else {}
         current.update(metrics)
-        write_json(path, current)
+        if is_main_process():
+            write_json(path, current)
         return current
 
     def plot_path(self, name: str) -> Path:
@@ -164,6 +171,8 @@ class Run:
     def write_ledger(self) -> None:
         """This invocation's ledger, with the totals of the earlier ones (a resumed run shows mostly cached
         calls; what the whole experiment cost is in ``all_invocations``). A killed invocation writes none."""
+        if not is_main_process():
+            return
         now = self.ledger.to_dict()
         earlier = self._earlier_ledgers
         all_totals = {k: sum(inv["totals"].get(k, 0) for inv in earlier) + v for k, v in now["totals"].items()}
@@ -172,6 +181,8 @@ class Run:
             "all_invocations": {"invocations": len(earlier) + 1, "totals": all_totals}})
 
     def write_manifest(self, finished: bool = False) -> None:
+        if not is_main_process():
+            return
         write_json(self.folder / "manifest.json", {
             "command": sys.argv,
             "started": self._started_text(),

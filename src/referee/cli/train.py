@@ -16,6 +16,15 @@ train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy: SFT, DPO
 app.add_typer(train_app, name="train")
 
 
+@train_app.callback()
+def _one_voice():
+    # Under accelerate launch or torchrun every process runs the command; only the main one talks.
+    from referee.distributed import is_main_process
+
+    if not is_main_process():
+        progress.set_quiet(True)
+
+
 def _settings(lr: float, epochs: float, max_steps: int, batch_size: int, max_length: int, lora_r: int,
               full: bool, seed: int, trl: Optional[str]):
     from referee.config import validate
@@ -38,6 +47,20 @@ def _rows(path: Path) -> list[dict]:
     return [obj for _, obj in read_records(path)]
 
 
+def _loss_line(history: list[dict]) -> str:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "trained"
+
+
+def _report(spec: str, summary: str) -> None:
+    """The summary on stderr and the checkpoint's spec on stdout, once however many processes trained."""
+    from referee.distributed import is_main_process
+
+    progress.say(summary)
+    if is_main_process():
+        typer.echo(spec)
+
+
 COMMON = dict(
     base=typer.Option("embedded", "--base", "-b", help="Model spec to start from (embedded, hf:..., a checkpoint)."),
     out=typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
@@ -57,9 +80,7 @@ def sft(data: Path = typer.Option(..., "--data", "-d", help="JSONL: 'messages' e
     from referee.trainers import train_sft
 
     spec, history = train_sft(base, _rows(data), out, _settings(lr, epochs, max_steps, batch_size, max_length, lora_r, full, seed, trl))
-    losses = [h["loss"] for h in history if "loss" in h]
-    progress.say(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "trained")
-    typer.echo(spec)
+    _report(spec, _loss_line(history))
 
 
 @train_app.command("dpo")
@@ -73,9 +94,7 @@ def dpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL in TRL prefer
 
     spec, history = train_dpo(base, _rows(data), out, _settings(lr, epochs, max_steps, batch_size, max_length, lora_r,
                                                                 False, seed, trl), beta=beta)
-    losses = [h["loss"] for h in history if "loss" in h]
-    progress.say(f"loss {losses[0]:.3f} -> {losses[-1]:.3f}" if losses else "trained")
-    typer.echo(spec)
+    _report(spec, _loss_line(history))
 
 
 @train_app.command("grpo")
@@ -98,5 +117,4 @@ def grpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL with 'prompt
     spec, info = train_grpo(base, [p.chat for p in prompts], verifier, out,
                             _settings(lr, epochs, max_steps, batch_size, 512, lora_r, full, seed, trl),
                             num_generations=generations, max_completion_length=max_completion_length)
-    progress.say(f"{info['rewards_scored']} rewards, {info['rewards_invalid']} unreadable")
-    typer.echo(spec)
+    _report(spec, f"{info['rewards_scored']} rewards, {info['rewards_invalid']} unreadable")

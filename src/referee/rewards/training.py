@@ -19,6 +19,7 @@ from typing import Any, Callable
 import torch
 
 from referee import progress
+from referee.distributed import world_size
 from referee.errors import RefereeError
 from referee.rewards.heads import RewardNet, Sequence
 
@@ -58,6 +59,10 @@ class TrainOptions:
             raise RefereeError("training settings: epochs and batch size must be at least 1 and lr above 0")
         if not 0 <= self.val_frac < 1:
             raise RefereeError(f"training settings: val_frac should be in [0, 1), got {self.val_frac}")
+        if world_size() > 1:
+            # Each process would train its own copy on all the data and they would race to save it.
+            raise RefereeError(f"reward model training runs in one process, not {world_size()}: start it without "
+                               "accelerate launch or torchrun (--device cuda trains on one GPU)")
         return replace(self, epochs=epochs, lr=lr)
 
 

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from referee import noise, progress
 from referee.config import StrictModel
+from referee.distributed import is_main_process, wait_for_everyone, world_size
 from referee.errors import RefereeError
 
 
@@ -46,19 +47,25 @@ def trl_args(config_cls, out_dir: Path, settings: TrainSettings, **method_args):
     """A TRL config from referee's settings, the method's own arguments and the user's passthrough."""
     import torch
 
-    gpu_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    args = dict(output_dir=str(out_dir / "trainer"), bf16=gpu_bf16, learning_rate=settings.learning_rate,
-                num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+    gpu = torch.cuda.is_available()
+    args = dict(output_dir=str(out_dir / "trainer"), bf16=gpu and torch.cuda.is_bf16_supported(),
+                learning_rate=settings.learning_rate, num_train_epochs=settings.epochs, max_steps=settings.max_steps,
                 per_device_train_batch_size=settings.batch_size,
                 gradient_accumulation_steps=settings.gradient_accumulation, seed=settings.seed,
-                logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=progress.is_quiet())
+                logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=progress.is_quiet(),
+                # accelerate joins processes on CPUs (gloo) only when told they are on CPUs
+                use_cpu=not gpu and world_size() > 1)
     args.update(method_args)
     accepted = set(inspect.signature(config_cls).parameters)
     unknown = set(settings.trl) - accepted
     if unknown:
         raise RefereeError(f"setting 'trl': {config_cls.__name__} has no option(s) {', '.join(sorted(unknown))}")
     args.update(settings.trl)
-    return config_cls(**{k: v for k, v in args.items() if k in accepted})
+    config = config_cls(**{k: v for k, v in args.items() if k in accepted})
+    if config.world_size != world_size():
+        raise RefereeError(f"{world_size()} processes were started but the trainer sees {config.world_size}: each "
+                           "would train a copy of its own (on CPUs, leave 'use_cpu' out of --trl)")
+    return config
 
 
 def load_policy(spec: str):
@@ -73,23 +80,32 @@ def load_policy(spec: str):
     return model, tokenizer
 
 
-def save_checkpoint(trainer, tokenizer, out_dir: Path, base_spec: str, kind: str, settings: TrainSettings) -> str:
-    """Save the adapter (or full weights), the tokenizer and the base spec; return the new spec."""
+def save_checkpoint(trainer, out_dir: Path, base_spec: str, kind: str, settings: TrainSettings) -> str:
+    """Save the adapter (or full weights), the tokenizer and the base spec; return the new spec.
+
+    Every process takes part, since weights sharded across them (DeepSpeed ZeRO-3, FSDP) are gathered to
+    save them; the main process alone writes, and all return once the checkpoint is in place."""
+    from transformers.trainer import TRAINING_ARGS_NAME
+
     from referee.models.checkpoints import write_marker
 
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    history = [h for h in trainer.state.log_history if "loss" in h]
-    # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
-    write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
-                 final_loss=history[-1]["loss"] if history else None, full=settings.lora is None)
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    if is_main_process():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # weights and tokenizer, from the main process
+    if is_main_process():
+        # The pickled training arguments it adds are no part of the model (and would change its fingerprint).
+        (tmp / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+        history = [h for h in trainer.state.log_history if "loss" in h]
+        # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
+        write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
+                     final_loss=history[-1]["loss"] if history else None, full=settings.lora is None)
+        shutil.rmtree(out_dir / "trainer", ignore_errors=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    wait_for_everyone()
     return f"hf:{out_dir}"
 
 

@@ -44,4 +44,4 @@ def train_dpo(base: str, pairs: list[dict], out_dir: str | Path, settings: Train
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                          peft_config=peft_config(settings))
     fit(trainer)
-    return save_checkpoint(trainer, tokenizer, out_dir, base, "dpo", settings), loss_history(trainer)
+    return save_checkpoint(trainer, out_dir, base, "dpo", settings), loss_history(trainer)

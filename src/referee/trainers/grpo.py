@@ -55,5 +55,13 @@ def train_grpo(base: str, prompts: list, verifier: PointwiseVerifier, out_dir: s
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, peft_config=peft_config(settings))
     fit(trainer)
-    spec = save_checkpoint(trainer, tokenizer, out_dir, base, "grpo", settings)
-    return spec, {"history": loss_history(trainer), "rewards_scored": reward.scored, "rewards_invalid": reward.invalid}
+    spec = save_checkpoint(trainer, out_dir, base, "grpo", settings)
+    scored, invalid = _summed_over_processes(trainer, [reward.scored, reward.invalid])
+    return spec, {"history": loss_history(trainer), "rewards_scored": scored, "rewards_invalid": invalid}
+
+
+def _summed_over_processes(trainer, counts: list[int]) -> list[int]:
+    """Each process scores its own completions: the counts of all of them (the same counts in one process)."""
+    import torch
+
+    return trainer.accelerator.reduce(torch.tensor(counts, device=trainer.accelerator.device), "sum").tolist()

@@ -41,4 +41,4 @@ def train_sft(base: str, examples: list[dict], out_dir: str | Path, settings: Tr
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config(settings))
     fit(trainer)
-    return save_checkpoint(trainer, tokenizer, out_dir, base, "sft", settings), loss_history(trainer)
+    return save_checkpoint(trainer, out_dir, base, "sft", settings), loss_history(trainer)
