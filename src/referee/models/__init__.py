@@ -8,6 +8,8 @@ Spec strings name a model everywhere in referee:
   Ollama, hosted APIs); which key goes to which server is decided in ``referee.models.openai``
   (``api_key_env`` names one; REFEREE_API_KEY goes to the server a spec names; OPENAI_API_KEY only to
   api.openai.com). A spec holding a key or credentials is refused without being quoted.
+- ``openai:MODEL@BASE_URL,BASE_URL,...`` or ``openai:MODEL@file:PATH`` (one base URL a line): a pool of
+  servers of that model, each request to the least busy one (``referee.models.openai``).
 
 Options follow a ``?``: ``hf:PATH?adapter=DIR&device=cuda&dtype=bfloat16&batch_size=32``,
 ``openai:MODEL@URL?concurrency=16&retries=6&timeout=120&tokenizer=embedded``. ``embedded`` takes the
@@ -45,9 +47,10 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         kind, target = "hf", base[3:]
     elif base.startswith("openai:") and "@" in base[7:]:
         kind, target = "openai", base[7:]
-        name, _, url = target.partition("@")
-        if not name or not url.startswith(("http://", "https://")):
-            raise RefereeError(f"model spec {spec!r}: expected openai:MODEL@http(s)://HOST:PORT/v1")
+        name, _, servers = target.partition("@")
+        if not name or not servers.startswith(("http://", "https://", "file:")):
+            raise RefereeError(f"model spec {spec!r}: expected openai:MODEL@http(s)://HOST:PORT/v1 (several "
+                               f"joined by commas, or file:PATH listing one a line)")
     else:
         raise RefereeError(f"unknown model spec {spec!r}; accepted forms: {', '.join(SPEC_FORMS)}")
     allowed = OPENAI_OPTIONS if kind == "openai" else HF_OPTIONS
@@ -77,8 +80,8 @@ def load_model(spec: str, cache: Cache | None = None) -> Model:
         return HFModel(target, spec=spec, cache=cache, **kwargs)
     from referee.models.openai import OpenAIModel
 
-    name, _, url = target.partition("@")
-    return OpenAIModel(name, url, spec=spec, cache=cache, **{k: v for k, v in options.items()})
+    name, _, servers = target.partition("@")
+    return OpenAIModel(name, servers, spec=spec, cache=cache, **{k: v for k, v in options.items()})
 
 
 def _int_option(spec: str, options: dict, key: str) -> int:

@@ -4,10 +4,23 @@ Each sample is its own request (``n=1``, the sample's own seed), so the response
 exactly as with the hf backend. Requests of one batch go out together under a concurrency limit, and each
 answer is handed back (and cached) the moment it arrives.
 
+Several servers of the same model (a pool), named in the spec after the ``@``:
+
+- ``openai:NAME@http://10.0.0.1:8000/v1,http://10.0.0.2:8000/v1?concurrency=16``: base URLs joined by commas;
+- ``openai:NAME@file:servers.txt?concurrency=16``: a file with one base URL a line (blank lines and
+  ``#`` comments skipped; a relative path is read from the working folder).
+
+Each request goes to the server with the fewest requests in flight; ``concurrency`` is for the whole pool.
+A server that fails (refused connection, timeout, 5xx) is taken out for a back-off and its requests go to
+the others at once (``referee.models.server_pool``). The pool is one model: its fingerprint, so its cache
+rows, are those of its first server, whichever server answered; list the server of an earlier one-server
+run first to reuse that run's cache.
+
 Failures, request by request:
 
-- Retried with exponential backoff and jitter: 408, 409, 429 and 5xx, timeouts, refused or dropped
-  connections, and bodies that arrive cut off, garbled or as JSON that is not an object.
+- Retried with exponential backoff and jitter (in a pool: on another server, at once): 408, 409, 429 and
+  5xx, timeouts, refused or dropped connections, and bodies that arrive cut off, garbled or as JSON that
+  is not an object. ``retries`` counts every attempt after the first, whichever server it went to.
 - Failed at once: any other 4xx (with the server's own message), a redirect, and answers whose shape
   is wrong (no choices, a list where an object belongs, a count or log-probability that is not a number).
 - A request that fails for good does not take its batch-mates with it: they are cached, and the call
@@ -27,14 +40,29 @@ What goes over which endpoint:
   appended to the prompt) and scores option strings longer than one token exactly, with ``echo=true``;
   ``logprobs`` echoes prompt + continuation and reads the continuation's token log-probabilities.
 
+Features a server may lack, checked on each answer and named with the server when missing (the README's
+"Serving a model for referee" says which servers have them):
+
+- top log-probabilities (``logprobs``/``top_logprobs``), which ``choice`` reads;
+- prompt log-probabilities, which ``logprobs`` reads: asked for with ``echo=true`` and ``logprobs=1``
+  on ``/completions``, which llama.cpp's Python server answers (with ``--logits_all true``) and vLLM
+  turns into its ``prompt_logprobs`` (a request without ``prompt_logprobs`` but with ``echo`` gets
+  ``prompt_logprobs=logprobs`` there);
+- seeds: not visible in an answer, so a pool asks each server once for two samples with one seed before
+  it samples at a temperature above 0 (which server draws a sample is chance in a pool; one that ignores
+  seeds would make the records depend on it). ``check_features`` asks for any of the three explicitly.
+
 Which key goes where (a shared config must not be able to send your key to someone else's server):
 
-- ``api_key_env=VAR`` in the spec: the value of ``$VAR``, to the server the spec names.
-- else ``REFEREE_API_KEY``: referee's own variable, to the server any spec names.
+- ``api_key_env=VAR`` in the spec: the value of ``$VAR``, to the servers the spec names.
+- else ``REFEREE_API_KEY``: referee's own variable, to the servers any spec names.
 - else ``OPENAI_API_KEY``: only to ``https://api.openai.com``; other servers get no key.
 - No key at all goes over plain http to a host other than loopback, unless the spec says
   ``allow_insecure_key=1``. Credentials in the URL itself (``user:pw@host``, ``?api_key=``) are refused
   without being quoted, as they would end up in the cache, ledger, manifest and config.
+- In a pool, the rules are applied to each server's host on its own: ``OPENAI_API_KEY`` goes only to
+  the pool's servers at api.openai.com, and a pool with one server that a key may not reach over plain
+  http is refused as a whole, naming that host.
 
 The key is sent as a bearer token and appears nowhere else: not in ``describe()``, the cache, logs or
 error messages (a server that quotes it back is redacted before anything is cut short).
@@ -48,39 +76,64 @@ import ipaddress
 import math
 import os
 import queue
-import random
 import threading
+import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, NamedTuple, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from referee.errors import RefereeError, ServerError, UnsupportedError
 from referee.models.base import ChoiceResult, Completion, GenRequest, Model, TokenLogprobs
+from referee.models.server_pool import Outcome, Server, ServerPool
 
 TOP_LOGPROBS = 20  # the most OpenAI's API and vLLM's defaults allow
 SEED_MASK = 0x7FFFFFFF  # servers take 32-bit seeds at most (llama.cpp: uint32, with 2^32-1 meaning "random")
 RETRY_STATUSES = {408, 409, 429} | set(range(500, 600))
-BACKOFF_BASE = 0.5  # seconds before the first retry; doubles each time, capped by max_wait
 OPENAI_HOST = "api.openai.com"  # the one host OPENAI_API_KEY is sent to unless a spec names it
 # Options that would put a secret into the spec string itself (and so into every file that records it).
 SECRET_OPTIONS = {"api_key", "apikey", "key", "token", "access_token", "password", "secret", "authorization"}
 QUOTE_LIMIT = 300  # characters of a server's own words kept in an error message
+# A server lacking a feature: what it does not do, what needs it, and which servers do it.
+FEATURES = {
+    "choice": ("does not return top log-probabilities", "choice",
+               "llama.cpp's server, vLLM, SGLang and OpenAI's chat API return them on /chat/completions "
+               "(logprobs, top_logprobs=20), which choice uses without tokenizer=; with tokenizer= it reads "
+               "logprobs=20 on /completions"),
+    "logprobs": ("does not return prompt log-probabilities", "logprobs (and choice among options of several tokens)",
+                 "llama.cpp's Python server returns them for echo=true when started with --logits_all true, "
+                 "vLLM for echo=true (as prompt_logprobs)"),
+    "seed": ("does not honour seeds (two samples with one seed differ)", "sampling from a pool",
+             "llama.cpp's server and vLLM honour a request's seed; leave this server out of the pool"),
+}
+PROBE_CHAT = [{"role": "user", "content": "Invent a name for a cat."}]  # open-ended: samples differ by seed
+PROBE_TEXT = "The sky is blue."
+
+
+class Reply(NamedTuple):
+    """A usable answer and where it came from."""
+
+    data: dict
+    server: str  # the server's base URL
+    endpoint: str
 
 
 class OpenAIModel(Model):
-    """A model behind an OpenAI-compatible HTTP API, named ``openai:NAME@BASE_URL``."""
+    """A model behind one or more OpenAI-compatible HTTP servers, named ``openai:NAME@BASE_URL[,BASE_URL...]``
+    or ``openai:NAME@file:PATH``."""
 
-    def __init__(self, name: str, url: str, *, spec: str | None = None, cache=None,
+    def __init__(self, name: str, servers: str | Sequence[str], *, spec: str | None = None, cache=None,
                  concurrency: int | str = 8, retries: int | str = 5, timeout: float | str = 120,
                  max_wait: float | str = 30, tokenizer: str | None = None, api_key_env: str | None = None,
                  allow_insecure_key: bool | str = False):
         super().__init__(cache=cache)
-        address = _check_url(name, url)  # first: a URL holding credentials must not reach any message
+        # First: a URL holding credentials must not reach any message.
+        urls = server_urls(name, servers) if isinstance(servers, str) else _checked_urls(name, list(servers))
         self.name = name
-        self.url = url.rstrip("/")
-        self.spec = spec or f"openai:{name}@{self.url}"
+        self.urls = urls
+        self.url = urls[0]
+        self.spec = spec or f"openai:{name}@{','.join(urls)}"
         where = f"model spec {self.spec!r}"
         self.concurrency = _number(where, "concurrency", concurrency, int, minimum=1)
         self.retries = _number(where, "retries", retries, int, minimum=0)
@@ -89,26 +142,48 @@ class OpenAIModel(Model):
         self.tokenizer_spec = tokenizer or None
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
-        self._api_key, self._api_key_source = _choose_api_key(where, address, api_key_env,
-                                                              _flag(where, "allow_insecure_key", allow_insecure_key))
-        # The server's model name and address are all we know of its weights. A tokenizer renders the
-        # prompts of choice and logprobs here, which can change their answers: it is part of the key.
+        insecure = _flag(where, "allow_insecure_key", allow_insecure_key)
+        # (key, the variable it came from) for each server, by the rules for its own host
+        self._keys = {url: _choose_api_key(where, _check_url(name, url), api_key_env, insecure) for url in urls}
+        # The server's model name and address are all we know of its weights; a pool serves the model
+        # of its first server. A tokenizer renders the prompts of choice and logprobs here, which can
+        # change their answers: it is part of the key.
         self.fingerprint = f"openai:{name}@{self.url}" + (f"|tokenizer={tokenizer}" if tokenizer else "")
         self.batch_size = self.concurrency * 4
+        self.pool = ServerPool(urls, label=self.spec, max_wait=self.max_wait)
+        self._seeds_honoured: set[str] = set()  # servers of a pool whose seeds were checked
         # Counts of HTTP traffic, for tests and for the curious: requests sent, retries, 2xx answers,
         # calls that failed for good, and completions the server withheld.
         self.stats = {"requests": 0, "retries": 0, "ok": 0, "failed": 0, "refused": 0}
         self._stats_lock = threading.Lock()
 
     def describe(self) -> dict:
-        return {**super().describe(), "name": self.name, "url": self.url, "concurrency": self.concurrency,
-                "retries": self.retries, "timeout": self.timeout, "max_wait": self.max_wait,
-                "tokenizer": self.tokenizer_spec,
-                "api_key": f"from ${self._api_key_source}" if self._api_key else "none"}
+        sources = {url: f"from ${source}" if key else "none" for url, (key, source) in self._keys.items()}
+        described = {**super().describe(), "name": self.name, "url": self.url}
+        if len(self.urls) > 1:
+            described["servers"] = self.urls
+        return {**described, "concurrency": self.concurrency, "retries": self.retries, "timeout": self.timeout,
+                "max_wait": self.max_wait, "tokenizer": self.tokenizer_spec,
+                "api_key": sources[self.url] if len(set(sources.values())) == 1 else sources}
+
+    def check_features(self, *features: str) -> None:
+        """Ask every server for each feature ("choice", "logprobs", "seed") with a small request; raise
+        UnsupportedError naming the first server found lacking one (any other failure as it comes)."""
+        probes = {"choice": self._probe_top_logprobs, "logprobs": self._probe_prompt_logprobs,
+                  "seed": self._probe_seed}
+        unknown = set(features) - set(probes)
+        if unknown:
+            raise RefereeError(f"check_features: unknown feature(s) {', '.join(sorted(unknown))}; "
+                               f"known: {', '.join(probes)}")
+        jobs = [lambda c, s=s, probe=probes[f]: probe(c, s) for s in self.pool.servers for f in features]
+        for _, result in self._stream(jobs):
+            if isinstance(result, RefereeError):
+                raise result
 
     # ---- hooks -----------------------------------------------------------------------------------
     def _generate(self, requests: list[GenRequest]) -> Iterator[tuple[int, Completion | RefereeError]]:
-        endpoint = self._endpoint("/chat/completions")
+        if len(self.urls) > 1 and any(r.sampling.temperature > 0 for r in requests):
+            self._check_pool_seeds()
 
         async def one(client, req: GenRequest) -> Completion:
             s = req.sampling
@@ -116,7 +191,7 @@ class OpenAIModel(Model):
                     "temperature": s.temperature, "top_p": s.top_p, "seed": req.seed & SEED_MASK, "n": 1}
             if s.stop:
                 body["stop"] = list(s.stop)
-            data = await self._post(client, "/chat/completions", body)
+            data, _, endpoint = await self._post(client, "/chat/completions", body)
             choice = self._first_choice(endpoint, data)
             message = self._expect(endpoint, "choices[0].message", choice.get("message"), dict)
             said = self._expect(endpoint, "choices[0].finish_reason", choice.get("finish_reason"), (str, type(None)))
@@ -151,18 +226,52 @@ class OpenAIModel(Model):
                 f"{self.spec}: choice after a prefix needs the prompt rendered here, since chat servers "
                 f"always start a new assistant turn; add ?tokenizer=SPEC to the model spec "
                 f"(e.g. tokenizer=embedded) or pass prefix=''")
-        endpoint = self._endpoint("/chat/completions")
 
         async def one(client, chat) -> ChoiceResult:
-            body = {"model": self.name, "messages": chat, "max_tokens": 1, "temperature": 0, "seed": 0,
-                    "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n": 1}
-            data = await self._post(client, "/chat/completions", body)
-            choice = self._first_choice(endpoint, data)
-            self._refuse_withheld(endpoint, choice)
-            return _choice_result(options, self._chat_top_logprobs(endpoint, choice), {},
-                                  prompt_tokens=self._usage(endpoint, data)[0])
+            reply = await self._post(client, "/chat/completions", _top_logprobs_body(self.name, chat))
+            return _choice_result(options, self._chat_top_logprobs(reply), {},
+                                  prompt_tokens=self._usage(reply.endpoint, reply.data)[0])
 
         return self._stream([lambda c, ch=ch: one(c, ch) for ch in chats])
+
+    # ---- feature checks -------------------------------------------------------------------------
+    def _check_pool_seeds(self) -> None:
+        """Before a pool samples: every server not checked yet must honour seeds. A server that is resting
+        or cannot be reached now is left for the next call (meanwhile the pool routes around it)."""
+        resting = self.pool.resting()
+        servers = [s for s in self.pool.servers if s.url not in self._seeds_honoured and s not in resting]
+        jobs = [lambda c, s=s: self._probe_seed(c, s, attempts=1) for s in servers]
+        for position, result in self._stream(jobs):
+            if isinstance(result, UnsupportedError):
+                raise result
+            if not isinstance(result, RefereeError):
+                self._seeds_honoured.add(servers[position].url)
+
+    async def _probe_top_logprobs(self, client, server: Server) -> None:
+        """The next token's alternatives, on the route choice takes (/completions with a tokenizer)."""
+        if self.tokenizer_spec:
+            body = _next_token_body(self.name, self._render(PROBE_CHAT))
+            self._completion_top_logprobs(await self._post(client, "/completions", body, server=server))
+        else:
+            body = _top_logprobs_body(self.name, PROBE_CHAT)
+            self._chat_top_logprobs(await self._post(client, "/chat/completions", body, server=server))
+
+    async def _probe_prompt_logprobs(self, client, server: Server) -> None:
+        self._echoed_logprobs(await self._post(client, "/completions", _echo_body(self.name, PROBE_TEXT),
+                                               server=server))
+
+    async def _probe_seed(self, client, server: Server, attempts: int | None = None) -> None:
+        """Two samples with one seed at temperature 1 must be the same text."""
+        body = {"model": self.name, "messages": PROBE_CHAT, "max_tokens": 12, "temperature": 1.0, "top_p": 1.0,
+                "seed": 1234, "n": 1}
+        texts = []
+        for _ in range(2):
+            data, _, endpoint = await self._post(client, "/chat/completions", body, server=server, attempts=attempts)
+            message = self._expect(endpoint, "choices[0].message", self._first_choice(endpoint, data).get("message"),
+                                   dict)
+            texts.append(self._message_text(endpoint, message.get("content")))
+        if texts[0] != texts[1]:
+            raise _lacks(server.url, "seed")
 
     # ---- choice and scoring through /completions -------------------------------------------------
     def _choice_completions(self, chats, options, prefix) -> Iterator[tuple[int, ChoiceResult | RefereeError]]:
@@ -170,27 +279,16 @@ class OpenAIModel(Model):
         tok = self._get_tokenizer()
         long = [s for s in strings if len(tok(s, add_special_tokens=False)["input_ids"]) != 1]
         prompts = [self._render(c) + prefix for c in chats]
-        endpoint = self._endpoint("/completions")
 
         async def one(client, prompt) -> ChoiceResult:
-            body = {"model": self.name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "seed": 0,
-                    "logprobs": TOP_LOGPROBS}
-            data = await self._post(client, "/completions", body)
-            choice = self._first_choice(endpoint, data)
-            self._refuse_withheld(endpoint, choice)
-            lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
-            if lp is None or lp.get("top_logprobs") is None:
-                raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; "
-                                       f"choice needs a server that returns top logprobs")
-            tops = self._expect(endpoint, "logprobs.top_logprobs", lp["top_logprobs"], list)
-            first = self._expect(endpoint, "logprobs.top_logprobs[0]", tops[0] if tops else None, (dict, type(None)))
-            # No token at all: the model ended at once, and puts nothing on the options.
-            top = [(str(t), self._logprob(endpoint, "logprobs.top_logprobs[0]", v)) for t, v in (first or {}).items()]
+            reply = await self._post(client, "/completions", _next_token_body(self.name, prompt))
+            top = self._completion_top_logprobs(reply)
             exact = {}
             for s in long:  # several tokens: score the whole string after the prompt
                 scored = await self._score(client, prompt, s)
                 exact[s] = math.exp(scored.total)
-            return _choice_result(options, top, exact, skip=set(long), prompt_tokens=self._usage(endpoint, data)[0])
+            return _choice_result(options, top, exact, skip=set(long),
+                                  prompt_tokens=self._usage(reply.endpoint, reply.data)[0])
 
         return self._stream([lambda c, p=p: one(c, p) for p in prompts])
 
@@ -202,23 +300,10 @@ class OpenAIModel(Model):
         full = prompt + continuation
         n_full = len(tok(full, add_special_tokens=False)["input_ids"])
         n_cont = n_full - len(tok(prompt, add_special_tokens=False)["input_ids"])
-        endpoint = self._endpoint("/completions")
-        # max_tokens=1: llama.cpp reads 0 as "no limit"; the one generated token is dropped below.
-        body = {"model": self.name, "prompt": full, "max_tokens": 1, "temperature": 0, "seed": 0,
-                "echo": True, "logprobs": 1}
-        data = await self._post(client, "/completions", body)
-        choice = self._first_choice(endpoint, data)
-        lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
-        if not lp or not lp.get("tokens") or lp.get("token_logprobs") is None:
-            raise UnsupportedError(
-                f"{endpoint} returned no prompt logprobs for model {self.name!r} (echo=true); this server "
-                f"cannot score given text (llama.cpp's server needs --logits_all true)")
-        tokens = self._expect(endpoint, "logprobs.tokens", lp["tokens"], list)
-        values = self._expect(endpoint, "logprobs.token_logprobs", lp["token_logprobs"], list)
-        if len(tokens) != len(values):
-            raise ServerError(f"{endpoint}: logprobs.tokens and logprobs.token_logprobs differ in length "
-                              f"({len(tokens)} and {len(values)})")
-        served, generated = self._usage(endpoint, data)
+        reply = await self._post(client, "/completions", _echo_body(self.name, full))
+        endpoint = reply.endpoint
+        tokens, values = self._echoed_logprobs(reply)
+        served, generated = self._usage(endpoint, reply.data)
         if served and abs(served - n_full) > 1:
             raise RefereeError(
                 f"{self.spec}: tokenizer {self.tokenizer_spec!r} does not match the server's model: it makes "
@@ -244,13 +329,15 @@ class OpenAIModel(Model):
             self._count("refused")
             raise ServerError(f"{endpoint}: the server withheld the answer (finish_reason content_filter)")
 
-    def _chat_top_logprobs(self, endpoint: str, choice: dict) -> list[tuple[str, float]]:
+    def _chat_top_logprobs(self, reply: Reply) -> list[tuple[str, float]]:
+        """The next token's top log-probabilities in a chat answer: [(token, logprob)]."""
+        endpoint = reply.endpoint
+        choice = self._first_choice(endpoint, reply.data)
+        self._refuse_withheld(endpoint, choice)
         lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
         content = self._expect(endpoint, "logprobs.content", (lp or {}).get("content"), (list, type(None)))
         if content is None:
-            raise UnsupportedError(f"{endpoint} returned no logprobs for model {self.name!r}; choice needs a "
-                                   f"server that supports logprobs/top_logprobs (llama.cpp's server, vLLM, "
-                                   f"SGLang, OpenAI)")
+            raise _lacks(reply.server, "choice")
         if not content:
             return []  # the model ended its turn at once: no token, nothing on the options
         first = self._expect(endpoint, "logprobs.content[0]", content[0], dict)
@@ -261,9 +348,35 @@ class OpenAIModel(Model):
             if entry.get("logprob") is not None:
                 top.append((str(entry.get("token", "")), self._logprob(endpoint, "top_logprobs", entry["logprob"])))
         if not top:
-            raise UnsupportedError(f"{endpoint} ignored top_logprobs for model {self.name!r}; choice needs "
-                                   f"the {TOP_LOGPROBS} most likely next tokens")
+            raise _lacks(reply.server, "choice")
         return top
+
+    def _completion_top_logprobs(self, reply: Reply) -> list[tuple[str, float]]:
+        """The next token's top log-probabilities in a /completions answer: [(token, logprob)]."""
+        endpoint = reply.endpoint
+        choice = self._first_choice(endpoint, reply.data)
+        self._refuse_withheld(endpoint, choice)
+        lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
+        if lp is None or lp.get("top_logprobs") is None:
+            raise _lacks(reply.server, "choice")
+        tops = self._expect(endpoint, "logprobs.top_logprobs", lp["top_logprobs"], list)
+        first = self._expect(endpoint, "logprobs.top_logprobs[0]", tops[0] if tops else None, (dict, type(None)))
+        # No token at all: the model ended at once, and puts nothing on the options.
+        return [(str(t), self._logprob(endpoint, "logprobs.top_logprobs[0]", v)) for t, v in (first or {}).items()]
+
+    def _echoed_logprobs(self, reply: Reply) -> tuple[list, list]:
+        """(tokens, log-probabilities) of an echoed prompt and what followed it, from a /completions answer."""
+        endpoint = reply.endpoint
+        choice = self._first_choice(endpoint, reply.data)
+        lp = self._expect(endpoint, "choices[0].logprobs", choice.get("logprobs"), (dict, type(None)))
+        if not lp or not lp.get("tokens") or lp.get("token_logprobs") is None:
+            raise _lacks(reply.server, "logprobs")
+        tokens = self._expect(endpoint, "logprobs.tokens", lp["tokens"], list)
+        values = self._expect(endpoint, "logprobs.token_logprobs", lp["token_logprobs"], list)
+        if len(tokens) != len(values):
+            raise ServerError(f"{endpoint}: logprobs.tokens and logprobs.token_logprobs differ in length "
+                              f"({len(tokens)} and {len(values)})")
+        return tokens, values
 
     def _message_text(self, endpoint: str, content) -> str:
         """The assistant's text: a string, or the text parts of a list of content parts (some servers)."""
@@ -315,52 +428,63 @@ class OpenAIModel(Model):
         return self._get_tokenizer().apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
     # ---- HTTP -----------------------------------------------------------------------------------
-    def _endpoint(self, path: str) -> str:
-        return self.url + path
-
-    def _headers(self) -> dict:
+    def _headers(self, server: str | None = None) -> dict:
+        """The headers for ``server`` (the first server by default), with its own key if it has one."""
+        key = self._keys[server or self.url][0]
         headers = {"Content-Type": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         return headers
 
     def _count(self, key: str) -> None:
         with self._stats_lock:
             self.stats[key] += 1
 
-    async def _post(self, client: httpx.AsyncClient, path: str, body: dict) -> dict:
-        """POST with retries on overload, lost connections and garbled answers; other failures at once."""
-        endpoint = self._endpoint(path)
-        attempts = self.retries + 1
-        problem = ""
+    async def _post(self, client: httpx.AsyncClient, path: str, body: dict, server: Server | None = None,
+                    attempts: int | None = None) -> Reply:
+        """POST to the pool's next server (or to ``server`` only), with retries on overload, lost
+        connections and garbled answers, on another server where one takes requests; other failures at once."""
+        attempts = attempts or self.retries + 1
+        problem = endpoint = ""
         for attempt in range(attempts):
+            chosen = await self.pool.acquire(only=server)
             if attempt:
                 self._count("retries")
             self._count("requests")
-            wait = None
+            endpoint = chosen.url + path
+            outcome, wait, started = Outcome.CANCELLED, None, time.perf_counter()
             try:
-                r = await client.post(endpoint, json=body, headers=self._headers())
-            except httpx.TimeoutException as e:
-                problem = f"timed out after {self.timeout:g} s ({type(e).__name__})"
-            except httpx.ConnectError as e:
-                problem = f"cannot connect ({self._quote(str(e)) or type(e).__name__})"
-            except httpx.DecodingError as e:
-                problem = f"answered with a body that cannot be decoded ({self._quote(str(e)) or type(e).__name__})"
-            except (httpx.RemoteProtocolError, httpx.NetworkError) as e:
-                problem = f"connection dropped ({self._quote(str(e)) or type(e).__name__})"
-            except (httpx.HTTPError, httpx.InvalidURL) as e:
-                raise ServerError(f"{endpoint}: {type(e).__name__}: {self._quote(str(e))}") from None
-            else:
-                data, problem, wait = self._read(endpoint, r)
-                if data is not None:
-                    self._count("ok")
-                    return data
-            if attempt + 1 < attempts:
-                backoff = min(self.max_wait, BACKOFF_BASE * 2 ** attempt) * random.uniform(0.5, 1.0)
-                await asyncio.sleep(min(self.max_wait, wait) if wait is not None else backoff)
+                data, problem, wait = await self._attempt(client, chosen.url, endpoint, body)
+                outcome = Outcome.FAILED if data is None else Outcome.ANSWERED
+            except ServerError:
+                outcome = Outcome.REJECTED
+                raise
+            finally:
+                self.pool.release(chosen, outcome, time.perf_counter() - started, retry_after=wait)
+            if data is not None:
+                self._count("ok")
+                return Reply(data, chosen.url, endpoint)
         raise ServerError(f"{endpoint}: {problem}; gave up after {attempts} attempt{'s' if attempts > 1 else ''}")
 
-    def _read(self, endpoint: str, r: httpx.Response) -> tuple[dict | None, str, float | None]:
+    async def _attempt(self, client: httpx.AsyncClient, server: str, endpoint: str,
+                       body: dict) -> tuple[dict | None, str, float | None]:
+        """One POST: as ``_read`` says, with a lost or slow connection as a problem worth retrying."""
+        try:
+            r = await client.post(endpoint, json=body, headers=self._headers(server))
+        except httpx.TimeoutException as e:
+            return None, f"timed out after {self.timeout:g} s ({type(e).__name__})", None
+        except httpx.ConnectError as e:
+            return None, f"cannot connect ({self._quote(str(e)) or type(e).__name__})", None
+        except httpx.DecodingError as e:
+            why = self._quote(str(e)) or type(e).__name__
+            return None, f"answered with a body that cannot be decoded ({why})", None
+        except (httpx.RemoteProtocolError, httpx.NetworkError) as e:
+            return None, f"connection dropped ({self._quote(str(e)) or type(e).__name__})", None
+        except (httpx.HTTPError, httpx.InvalidURL) as e:
+            raise ServerError(f"{endpoint}: {type(e).__name__}: {self._quote(str(e))}") from None
+        return self._read(server, endpoint, r)
+
+    def _read(self, server: str, endpoint: str, r: httpx.Response) -> tuple[dict | None, str, float | None]:
         """(answer, "", None) for a usable answer, else (None, the problem, seconds the server asked to
         wait) for one worth retrying; raises for an answer that a retry would not change."""
         status = r.status_code
@@ -377,11 +501,11 @@ class OpenAIModel(Model):
                               f"{self._quote(r.headers.get('location', '?'), 200)}; give that URL in the model spec")
         message = self._quote(_error_message(r))
         if status not in RETRY_STATUSES:
-            raise ServerError(f"{endpoint}: HTTP {status}: {message}{self._unsent_key_hint(status)}")
+            raise ServerError(f"{endpoint}: HTTP {status}: {message}{self._unsent_key_hint(server, status)}")
         return None, f"HTTP {status}: {message}", _retry_after(r)
 
-    def _unsent_key_hint(self, status: int) -> str:
-        if status in (401, 403) and not self._api_key and os.environ.get("OPENAI_API_KEY"):
+    def _unsent_key_hint(self, server: str, status: int) -> str:
+        if status in (401, 403) and not self._keys[server][0] and os.environ.get("OPENAI_API_KEY"):
             return (f" ($OPENAI_API_KEY is sent only to https://{OPENAI_HOST}; to send it to this server, "
                     f"add api_key_env=OPENAI_API_KEY to the model spec)")
         return ""
@@ -389,8 +513,9 @@ class OpenAIModel(Model):
     def _quote(self, text: str, limit: int = QUOTE_LIMIT) -> str:
         """A server's words for an error message: the key redacted first (so no part of it survives the
         cut), on one line, at most ``limit`` characters."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
+        for key, _ in self._keys.values():
+            if key:
+                text = text.replace(key, "***")
         text = " ".join(text.split())
         return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -444,6 +569,28 @@ class OpenAIModel(Model):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+def _top_logprobs_body(name: str, chat: list[dict]) -> dict:
+    """A chat request for the next token's most likely alternatives and nothing more."""
+    return {"model": name, "messages": chat, "max_tokens": 1, "temperature": 0, "seed": 0,
+            "logprobs": True, "top_logprobs": TOP_LOGPROBS, "n": 1}
+
+
+def _next_token_body(name: str, prompt: str) -> dict:
+    """A /completions request for the next token's most likely alternatives after ``prompt``."""
+    return {"model": name, "prompt": prompt, "max_tokens": 1, "temperature": 0, "seed": 0, "logprobs": TOP_LOGPROBS}
+
+
+def _echo_body(name: str, text: str) -> dict:
+    """A /completions request for the log-probabilities of ``text`` itself (echoed back with them)."""
+    # max_tokens=1: llama.cpp reads 0 as "no limit"; the one generated token is dropped by the reader.
+    return {"model": name, "prompt": text, "max_tokens": 1, "temperature": 0, "seed": 0, "echo": True, "logprobs": 1}
+
+
+def _lacks(server: str, feature: str) -> UnsupportedError:
+    does_not, needed_by, who = FEATURES[feature]
+    return UnsupportedError(f"{server} {does_not}, which {needed_by} needs; {who}")
+
+
 def _run_until_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task, arrivals: queue.SimpleQueue) -> None:
     """The worker thread of ``_stream``: run the requests; an unexpected error goes to the consumer."""
     try:
@@ -492,8 +639,41 @@ def refuse_secrets(spec: str) -> None:
         raise RefereeError(f"an openai model spec names its key itself ({', '.join(sorted(named))}=...), where it "
                            f"would be written to every run's files; put the key in an environment variable and "
                            f"name that with ?api_key_env=VAR")
-    name, _, url = base.partition(":")[2].partition("@")
-    _check_url(name, url)
+    name, _, servers = base.partition(":")[2].partition("@")
+    server_urls(name, servers)
+
+
+def server_urls(name: str, servers: str) -> list[str]:
+    """The base URLs the server part of a spec names: one URL, several joined by commas, or ``file:PATH``
+    (one a line; blank lines and ``#`` comments skipped). Each is checked as ``_check_url`` does."""
+    if servers.startswith("file:"):
+        return _checked_urls(name, _read_server_list(name, Path(servers[len("file:"):]).expanduser()))
+    return _checked_urls(name, servers.split(","))
+
+
+def _read_server_list(name: str, path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        why = getattr(e, "strerror", None) or "not UTF-8 text"
+        raise RefereeError(f"openai model {name!r}: cannot read the server list {path} ({why})") from None
+    urls = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    urls = [url for url in urls if url]
+    if not urls:
+        raise RefereeError(f"openai model {name!r}: the server list {path} names no server")
+    return urls
+
+
+def _checked_urls(name: str, urls: list[str]) -> list[str]:
+    """The URLs, each checked, without a trailing slash; a server named twice is refused (it would take a
+    double share of the requests by mistake)."""
+    for url in urls:
+        _check_url(name, url)
+    cleaned = [url.strip().rstrip("/") for url in urls]
+    twice = sorted({url for url in cleaned if cleaned.count(url) > 1})
+    if twice:
+        raise RefereeError(f"openai model {name!r}: the server list names {twice[0]} twice")
+    return cleaned
 
 
 def _check_url(name: str, url: str) -> tuple[str, str]:
