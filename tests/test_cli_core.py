@@ -171,3 +171,21 @@ def test_two_processes_converting_the_embedded_model_at_once_do_not_race(tmp_pat
     assert outs[0][0] == outs[1][0] and outs[0][0].startswith(str(target))
     assert (target / "model.safetensors").exists()
     assert not list(tmp_path.glob("embedded.tmp*"))  # no half-written folder left behind
+
+
+def test_a_run_folders_config_runs_in_that_folder_from_anywhere(tiny_model_path, tmp_path):
+    """The saved config names the folder as the first command saw it (relative here); `referee run` on it
+    from elsewhere, or after the folder moved, still resumes in the folder the config is in."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "p.jsonl").write_text(json.dumps({"prompt": "Say hi."}) + "\n")
+    r = referee("generate", "--model", f"hf:{tiny_model_path}", "--prompts", "p.jsonl", "--max-new-tokens", "4",
+                "--run", "runs/g", cwd=work)
+    assert r.returncode == 0, r.stderr
+    moved = tmp_path / "moved"
+    (work / "runs" / "g").rename(moved)
+    r = referee("run", str(moved / "config.yaml"), cwd=work)  # the prompts path in it is relative to work
+    assert r.returncode == 0, r.stderr
+    assert json.loads((moved / "ledger.json").read_text())["totals"]["calls"] == 0  # read back, not redone
+    assert not (work / "runs" / "g").exists() and not (elsewhere / "runs").exists()

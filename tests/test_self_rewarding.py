@@ -30,7 +30,7 @@ def test_one_iteration_end_to_end_and_resume(tiny_model_path, tmp_path):
     cfg = _config(tiny_model_path, tmp_path / "run")
     with Run(cfg.out, cfg) as run:
         result = run_self_rewarding(cfg, run).metrics
-        draw_for("self_rewarding", run)
+    draw_for("self_rewarding", run)  # drawn from the finished folder, as the CLI does
     folder = tmp_path / "run"
     assert set(result["models"]) == {"M0", "M1", "M2"}
     assert (folder / "checkpoints" / "m1" / "referee-checkpoint.json").exists()

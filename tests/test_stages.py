@@ -137,3 +137,48 @@ def test_old_or_corrupt_state(tmp_path):
     (tmp_path / "state.json").write_text("{not json")
     with pytest.raises(RefereeError, match="state.json: unreadable run state"):
         Run(tmp_path)
+
+
+def test_a_recompute_killed_half_way_never_passes_for_the_earlier_inputs(tmp_path):
+    """Inputs X finish; a recompute for Y rewrites the output and is killed before it is marked done; X
+    again must not read Y's half-made output back as its own."""
+    made = tmp_path / "head.bin"
+
+    def train(value):
+        def compute():
+            made.write_text(value)
+            if value == "Y":
+                raise KeyboardInterrupt  # killed after writing, before being marked done
+        return compute
+
+    with Run(tmp_path / "run") as run:
+        run.run_stage("train", {"lr": 1}, train("X"), outputs=[made])
+    with pytest.raises(KeyboardInterrupt):
+        with Run(tmp_path / "run") as run:
+            run.run_stage("train", {"lr": 2}, train("Y"), outputs=[made])
+    with Run(tmp_path / "run") as run:
+        run.run_stage("train", {"lr": 1}, train("X"), outputs=[made])
+    assert made.read_text() == "X"
+
+
+def test_a_stage_with_withheld_answers_is_asked_again(tmp_path):
+    """A server's content filter or refusal is recorded, but the stage is not done: the next run asks again."""
+    compute_calls = []
+
+    def sample():
+        compute_calls.append(1)
+        from referee import ledger
+
+        ledger.record("m", calls=2, withheld=1 if len(compute_calls) == 1 else 0)
+        return [{"text": "", "finish_reason": "content_filter" if len(compute_calls) == 1 else "stop"}]
+
+    with Run(tmp_path) as run:
+        first = run.run_stage("samples", {"n": 1}, sample)
+    assert first[0]["finish_reason"] == "content_filter" and "samples" not in run.state["stages"]
+    with Run(tmp_path) as run:
+        again = run.run_stage("samples", {"n": 1}, sample)
+    assert again[0]["finish_reason"] == "stop" and len(compute_calls) == 2
+    with Run(tmp_path) as run:
+        run.run_stage("samples", {"n": 1}, sample)
+    assert len(compute_calls) == 2  # now finished: read back
+    assert json.loads((tmp_path / "ledger.json").read_text())["all_invocations"]["totals"]["withheld"] == 1

@@ -60,7 +60,8 @@ class Turn:
     round: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
-    finish_reason: str | None = None  # "stop" or "length" (the token limit), as the model reported
+    finish_reason: str | None = None  # as the model reported: "stop", "length" (the token limit), or for an
+    #                                   answer a server withheld "content_filter" / "refused"
     truncated: bool = False  # cut at the speaker's word limit
 
     def to_dict(self) -> dict:

@@ -30,6 +30,7 @@ class Entry:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model_seconds: float = 0.0
+    withheld: int = 0  # answers the server withheld (content filter, refusal): returned, never cached
 
 
 @dataclass
@@ -53,10 +54,11 @@ class Ledger:
         self._lock = threading.Lock()
 
     def add(self, model: str, *, calls: int = 0, cached_calls: int = 0, prompt_tokens: int = 0,
-            completion_tokens: int = 0, seconds: float = 0.0, stage: str | None = None) -> None:
+            completion_tokens: int = 0, seconds: float = 0.0, withheld: int = 0, stage: str | None = None) -> None:
         stage = stage or _stage.get()
         with self._lock:
             e = self._entries.setdefault((stage, model), Entry(stage, model))
+            e.withheld += withheld
             e.calls += calls
             e.cached_calls += cached_calls
             e.prompt_tokens += prompt_tokens
@@ -75,6 +77,11 @@ class Ledger:
         with self._lock:
             self._stage_seconds[stage] = self._stage_seconds.get(stage, 0.0) + seconds
 
+    def withheld(self, stage: str) -> int:
+        """Answers withheld so far in ``stage``: a stage that got any is not finished (see Run.run_stage)."""
+        with self._lock:
+            return sum(e.withheld for e in self._entries.values() if e.stage == stage)
+
     def rows(self) -> list[dict]:
         with self._lock:
             return [asdict(e) for e in self._entries.values()]
@@ -86,7 +93,7 @@ class Ledger:
     def to_dict(self) -> dict:
         rows = self.rows()
         totals = {k: sum(r[k] for r in rows) for k in
-                  ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "model_seconds")}
+                  ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "model_seconds", "withheld")}
         with self._lock:
             stages = dict(self._stage_seconds)
         book = {"entries": rows, "stage_wall_seconds": stages, "totals": totals}

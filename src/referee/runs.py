@@ -51,6 +51,8 @@ PACKAGES = ("referee", "torch", "transformers", "trl", "peft", "datasets", "acce
 class Run:
     def __init__(self, folder: str | os.PathLike, config: dict | Any | None = None, seed: int | None = None):
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise RefereeError(f"{self.folder}: is a file; a run folder is needed here")
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "records").mkdir(exist_ok=True)
         self.cache = Cache(self.folder / "cache.sqlite")
@@ -121,23 +123,36 @@ class Run:
                 progress.say(f"{name}: finished earlier with the same inputs, read back")
                 return self.read_records(name) if has_records else None
             progress.say(f"{name}: finished earlier but its output is gone, recomputing")
+        if kept is not None:  # no longer done: outputs half-rewritten by a killed recompute must not count
+            del self.state["stages"][name]
+            self._write_state()
+        withheld_before = self.ledger.withheld(name)
         with self.stage(name):
             records = compute()
-        if records is None:
-            self._mark_done(name, fp, records=False)
-            return None
-        records = list(records)
-        if is_main_process():
-            write_jsonl(self.records_path(name), records)
-        self._mark_done(name, fp)
+        records = None if records is None else list(records)
+        if records is not None:
+            self._write_records(name, records)
+        withheld = self.ledger.withheld(name) - withheld_before
+        if withheld:
+            progress.say(f"{name}: the server withheld {withheld} answer(s) (content filter or refusal); they are "
+                         f"recorded with that finish reason, and the stage will ask again when run again")
+        else:
+            self._mark_done(name, fp, records=records is not None)
         return records
 
     def records_path(self, stage: str) -> Path:
         return self.folder / "records" / f"{stage}.jsonl"
 
+    def _write_records(self, stage: str, records: list[dict]) -> None:
+        if is_main_process():
+            write_jsonl(self.records_path(stage), records)
+
     def _mark_done(self, stage: str, fp: str, records: bool = True) -> None:
         """Only after the stage's records are on disk: a crash before this leaves the stage not done."""
         self.state["stages"][stage] = {"fingerprint": fp, **({} if records else {"records": False})}
+        self._write_state()
+
+    def _write_state(self) -> None:
         if is_main_process():
             write_json(self._state_path, self.state)
 
@@ -152,10 +167,15 @@ class Run:
         with open(self.folder / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
 
+    def metrics(self) -> dict:
+        """metrics.json as it stands ({} before any stage saved one); a damaged one names the file."""
+        path = self.folder / "metrics.json"
+        return read_metrics_file(path) if path.exists() else {}
+
     def save_metrics(self, metrics: dict) -> dict:
         """Merge metrics into metrics.json (later stages add keys, reruns overwrite their own)."""
         path = self.folder / "metrics.json"
-        current = _read_metrics(path) if path.exists() else {}
+        current = read_metrics_file(path) if path.exists() else {}
         current.update(metrics)
         if is_main_process():
             write_json(path, current)
@@ -170,7 +190,7 @@ class Run:
 
     def write_ledger(self) -> None:
         """This invocation's ledger, with the totals of the earlier ones (a resumed run shows mostly cached
-        calls; what the whole experiment cost is in ``all_invocations``). A killed invocation writes none."""
+        calls; what the whole experiment cost is in ``all_invocations``). An invocation that fails, is interrupted or gets SIGTERM writes its own too; only SIGKILL leaves none."""
         if not is_main_process():
             return
         now = self.ledger.to_dict()
@@ -217,7 +237,7 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _read_metrics(path: Path) -> dict:
+def read_metrics_file(path: Path) -> dict:
     """An existing metrics.json, to merge into; a damaged one names the file to delete (the finished stages
     are read back from their records when the run is started again, so deleting it loses nothing)."""
     try:
@@ -301,6 +321,9 @@ def _read_state(path: Path) -> dict:
                            f"(cached model calls are kept)") from None
     if not isinstance(state, dict) or not isinstance(state.get("stages"), dict):
         return {"stages": {}}
+    # an entry of another shape (edited by hand) is not trusted either: that stage is recomputed
+    state["stages"] = {k: v for k, v in state["stages"].items()
+                       if isinstance(v, dict) and isinstance(v.get("fingerprint"), str)}
     return state
 
 

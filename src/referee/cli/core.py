@@ -103,8 +103,7 @@ def execute(config, default_folder: str | Path):
         config = config.model_copy(update={"out": str(default_folder)})
     with Run(config.out, config, seed=config.seed) as run:
         result = proto.run(config, run)
-        figures = reports.draw_for(proto.name, run)
-    return result, run, figures
+    return result, run, reports.draw_for(proto.name, run)  # after ledger.json and manifest.json are written
 
 
 def _refuse_secrets(value) -> None:
@@ -162,6 +161,9 @@ def run_config(config_path: Path = typer.Argument(..., help="A protocol config (
         raise RefereeError(f"{config_path}: missing setting 'protocol' (one of: {known})")
     proto = protocols.get(str(data["protocol"]))
     config = validate(proto.config, data, str(config_path))
+    if (config_path.parent / "state.json").exists() or (config_path.parent / "manifest.json").exists():
+        # a run folder's own config.yaml runs in that folder, wherever it was moved or is called from
+        config = config.model_copy(update={"out": str(config_path.parent)})
     print_result(*execute(config, Path("runs") / config_path.stem), as_json=as_json)
 
 

@@ -12,7 +12,6 @@ from referee import progress
 from referee.cli import app
 from referee.errors import RefereeError
 
-MODES = ("pairwise", "single", "reference")
 TEMPLATES = "pairwise, pairwise_reference, single_1to10"
 
 
@@ -47,40 +46,23 @@ def judge(
     """Judge pairs (A better, B better, tie) or grade answers, and print a summary."""
     from referee.cli.core import execute, validated
     from referee.io import write_jsonl
-    from referee.protocols.judge import JudgeRunConfig, load_items
+    from referee.protocols.judge import JudgeRunConfig
 
-    if mode not in MODES:
-        raise RefereeError(f"--mode should be one of {', '.join(MODES)}, got {mode!r}")
     if answers_path and mode != "single":
         raise RefereeError("--answers is for --mode single; give pairs with --pairs")
     source = answers_path if mode == "single" and answers_path else pairs_path
     if source is None:
         raise RefereeError("give --pairs FILE" + (" or --answers FILE" if mode == "single" else ""))
-    if limit is not None and limit < 1:
-        raise RefereeError(f"--limit should be >= 1, got {limit}")
     settings = dict(mode=mode, template=template, verdict=verdict, swap=swap, calibration=calibration, cot=cot,
-                    few_shot=str(few_shot) if few_shot else None, combine=combine, max_retries=max_retries,
-                    max_new_tokens=max_new_tokens, seed=seed)
+                    few_shot=str(few_shot) if few_shot else None, reference=reference, combine=combine,
+                    max_retries=max_retries, max_new_tokens=max_new_tokens, seed=seed)
     config = validated(JudgeRunConfig, {
         "judges": judge_specs, "pairs": str(pairs_path) if pairs_path and not answers_path else None,
         "answers": str(answers_path) if answers_path else None, "limit": limit, "seed": seed,
         "out": str(run_dir) if run_dir else None, "judge": settings})
-    ref_mode = _reference_mode(reference, mode, load_items(config))
-    config = config.model_copy(update={"judge": config.judge.model_copy(update={"reference": ref_mode})})
     result, run, _ = execute(config, Path("runs") / f"judge-{source.stem}")
     records = run.read_records("judgments")
     if out is not None:
         write_jsonl(out, records)
     typer.echo(json.dumps(result.metrics, indent=2))
     progress.say(f"{len(records)} judgments; run folder: {run.folder}" + (f"; records: {out}" if out else ""))
-
-
-def _reference_mode(reference: str, mode: str, items: list) -> str:
-    if reference not in ("auto", "none", "given", "self"):
-        raise RefereeError(f"--reference should be auto, none, given or self, got {reference!r}")
-    if reference != "auto":
-        return reference
-    if mode != "reference":
-        return "none"
-    refs = [getattr(it, "reference", None) if not isinstance(it, dict) else it.get("reference") for it in items]
-    return "given" if all(refs) else "self"

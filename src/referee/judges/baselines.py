@@ -83,5 +83,3 @@ class RandomJudge(PairJudge):
             records.append(make_record(pair, orders, self.swap, "baseline:random", "baseline", 0.5))
         return records
 
-
-BASELINES = {"longer": LongerJudge, "random": RandomJudge}

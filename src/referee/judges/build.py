@@ -15,12 +15,14 @@ from pydantic import Field, field_validator
 
 from referee.config import StrictModel
 from referee.errors import RefereeError
+from referee.judges.pairwise import CALIBRATIONS, SWAPS
+from referee.judges.panel import COMBINE
+from referee.judges.settings import REFERENCE_MODES, VERDICT_MODES
 
 BASELINE_SPECS = ("baseline:longer", "baseline:random")
 DEFAULT_TEMPLATE = {"pairwise": "pairwise", "reference": "pairwise_reference", "single": "single_1to10"}
-CHOICES = {"mode": tuple(DEFAULT_TEMPLATE), "verdict": ("probability", "generative"),
-           "swap": ("none", "conservative", "average", "random"), "calibration": ("none", "batch", "content-free"),
-           "reference": ("none", "given", "self"), "combine": ("majority", "mean")}
+CHOICES = {"mode": tuple(DEFAULT_TEMPLATE), "verdict": VERDICT_MODES, "swap": SWAPS, "calibration": CALIBRATIONS,
+           "reference": REFERENCE_MODES + ("auto",), "combine": COMBINE}
 
 
 class JudgeConfig(StrictModel):
@@ -33,7 +35,7 @@ class JudgeConfig(StrictModel):
     calibration: str = "none"  # none | batch | content-free
     cot: bool = False
     few_shot: str | None = None
-    reference: str = "none"  # none | given | self
+    reference: str = "none"  # none | given | self | auto (given when every item has one, else self)
     combine: str = "majority"  # a panel of several judges: majority | mean
     max_retries: int = Field(2, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)  # generative / cot: tokens the judge may write
@@ -51,12 +53,24 @@ class JudgeConfig(StrictModel):
         return self.template or DEFAULT_TEMPLATE[self.mode]
 
 
+def resolve_reference(cfg: JudgeConfig, items: Sequence) -> JudgeConfig:
+    """``reference: auto`` made concrete for these items: in mode reference, the items' own references
+    when every item has one, else the judge's own answer; in other modes, none."""
+    if cfg.reference != "auto":
+        return cfg
+    refs = [it.get("reference") if isinstance(it, dict) else getattr(it, "reference", None) for it in items]
+    chosen = ("given" if items and all(refs) else "self") if cfg.mode == "reference" else "none"
+    return cfg.model_copy(update={"reference": chosen})
+
+
 def build_judge(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable):
     """The judge the spec(s) name, set up by ``cfg``; ``load_model(spec)`` gives models (a run's, so
     they are cached and named in its manifest)."""
     specs = [specs] if isinstance(specs, str) else list(specs)
     if not specs:
         raise RefereeError("judge: name at least one judge")
+    if cfg.reference == "auto":
+        raise RefereeError("judge: reference 'auto' depends on the items; resolve it first (resolve_reference)")
     judges = [_one(spec, cfg, load_model) for spec in specs]
     if len(judges) == 1:
         return judges[0]

@@ -264,6 +264,7 @@ class Model:
                     done[u] = (r, False)
                 now = time.perf_counter()
                 ledger.record(self.spec, calls=len(answered), seconds=now - clock,
+                              withheld=sum(r.get("finish_reason", "stop") not in FINISHED for _, r in answered),
                               prompt_tokens=sum(r.get("prompt_tokens", 0) for _, r in answered),
                               completion_tokens=sum(r.get("completion_tokens", 0) for _, r in answered))
                 clock = now

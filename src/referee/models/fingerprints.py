@@ -34,6 +34,11 @@ def weights_fingerprint(path: str, adapter: str | None = None) -> str:
     return "sha256:" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
+# A trained verifier's folder is also the run folder that trained it: what the run writes about itself
+# (rewritten by every invocation, even one that only reads the verifier back) is not the model.
+RUN_BOOKKEEPING = {"manifest.json", "ledger.json", "state.json", "metrics.json"}
+
+
 def _hub_identity(model_id: str) -> str:
     try:
         from huggingface_hub import snapshot_download
@@ -45,7 +50,9 @@ def _hub_identity(model_id: str) -> str:
 
 
 def _folder_hash(folder: str) -> str:
-    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    files = sorted(p for p in Path(folder).rglob("*")
+                   if p.is_file() and p.suffix in WEIGHT_SUFFIXES and p.name not in RUN_BOOKKEEPING
+                   and "records" not in p.relative_to(folder).parts)
     memo_path = referee_home() / "fingerprints.json"
     try:
         memo = json.loads(memo_path.read_text())

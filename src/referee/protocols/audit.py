@@ -7,10 +7,10 @@ from pydantic import Field
 
 from referee import stats
 from referee.audit.report import rows
-from referee.audit.runner import CHECKS, run_audit
+from referee.audit.runner import parse_checks, run_audit
 from referee.config import MAX_RESAMPLES, ProtocolConfig
 from referee.errors import RefereeError
-from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.judges.build import JudgeConfig, build_judge, judge_identity, resolve_reference
 from referee.protocols import Result, register
 from referee.runs import Run
 
@@ -38,19 +38,17 @@ class AgreementConfig(ProtocolConfig):
 
 @register("audit", AuditConfig, "bias audit of a judge: position, verbosity, injection, assertiveness, self")
 def run_audit_protocol(cfg: AuditConfig, run: Run) -> Result:
-    unknown = [c for c in cfg.checks if c not in CHECKS]
-    if unknown or not cfg.checks:
-        raise RefereeError(f"--checks: unknown check(s) {', '.join(unknown) or '(none given)'}; "
-                           f"choose from {', '.join(CHECKS)} or all")
+    checks = parse_checks(",".join(cfg.checks))
     pairs = load_labelled_pairs(cfg.pairs, cfg.limit)
+    settings = resolve_reference(cfg.judge, pairs)
 
     def make(swap: str):
-        return build_judge(cfg.judge_spec, cfg.judge.model_copy(update={"swap": swap}), run.model)
+        return build_judge(cfg.judge_spec, settings.model_copy(update={"swap": swap}), run.model)
 
     own_model = None if cfg.judge_spec.startswith("baseline:") else run.model(cfg.judge_spec)
-    metrics = stats.jsonable(run_audit(make(cfg.judge.swap), pairs, cfg.checks, make_judge=make,
+    metrics = stats.jsonable(run_audit(make(settings.swap), pairs, checks, make_judge=make,
                                        self_names=list(cfg.self_model), own_model=own_model, run=run, seed=cfg.seed,
-                                       n_boot=cfg.n_boot, judge_key=judge_identity(cfg.judge_spec, cfg.judge, run.model)))
+                                       n_boot=cfg.n_boot, judge_key=judge_identity(cfg.judge_spec, settings, run.model)))
     return Result(metrics, _estimate_rows(metrics), f"bias audit of {cfg.judge_spec} on {cfg.pairs}")
 
 
@@ -62,14 +60,15 @@ def run_agreement(cfg: AgreementConfig, run: Run) -> Result:
     pairs = load_labelled_pairs(cfg.pairs, cfg.limit)
     if not any(p.label for p in pairs):
         raise RefereeError(f"{cfg.pairs}: no pair has a human label to agree with")
-    judge = build_judge(cfg.judge_spec, cfg.judge, run.model)
+    settings = resolve_reference(cfg.judge, pairs)
+    judge = build_judge(cfg.judge_spec, settings, run.model)
 
     def judge_all() -> list[dict]:
         if cfg.judge.mode == "single":
             return judge_pairs_by_grades(judge, pairs, margin=cfg.margin)[0]
         return judge.judge_pairs(pairs)
 
-    inputs = {"judge": judge_identity(cfg.judge_spec, cfg.judge, run.model), "margin": cfg.margin, "pairs": pairs}
+    inputs = {"judge": judge_identity(cfg.judge_spec, settings, run.model), "margin": cfg.margin, "pairs": pairs}
     records = run.run_stage("judgments", inputs, judge_all)
     metrics = pairwise_agreement(records, n_boot=cfg.n_boot, seed=cfg.seed)
     if cfg.judge.mode == "single":

@@ -320,6 +320,8 @@ def verifier_weights(spec: VerifierSpec, load_model) -> str | None:
     judge's model, so a verifier retrained in place is scored again; None for a verifier with neither."""
     if spec.kind.startswith("judge") and spec.path:
         return load_model(spec.path).fingerprint
+    if spec.path and Path(spec.path).is_file():  # a python factory's data file
+        return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
     return weights_fingerprint(spec.path) if spec.path and Path(spec.path).is_dir() else None
 
 

@@ -14,10 +14,11 @@ from pydantic import Field
 from referee.config import ProtocolConfig
 from referee.errors import RefereeError
 from referee.judges import summarize, summarize_grades
-from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.judges.build import JudgeConfig, build_judge, judge_identity, resolve_reference
 from referee.judges.grades import judge_pairs_by_grades
 from referee.protocols import Result, register
 from referee.runs import Run
+from referee.tasks.pairs import load_pairs
 
 
 class JudgeRunConfig(ProtocolConfig):
@@ -32,8 +33,9 @@ class JudgeRunConfig(ProtocolConfig):
 @register("judge", JudgeRunConfig, "judge pairs (A, B or tie) or grade answers with an LLM judge, panel or baseline")
 def run_judge(cfg: JudgeRunConfig, run: Run) -> Result:
     items = load_items(cfg)
-    judge = build_judge(cfg.judges, cfg.judge, run.model)
-    records = run.run_stage("judgments", {"judge": judge_identity(cfg.judges, cfg.judge, run.model), "items": items},
+    settings = resolve_reference(cfg.judge, items)
+    judge = build_judge(cfg.judges, settings, run.model)
+    records = run.run_stage("judgments", {"judge": judge_identity(cfg.judges, settings, run.model), "items": items},
                             lambda: judge_items(judge, items, cfg))
     metrics = run.save_metrics({"judge": summarize_items(records, cfg)})["judge"]
     return Result(metrics, [{k: v for k, v in metrics.items() if not isinstance(v, dict)}],
@@ -46,14 +48,8 @@ def load_items(cfg: JudgeRunConfig) -> list:
     source = cfg.answers or cfg.pairs
     if source is None:
         raise RefereeError("give --pairs FILE" + (" or --answers FILE" if cfg.judge.mode == "single" else ""))
-    items = load_answers(source) if cfg.answers else _load_pairs(source)
+    items = load_answers(source) if cfg.answers else load_pairs(source)
     return items[:cfg.limit] if cfg.limit else items
-
-
-def _load_pairs(path: str) -> list:
-    from referee.tasks.pairs import load_pairs
-
-    return load_pairs(path)
 
 
 def load_answers(path: str) -> list[dict]:

@@ -74,8 +74,8 @@ def run_rlaif(cfg: RlaifConfig, run: Run) -> Result:
                               "verdicts": j["verdicts"]})
         return pairs
 
-    pairs = run.run_stage("preferences", {"verdicts": judged, "answers": answers, "min_margin": cfg.min_margin},
-                          pair_up)
+    pairs = run.run_stage("preferences", {"verdicts": judged, "answers": answers, "prompts": prompts,
+                                          "judge": judge_spec, "min_margin": cfg.min_margin}, pair_up)
     metrics = {"rlaif": {"prompts": len(prompts), "answers": len(prompts) * cfg.k, "pairs": len(pairs),
                          "skipped_prompts": len(prompts) - len(pairs),
                          "unscored_answers": sum(x is None for s in strengths for x in s),
@@ -138,7 +138,9 @@ def _human_agreement(cfg: RlaifConfig, judge_spec: str, run: Run) -> dict:
     labelled = [p for p in load_pairs(cfg.human_pairs) if p.label is not None]
     if not labelled:
         raise RefereeError(f"{cfg.human_pairs}: no labelled pairs (need a 'label' field)")
-    settings = _judge_config(cfg).model_copy(update={"mode": "pairwise"})
+    # the same judge comparing the labelled pairs: pairwise, with the run's swap and calibration rules
+    settings = JudgeConfig(template=cfg.template if cfg.mode == "pairwise" else None, verdict=cfg.verdict,
+                           swap=cfg.swap, calibration=cfg.calibration, seed=cfg.seed)
     judge = build_judge(judge_spec, settings, run.model)
     records = run.run_stage("human_pairs_judged", {"judge": judge_identity(judge_spec, settings, run.model),
                                                    "pairs": labelled}, lambda: judge.judge_pairs(labelled))

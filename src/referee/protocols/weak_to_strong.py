@@ -346,8 +346,7 @@ class TrainingStages:
         self.run = run
         self.items = items
         self._history_path = run.folder / "train_history.json"
-        self.histories: dict[str, list[float]] = (json.loads(self._history_path.read_text())
-                                                  if self._history_path.exists() else {})
+        self.histories: dict[str, list[float]] = _read_histories(self._history_path)
 
     def seed(self, stage: str) -> int:
         return (self.config.seed * 1_000_003 + int(hashlib.sha256(stage.encode()).hexdigest()[:8], 16)) % (1 << 31)
@@ -375,3 +374,17 @@ class TrainingStages:
         return [{"index": i, "part": split[i]["part"], "id": split[i]["id"], "label": int(split[i]["label"]),
                  "probs": [float(x) for x in p], "pred": int(np.argmax(p))}
                 for i, p in zip(predict_idx, probs)]
+
+
+def _read_histories(path) -> dict:
+    """The loss histories kept beside the records; a damaged file is named (it only feeds the report:
+    deleting it loses the curves of models trained earlier, not the models' records)."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RefereeError(f"{path}: unreadable loss histories ({e}); delete it to go on") from None
+    if not isinstance(data, dict):
+        raise RefereeError(f"{path}: expected an object of loss histories; delete it to go on")
+    return data

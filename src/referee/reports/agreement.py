@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from referee.reports.audit import plot_agreement
 
 
 def draw(run) -> list[Path]:
-    metrics = json.loads((run.folder / "metrics.json").read_text(encoding="utf-8")).get("agreement", {})
+    metrics = run.metrics().get("agreement", {})
     plot = plot_agreement(metrics, run.plot_path("agreement.png"))
     return [plot] if plot else []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from referee.audit.report import is_estimate
@@ -18,7 +17,7 @@ HEADLINES = {  # check -> the metrics worth a bar in the plot, with their labels
 
 
 def draw(run) -> list[Path]:
-    metrics = json.loads((run.folder / "metrics.json").read_text(encoding="utf-8")).get("audit", {})
+    metrics = run.metrics().get("audit", {})
     plot = plot_audit(metrics, run.plot_path("audit.png"))
     return [plot] if plot else []
 

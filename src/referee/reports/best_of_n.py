@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from referee.figures import save_figure
@@ -11,7 +10,7 @@ from referee.runs import Run, load_config_file
 
 def draw(run: Run) -> list[Path]:
     """``plots/best_of_n.png`` from the curves in metrics.json."""
-    metrics = json.loads((run.folder / "metrics.json").read_text(encoding="utf-8"))["best_of_n"]
+    metrics = run.metrics()["best_of_n"]
     model = load_config_file(run.folder / "config.yaml").get("model")
     title = f"best-of-N on {metrics['task']} ({metrics['problems']} problems, {model})"
     return [plot_curves(metrics["curves"], run.plot_path("best_of_n.png"), title)]

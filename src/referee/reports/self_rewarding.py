@@ -69,10 +69,19 @@ def plot_lengths(run: Run, metrics: dict, n_models: int) -> Path:
     return _save(fig, run, "answer_lengths.png")
 
 
-def plot_costs(run: Run) -> Path:
+def stage_seconds(ledger: dict) -> dict[str, float]:
+    """Wall seconds per stage over every invocation in the folder: a resumed run's last invocation mostly
+    reads stages back, so it alone would show the experiment as nearly free."""
+    out: dict[str, float] = {}
+    for inv in ledger.get("earlier_invocations", []) + [ledger]:
+        for stage, seconds in (inv.get("stage_wall_seconds") or {}).items():
+            out[stage] = out.get(stage, 0.0) + seconds
+    return out
+
+
+def plot_costs(run: Run, ledger: dict) -> Path:
     plt = _plt()
-    ledger = run.ledger.to_dict()
-    stages = ledger["stage_wall_seconds"]
+    stages = stage_seconds(ledger)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.barh(list(stages), list(stages.values()))
     ax.set_xlabel("wall seconds")
@@ -82,7 +91,7 @@ def plot_costs(run: Run) -> Path:
 
 def draw(run: Run) -> list[Path]:
     """report.html with its plots, from the run folder's metrics and records."""
-    metrics = json.loads((run.folder / "metrics.json").read_text(encoding="utf-8"))
+    metrics = run.metrics()
     return [write_report(run, metrics)]
 
 
@@ -132,9 +141,12 @@ def write_report(run: Run, metrics: dict) -> Path:
     page.image(plot_lengths(run, metrics, n_models), run.folder, "lengths")
 
     page.heading("Cost ledger")
-    ledger = run.ledger.to_dict()
+    ledger = json.loads((run.folder / "ledger.json").read_text(encoding="utf-8"))
+    invocations = ledger.get("all_invocations", {}).get("invocations", 1)
+    page.note(f"Model calls of the last of {invocations} invocation(s) in this folder (stages read back from an "
+              f"earlier one cost nothing here); the plot sums wall seconds per stage over all of them.")
     page.table(["stage", "model", "calls", "cached", "prompt tokens", "completion tokens", "model seconds"],
                [[e["stage"], e["model"], e["calls"], e["cached_calls"], e["prompt_tokens"], e["completion_tokens"],
                  e["model_seconds"]] for e in ledger["entries"]])
-    page.image(plot_costs(run), run.folder, "stage seconds")
+    page.image(plot_costs(run, ledger), run.folder, "stage seconds")
     return page.write(run.folder / "report.html")

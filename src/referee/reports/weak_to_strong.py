@@ -3,7 +3,6 @@ weak-to-strong, ceiling), PGR with intervals, and the PGR table as Markdown (for
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from referee.errors import RefereeError
@@ -23,7 +22,9 @@ def read_metrics(folder: str | Path) -> dict:
     path = Path(folder) / "metrics.json"
     if not path.exists():
         raise RefereeError(f"{folder}: no metrics.json (is it a finished run folder?)")
-    data = json.loads(path.read_text())
+    from referee.runs import read_metrics_file
+
+    data = read_metrics_file(path)
     if "weak_to_strong" not in data:
         raise RefereeError(f"{path}: no weak_to_strong results in it")
     return data["weak_to_strong"]
