@@ -1,0 +1,62 @@
+"""The task model's answer to a prompt, read as one of the label words.
+
+The probability route reads the label words' probabilities at the start of the model's reply through
+``model.choice`` (as judges read verdicts): no parsing, and the probabilities are kept. Servers that give
+no log-probabilities take the generative route: a short greedy reply, in which the first label word that
+appears as a whole word (any case) is the answer. Either way an answer that cannot be read (no probability
+mass on any label word, or a reply naming none) is None: counted as invalid, and never a right answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from referee.models.base import Model, Sampling
+
+MODES = ("probability", "generative")
+
+
+@dataclass(frozen=True)
+class AnswerReading:
+    """How answers are read: ``prefix`` is written for the model before its answer (probability route);
+    ``max_new_tokens`` bounds a generative reply."""
+
+    mode: str = "probability"
+    prefix: str = ""
+    max_new_tokens: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    label: int | None  # index into the label words; None when unreadable
+    probs: dict[str, float] | None = None  # probability route
+    raw: str | None = None  # generative route: the reply
+
+    def record(self, words: list[str]) -> dict:
+        return {"answer": None if self.label is None else words[self.label], "probs": self.probs, "raw": self.raw}
+
+
+def read_answers(model: Model, prompts: list[str], words: list[str], how: AnswerReading,
+                 desc: str = "task answers") -> list[Answer]:
+    """One answer per rendered prompt, each sent as a single user message, in one batched call."""
+    if not prompts:
+        return []
+    chats = [[{"role": "user", "content": p}] for p in prompts]
+    if how.mode == "probability":
+        results = model.choice(chats, {w: [w] for w in words}, prefix=how.prefix, desc=desc)
+        return [Answer(words.index(r.best) if r.mass > 0 else None, dict(r.probs)) for r in results]
+    sampling = Sampling(temperature=0.0, max_new_tokens=how.max_new_tokens, seed=how.seed)
+    replies = model.generate(chats, sampling, desc=desc)
+    return [Answer(parse_label(out[0].text, words), raw=out[0].text) for out in replies]
+
+
+def parse_label(text: str, words: list[str]) -> int | None:
+    """The index of the label word the reply names first (a whole word, any case), or None."""
+    first: tuple[int, int] | None = None
+    for index, word in enumerate(words):
+        found = re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE)
+        if found and (first is None or found.start() < first[0]):
+            first = (found.start(), index)
+    return None if first is None else first[1]

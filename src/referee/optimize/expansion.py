@@ -1,0 +1,69 @@
+"""Expanding a beam prompt into successors (ProTeGi's Expand): group the minibatch mistakes, ask for
+textual gradients (what is wrong with the prompt), ask the editor to apply each gradient, paraphrase the
+edits (Monte-Carlo search around them), then keep at most ``expansion`` distinct successors per parent.
+
+Every call here is one batched ``generate`` over all jobs of a step (all beam members together), so a step
+costs one pass of the model however wide the beam is. Each sample has its own seed through the model's
+cache, so a killed run asks again only for what was not finished.
+"""
+
+from __future__ import annotations
+
+import random
+
+from referee.models.base import Model, Sampling
+from referee.optimize.instructions import Mistake, edit_request, gradient_request, paraphrase_request, written_prompt
+from referee.optimize.template import PromptTemplate
+
+ACCEPTED, NO_EDIT, UNCHANGED = "accepted", "no_edit", "unchanged"
+
+
+def group_mistakes(mistakes: list[Mistake], per_group: int, groups: int, rng: random.Random) -> list[list[Mistake]]:
+    """At most ``groups`` groups of ``per_group`` mistakes, drawn without repeats (the last may be smaller)."""
+    drawn = rng.sample(mistakes, min(len(mistakes), per_group * groups))
+    return [drawn[i:i + per_group] for i in range(0, len(drawn), per_group)]
+
+
+def textual_gradients(model: Model, sampling: Sampling, jobs: list[tuple[PromptTemplate, list[Mistake]]],
+                      n: int) -> list[list[str | None]]:
+    """``n`` explanations of what is wrong with each prompt, given its mistakes; None for an empty reply."""
+    replies = _ask(model, sampling, [gradient_request(t, m) for t, m in jobs], n, "textual gradients")
+    return [[text.strip() or None for text in row] for row in replies]
+
+
+def edits(model: Model, sampling: Sampling, jobs: list[tuple[PromptTemplate, list[Mistake], str]],
+          n: int) -> list[list[str | None]]:
+    """``n`` rewrites of each prompt that apply one gradient; None where the reply holds no prompt."""
+    replies = _ask(model, sampling, [edit_request(t, m, g) for t, m, g in jobs], n, "edits")
+    return [[written_prompt(text) for text in row] for row in replies]
+
+
+def paraphrases(model: Model, sampling: Sampling, templates: list[PromptTemplate], n: int) -> list[list[str | None]]:
+    """``n`` paraphrases of each prompt; None where the reply holds no prompt."""
+    replies = _ask(model, sampling, [paraphrase_request(t) for t in templates], n, "paraphrases")
+    return [[written_prompt(text) for text in row] for row in replies]
+
+
+def verdict(parent: PromptTemplate, text: str | None) -> str:
+    """What becomes of a rewrite: accepted, or why not (no edit, unchanged, or the rule it broke)."""
+    if text is None:
+        return NO_EDIT
+    if text == parent.text:
+        return UNCHANGED
+    return parent.flaw(text) or ACCEPTED
+
+
+def capped(successors: list[str], cap: int, rng: random.Random) -> list[str]:
+    """Distinct successor texts, at most ``cap`` of them drawn at random (seeded), in their first order."""
+    distinct = list(dict.fromkeys(successors))
+    if len(distinct) <= cap:
+        return distinct
+    keep = set(rng.sample(range(len(distinct)), cap))
+    return [t for i, t in enumerate(distinct) if i in keep]
+
+
+def _ask(model: Model, sampling: Sampling, requests: list[str], n: int, desc: str) -> list[list[str]]:
+    if not requests:
+        return []
+    outs = model.generate([[{"role": "user", "content": r}] for r in requests], sampling, n=n, desc=desc)
+    return [[c.text for c in row] for row in outs]
