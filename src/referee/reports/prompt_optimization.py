@@ -3,7 +3,6 @@ with its bootstrap interval."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from referee.figures import save_figure
