@@ -1,4 +1,5 @@
-"""``referee optimize prompt``: ProTeGi prompt optimisation on a labelled classification file."""
+"""``referee optimize prompt`` (ProTeGi on a labelled classification file) and ``referee optimize
+judge-template`` (ProTeGi on a pairwise judge's template, for agreement with human labels)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,45 @@ OPTIONS = {name: "--" + name.replace("_", "-") for name in (
     "train", "test", "template", "label_field", "placeholder", "format_instruction", "task_model", "gradient_model",
     "editor", "answer", "answer_prefix", "answer_tokens", "rounds", "beam", "minibatch", "errors_per_gradient",
     "error_groups", "gradients", "edits_per_gradient", "paraphrases", "expansion", "selection", "budget",
-    "items_per_pull", "exploration", "test_limit", "f1", "bootstrap", "seed")}
+    "items_per_pull", "exploration", "test_limit", "f1", "bootstrap", "seed", "pairs", "other", "held_out", "swap",
+    "verdict", "shown_chars")}
 OPTIONS.update({"classes": "--labels", "label_words": "--labels", "text_fields": "--text-field", "out": "--run",
                 "sampling.temperature": "--temperature", "sampling.max_new_tokens": "--max-new-tokens"})
+
+# The search's options, shared by both commands; each parameter is named after its setting.
+SEARCH = ("gradient_model", "editor", "rounds", "beam", "minibatch", "errors_per_gradient", "error_groups", "gradients",
+          "edits_per_gradient", "paraphrases", "expansion", "selection", "budget", "items_per_pull", "exploration",
+          "seed")
+GRADIENT_MODEL = typer.Option(None, help="Model spec that writes textual gradients (default: the task model).")
+EDITOR = typer.Option(None, help="Model spec that edits and paraphrases (default: the task model).")
+ROUNDS = typer.Option(None, help="Optimisation rounds (default 6).")
+BEAM = typer.Option(None, help="Beam width (default 4).")
+MINIBATCH = typer.Option(None, help="Training items per round to find mistakes on (default 64).")
+ERRORS_PER_GRADIENT = typer.Option(None, help="Mistakes shown per gradient request (default 4).")
+ERROR_GROUPS = typer.Option(None, help="Groups of mistakes per beam prompt (default 1).")
+GRADIENTS = typer.Option(None, help="Gradients per group of mistakes (default 4).")
+EDITS_PER_GRADIENT = typer.Option(None, help="Edits per gradient (default 1).")
+PARAPHRASES = typer.Option(None, help="Monte-Carlo paraphrases per edit (default 2).")
+EXPANSION = typer.Option(None, help="Successors kept per beam prompt (default 8).")
+SELECTION = typer.Option(None, help="brute_force, ucb (default), ucb_e, successive_rejects or successive_halving.")
+BUDGET = typer.Option(None, help="Task-model queries per round for selection (default 2048).")
+ITEMS_PER_PULL = typer.Option(None, help="Training items per bandit pull (default 32).")
+EXPLORATION = typer.Option(None, help="c of ucb (default 2), a of ucb_e (default 10).")
+TEMPERATURE = typer.Option(None, help="Sampling temperature of gradients, edits and paraphrases (default 1).")
+MAX_NEW_TOKENS = typer.Option(None, help="Their length limit (default 400).")
+SEED = typer.Option(None, help="Seed of every random draw (default 0).")
+AS_JSON = typer.Option(False, "--json", help="Print all metrics as JSON instead of the table.")
+
+
+def search_settings(options: dict) -> dict:
+    """The search's settings from a command's options (``locals()``): those named alike, the run folder, and
+    the sampling of --temperature and --max-new-tokens over the search's own defaults for the one not given."""
+    from referee.optimize.search import SearchConfig
+
+    given = {k: options[k] for k in ("temperature", "max_new_tokens") if options[k] is not None}
+    sampling = {**SearchConfig.model_fields["sampling"].default.model_dump(), **given} if given else None
+    run_dir = options["run_dir"]
+    return {**{k: options[k] for k in SEARCH}, "sampling": sampling, "out": str(run_dir) if run_dir else None}
 
 
 @optimize_app.command("prompt")
@@ -40,56 +77,102 @@ def prompt(
     format_instruction: Optional[str] = typer.Option(None, help="A sentence of the template that every edit must "
                                                      "keep (e.g. 'Answer Yes or No.')."),
     task_model: Optional[str] = typer.Option(None, help="Model spec that answers with the prompt (default: embedded)."),
-    gradient_model: Optional[str] = typer.Option(None, help="Model spec that writes textual gradients (default: "
-                                                 "the task model)."),
-    editor: Optional[str] = typer.Option(None, help="Model spec that edits and paraphrases (default: the task model)."),
+    gradient_model: Optional[str] = GRADIENT_MODEL,
+    editor: Optional[str] = EDITOR,
     answer: Optional[str] = typer.Option(None, help="probability (label-word probabilities; default) or generative "
                                          "(parse the label word, for servers without log-probabilities)."),
     answer_prefix: Optional[str] = typer.Option(None, help="Text written for the task model before its answer."),
     answer_tokens: Optional[int] = typer.Option(None, help="Generative answers: tokens to write (default 8)."),
-    rounds: Optional[int] = typer.Option(None, help="Optimisation rounds (default 6)."),
-    beam: Optional[int] = typer.Option(None, help="Beam width (default 4)."),
-    minibatch: Optional[int] = typer.Option(None, help="Training items per round to find mistakes on (default 64)."),
-    errors_per_gradient: Optional[int] = typer.Option(None, help="Mistakes shown per gradient request (default 4)."),
-    error_groups: Optional[int] = typer.Option(None, help="Groups of mistakes per beam prompt (default 1)."),
-    gradients: Optional[int] = typer.Option(None, help="Gradients per group of mistakes (default 4)."),
-    edits_per_gradient: Optional[int] = typer.Option(None, help="Edits per gradient (default 1)."),
-    paraphrases: Optional[int] = typer.Option(None, help="Monte-Carlo paraphrases per edit (default 2)."),
-    expansion: Optional[int] = typer.Option(None, help="Successors kept per beam prompt (default 8)."),
-    selection: Optional[str] = typer.Option(None, help="brute_force, ucb (default), ucb_e, successive_rejects or "
-                                            "successive_halving."),
-    budget: Optional[int] = typer.Option(None, help="Task-model queries per round for selection (default 2048)."),
-    items_per_pull: Optional[int] = typer.Option(None, help="Training items per bandit pull (default 32)."),
-    exploration: Optional[float] = typer.Option(None, help="c of ucb (default 2), a of ucb_e (default 10)."),
-    temperature: Optional[float] = typer.Option(None, help="Sampling temperature of gradients, edits and "
-                                                "paraphrases (default 1)."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Their length limit (default 400)."),
+    rounds: Optional[int] = ROUNDS,
+    beam: Optional[int] = BEAM,
+    minibatch: Optional[int] = MINIBATCH,
+    errors_per_gradient: Optional[int] = ERRORS_PER_GRADIENT,
+    error_groups: Optional[int] = ERROR_GROUPS,
+    gradients: Optional[int] = GRADIENTS,
+    edits_per_gradient: Optional[int] = EDITS_PER_GRADIENT,
+    paraphrases: Optional[int] = PARAPHRASES,
+    expansion: Optional[int] = EXPANSION,
+    selection: Optional[str] = SELECTION,
+    budget: Optional[int] = BUDGET,
+    items_per_pull: Optional[int] = ITEMS_PER_PULL,
+    exploration: Optional[float] = EXPLORATION,
+    temperature: Optional[float] = TEMPERATURE,
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     test_limit: Optional[int] = typer.Option(None, help="Score this many random test items (default: all)."),
     f1: Optional[str] = typer.Option(None, help="auto (default: binary for two classes, else macro), binary or macro."),
-    seed: Optional[int] = typer.Option(None, help="Seed of every random draw (default 0)."),
+    seed: Optional[int] = SEED,
     run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/optimize-<train stem>)."),
-    as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON instead of the table."),
+    as_json: bool = AS_JSON,
 ):
     """Improve a classification prompt with textual gradients, edits, paraphrases and bandit beam search
     (ProTeGi); prints held-out F1 by round. Run it again to resume."""
+    options = dict(locals())
     from referee.cli.core import execute, print_result, validated
     from referee.protocols.prompt_optimization import PromptOptimizationConfig
 
     classes, words = parse_labels(labels)
-    given = {k: v for k, v in (("temperature", temperature), ("max_new_tokens", max_new_tokens)) if v is not None}
-    # the protocol's own sampling defaults for whichever of the two is not given
-    sampling = {**PromptOptimizationConfig.model_fields["sampling"].default.model_dump(), **given} if given else None
     config = validated(PromptOptimizationConfig, {
-        "train": str(train), "test": str(test), "template": template, "classes": classes, "label_words": words,
-        "text_fields": text_field or None, "label_field": label_field, "placeholder": placeholder,
-        "format_instruction": format_instruction, "task_model": task_model, "gradient_model": gradient_model,
-        "editor": editor, "answer": answer, "answer_prefix": answer_prefix, "answer_tokens": answer_tokens,
-        "rounds": rounds, "beam": beam, "minibatch": minibatch, "errors_per_gradient": errors_per_gradient,
-        "error_groups": error_groups, "gradients": gradients, "edits_per_gradient": edits_per_gradient,
-        "paraphrases": paraphrases, "expansion": expansion, "selection": selection, "budget": budget,
-        "items_per_pull": items_per_pull, "exploration": exploration, "sampling": sampling,
-        "test_limit": test_limit, "f1": f1, "seed": seed, "out": str(run_dir) if run_dir else None}, OPTIONS)
+        **search_settings(options), "train": str(train), "test": str(test), "template": template, "classes": classes,
+        "label_words": words, "text_fields": text_field or None, "label_field": label_field,
+        "placeholder": placeholder, "format_instruction": format_instruction, "task_model": task_model,
+        "answer": answer, "answer_prefix": answer_prefix, "answer_tokens": answer_tokens, "test_limit": test_limit,
+        "f1": f1}, OPTIONS)
     print_result(*execute(config, Path("runs") / f"optimize-{train.stem}"), as_json=as_json)
+
+
+@optimize_app.command("judge-template")
+def judge_template(
+    pairs: Path = typer.Option(..., "--pairs", help="Pairs labelled by people (LLMBar, MT-Bench human, TRL "
+                               "preference or prompt/answer_a/answer_b; JSON or JSONL), split into training and "
+                               "held-out pairs."),
+    other: Optional[list[Path]] = typer.Option(None, "--other", help="More labelled pair files to report agreement "
+                                               "on (repeatable)."),
+    held_out: Optional[float] = typer.Option(None, help="Share of --pairs held out (default 0.5), drawn by a seeded "
+                                             "hash of each pair's text."),
+    template: Optional[str] = typer.Option(None, help="The hand-written judge template to start from: a shipped name "
+                                           "or a .txt path (default: pairwise)."),
+    task_model: Optional[str] = typer.Option(None, help="Model spec of the judge whose template is optimised "
+                                             "(default: embedded)."),
+    gradient_model: Optional[str] = GRADIENT_MODEL,
+    editor: Optional[str] = EDITOR,
+    swap: Optional[str] = typer.Option(None, help="average (default: the two orders' probabilities averaged) or "
+                                       "conservative (a win only when both orders agree)."),
+    verdict: Optional[str] = typer.Option(None, help="probability (P([[A]]), P([[B]]), P([[C]]); default) or "
+                                          "generative (parse the verdict, for servers without log-probabilities)."),
+    shown_chars: Optional[int] = typer.Option(None, help="Characters of each question and answer shown to the "
+                                              "gradient model and the editor (default 1500)."),
+    rounds: Optional[int] = ROUNDS,
+    beam: Optional[int] = BEAM,
+    minibatch: Optional[int] = MINIBATCH,
+    errors_per_gradient: Optional[int] = ERRORS_PER_GRADIENT,
+    error_groups: Optional[int] = ERROR_GROUPS,
+    gradients: Optional[int] = GRADIENTS,
+    edits_per_gradient: Optional[int] = EDITS_PER_GRADIENT,
+    paraphrases: Optional[int] = PARAPHRASES,
+    expansion: Optional[int] = EXPANSION,
+    selection: Optional[str] = SELECTION,
+    budget: Optional[int] = BUDGET,
+    items_per_pull: Optional[int] = ITEMS_PER_PULL,
+    exploration: Optional[float] = EXPLORATION,
+    temperature: Optional[float] = TEMPERATURE,
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
+    seed: Optional[int] = SEED,
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/optimize-judge-<pairs "
+                                           "stem>)."),
+    as_json: bool = AS_JSON,
+):
+    """Improve a pairwise judge's template for agreement with human labels (ProTeGi on its request); prints
+    accuracy on held-out pairs and other files for always-longer, the hand-written and the optimised
+    template, and writes RUN/best_template.txt for `referee judge --template`. Run it again to resume."""
+    options = dict(locals())
+    from referee.cli.core import execute, print_result, validated
+    from referee.protocols.judge_template_optimization import JudgeTemplateOptimizationConfig
+
+    config = validated(JudgeTemplateOptimizationConfig, {
+        **search_settings(options), "pairs": str(pairs), "other": [str(p) for p in other] if other else None,
+        "held_out": held_out, "template": template, "task_model": task_model, "swap": swap, "verdict": verdict,
+        "shown_chars": shown_chars}, OPTIONS)
+    print_result(*execute(config, Path("runs") / f"optimize-judge-{pairs.stem}"), as_json=as_json)
 
 
 def parse_labels(labels: list[str]) -> tuple[list[str], list[str]]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import random
 
 from referee.models.base import Model, Sampling
-from referee.optimize.instructions import Mistake, edit_request, gradient_request, paraphrase_request, written_prompt
-from referee.optimize.template import PromptTemplate
+from referee.optimize.instructions import (Mistake, Wording, edit_request, gradient_request, paraphrase_request,
+                                          written_prompt)
+from referee.optimize.template import Rewritable
 
 ACCEPTED, NO_EDIT, UNCHANGED = "accepted", "no_edit", "unchanged"
 
@@ -24,27 +25,27 @@ def group_mistakes(mistakes: list[Mistake], per_group: int, groups: int, rng: ra
     return [drawn[i:i + per_group] for i in range(0, len(drawn), per_group)]
 
 
-def textual_gradients(model: Model, sampling: Sampling, jobs: list[tuple[PromptTemplate, list[Mistake]]],
-                      n: int) -> list[list[str | None]]:
+def textual_gradients(model: Model, sampling: Sampling, jobs: list[tuple[Rewritable, list[Mistake]]], n: int,
+                      wording: Wording) -> list[list[str | None]]:
     """``n`` explanations of what is wrong with each prompt, given its mistakes; None for an empty reply."""
-    replies = _ask(model, sampling, [gradient_request(t, m) for t, m in jobs], n, "textual gradients")
+    replies = _ask(model, sampling, [gradient_request(t, m, wording) for t, m in jobs], n, "textual gradients")
     return [[text.strip() or None for text in row] for row in replies]
 
 
-def edits(model: Model, sampling: Sampling, jobs: list[tuple[PromptTemplate, list[Mistake], str]],
-          n: int) -> list[list[str | None]]:
+def edits(model: Model, sampling: Sampling, jobs: list[tuple[Rewritable, list[Mistake], str]], n: int,
+          wording: Wording) -> list[list[str | None]]:
     """``n`` rewrites of each prompt that apply one gradient; None where the reply holds no prompt."""
-    replies = _ask(model, sampling, [edit_request(t, m, g) for t, m, g in jobs], n, "edits")
+    replies = _ask(model, sampling, [edit_request(t, m, g, wording) for t, m, g in jobs], n, "edits")
     return [[written_prompt(text) for text in row] for row in replies]
 
 
-def paraphrases(model: Model, sampling: Sampling, templates: list[PromptTemplate], n: int) -> list[list[str | None]]:
+def paraphrases(model: Model, sampling: Sampling, templates: list[Rewritable], n: int) -> list[list[str | None]]:
     """``n`` paraphrases of each prompt; None where the reply holds no prompt."""
     replies = _ask(model, sampling, [paraphrase_request(t) for t in templates], n, "paraphrases")
     return [[written_prompt(text) for text in row] for row in replies]
 
 
-def verdict(parent: PromptTemplate, text: str | None) -> str:
+def verdict(parent: Rewritable, text: str | None) -> str:
     """What becomes of a rewrite: accepted, or why not (no edit, unchanged, or the rule it broke)."""
     if text is None:
         return NO_EDIT

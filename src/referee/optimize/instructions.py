@@ -1,9 +1,11 @@
 """What the optimiser's models are asked, in words: the gradient model explains a prompt's mistakes (the
 textual gradient), the editor rewrites the prompt to fix one such explanation, and paraphrases it.
 
-The prompt under work is shown between marker lines, and a rewritten prompt is asked for between
-``<prompt>`` tags, so that a reply can be read without guessing where the prompt starts and ends.
-``WORDING`` is part of the stages' fingerprints: changing what the models are asked recomputes them.
+The requests are the same whatever the prompt is for; a ``Wording`` says what it is for (labelling texts,
+judging answers) and how each mistake's right and wrong answers are named. The prompt under work is shown
+between marker lines, and a rewritten prompt is asked for between ``<prompt>`` tags, so that a reply can
+be read without guessing where the prompt starts and ends. ``wording_key`` goes into the stages'
+fingerprints: changing what the models are asked recomputes them.
 """
 
 from __future__ import annotations
@@ -11,26 +13,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from referee.optimize.template import PromptTemplate
+from referee.optimize.template import Rewritable
 
 PROMPT_START, PROMPT_END = "=== prompt ===", "=== end of prompt ==="
 
-GRADIENT = """A language model was given the prompt below to label short texts.
+GRADIENT = """A language model was given the prompt below {purpose}.
 
 {prompt_block}
 
-With this prompt it gave the wrong label on these examples:
+With this prompt {failure} on these examples:
 
 {mistakes}
 
 What is wrong with the prompt that could have caused these mistakes? Name one concrete flaw (something \
 unclear, missing or misleading in the prompt) in two or three sentences, and say what would fix it."""
 
-EDIT = """A language model was given the prompt below to label short texts.
+EDIT = """A language model was given the prompt below {purpose}.
 
 {prompt_block}
 
-With this prompt it gave the wrong label on these examples:
+With this prompt {failure} on these examples:
 
 {mistakes}
 
@@ -47,7 +49,27 @@ PARAPHRASE = """Say the prompt below in other words, keeping what it asks for.
 {rules}
 Write only the new prompt, between <prompt> and </prompt>."""
 
-WORDING = {"gradient": GRADIENT, "edit": EDIT, "paraphrase": PARAPHRASE, "markers": [PROMPT_START, PROMPT_END]}
+MISTAKE = "Example {number}:\n{text}\n{right}: {gold}\n{given}: {answer}"
+
+REQUESTS = {"gradient": GRADIENT, "edit": EDIT, "paraphrase": PARAPHRASE, "mistake": MISTAKE,
+            "markers": [PROMPT_START, PROMPT_END]}
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What the prompt is for and how its mistakes are told, in the requests' words."""
+
+    purpose: str  # completes "A language model was given the prompt below ..."
+    failure: str  # completes "With this prompt ... on these examples"
+    right: str  # names the right answer of a mistake
+    given: str  # names the model's answer
+    unreadable: str  # stands for an answer that could not be read
+
+
+LABELLING = Wording("to label short texts", "it gave the wrong label", "Right label", "Model's label",
+                    "(no readable label)")
+JUDGING = Wording("to judge which of two answers to a user's question is better",
+                  "its verdict differed from people's", "People's choice", "Judge's choice", "(no readable verdict)")
 
 
 @dataclass(frozen=True)
@@ -56,39 +78,37 @@ class Mistake:
 
     item: str  # the item's id
     text: str
-    gold: str  # the right label word
-    answer: str | None  # the model's label word; None when its answer was unreadable
+    gold: str  # the right answer
+    answer: str | None  # the model's answer; None when it was unreadable
 
 
-def show_prompt(template: PromptTemplate) -> str:
+def wording_key(wording: Wording) -> dict:
+    """What the requests' text depends on, for stage fingerprints."""
+    return {"requests": REQUESTS, "wording": wording}
+
+
+def show_prompt(template: Rewritable) -> str:
     return f"{PROMPT_START}\n{template.text}\n{PROMPT_END}"
 
 
-def show_mistakes(mistakes: list[Mistake]) -> str:
-    return "\n\n".join(f"Example {i}:\n{m.text}\nRight label: {m.gold}\nModel's label: "
-                       f"{m.answer if m.answer is not None else '(no readable label)'}"
+def show_mistakes(mistakes: list[Mistake], wording: Wording) -> str:
+    return "\n\n".join(MISTAKE.format(number=i, text=m.text, right=wording.right, gold=m.gold, given=wording.given,
+                                      answer=m.answer if m.answer is not None else wording.unreadable)
                        for i, m in enumerate(mistakes, start=1))
 
 
-def rules(template: PromptTemplate) -> str:
-    """What every new version must keep: the placeholder (and the answer-format sentence, if declared)."""
-    keep = f"Keep the placeholder {template.placeholder} exactly as written: it is where each text is inserted."
-    if template.format_instruction:
-        keep += f' Keep the sentence "{template.format_instruction}" word for word.'
-    return keep
+def gradient_request(template: Rewritable, mistakes: list[Mistake], wording: Wording) -> str:
+    return GRADIENT.format(purpose=wording.purpose, failure=wording.failure, prompt_block=show_prompt(template),
+                           mistakes=show_mistakes(mistakes, wording))
 
 
-def gradient_request(template: PromptTemplate, mistakes: list[Mistake]) -> str:
-    return GRADIENT.format(prompt_block=show_prompt(template), mistakes=show_mistakes(mistakes))
+def edit_request(template: Rewritable, mistakes: list[Mistake], gradient: str, wording: Wording) -> str:
+    return EDIT.format(purpose=wording.purpose, failure=wording.failure, prompt_block=show_prompt(template),
+                       mistakes=show_mistakes(mistakes, wording), gradient=gradient.strip(), rules=template.rules())
 
 
-def edit_request(template: PromptTemplate, mistakes: list[Mistake], gradient: str) -> str:
-    return EDIT.format(prompt_block=show_prompt(template), mistakes=show_mistakes(mistakes),
-                       gradient=gradient.strip(), rules=rules(template))
-
-
-def paraphrase_request(template: PromptTemplate) -> str:
-    return PARAPHRASE.format(prompt_block=show_prompt(template), rules=rules(template))
+def paraphrase_request(template: Rewritable) -> str:
+    return PARAPHRASE.format(prompt_block=show_prompt(template), rules=template.rules())
 
 
 def written_prompt(reply: str) -> str | None:

@@ -10,11 +10,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from referee.errors import RefereeError
 
 LOST_PLACEHOLDER = "lost_placeholder"
 LOST_FORMAT = "lost_format"
+
+
+class Rewritable(Protocol):
+    """What the search needs of a prompt under work, whatever the prompt is for: its text, why a rewrite
+    could not replace it, and what every rewrite must keep, in the editor's words."""
+
+    text: str
+
+    def flaw(self, text: str) -> str | None: ...
+
+    def rules(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,14 @@ class PromptTemplate:
         if self.format_instruction and self.format_instruction not in text:
             return LOST_FORMAT
         return None
+
+    def rules(self) -> str:
+        """What every new version must keep, in the editor's words: the placeholder (and the answer-format
+        sentence, if declared)."""
+        keep = f"Keep the placeholder {self.placeholder} exactly as written: it is where each text is inserted."
+        if self.format_instruction:
+            keep += f' Keep the sentence "{self.format_instruction}" word for word.'
+        return keep
 
     def rewritten(self, text: str) -> "PromptTemplate":
         """The same rules around another text."""
