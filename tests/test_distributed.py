@@ -1,5 +1,6 @@
 """Several processes train as one: SFT started by torchrun as 2 CPU processes (gloo) follows the loss curve of
-one process with the same global batch, and only the main process writes the checkpoint and talks."""
+one process with the same global batch, reward-model training ends with the weights of one process with the
+same global batch, and only the main process writes the checkpoint (or verifier) and talks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from referee import rewards
+from referee.rewards import TrainOptions
+from referee.rewards.heads import RewardNet
 from referee.trainers import LoraSettings, TrainSettings, train_sft
+
+from test_rewards import toy_pairs, toy_step_solutions
 
 PROMPTS = ["Say the word.", "What is the word?", "Tell me the word now.", "The word, please.", "Word?",
            "Give me the word.", "Which word?", "Your word."]
@@ -100,13 +106,86 @@ def test_train_command_under_torchrun_speaks_once(tiny_model_path, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demos.jsonl", "sft"]
 
 
-def test_reward_model_training_refuses_several_processes(tmp_path):
-    """referee's own RM loop is not distributed: it says so before any run folder is made."""
-    r = subprocess.run([sys.executable, "-m", "referee", "rm", "train", "--kind", "rm", "--data", tmp_path / "x.jsonl",
-                        "--out", tmp_path / "rm"], capture_output=True, text=True,
-                       env={**os.environ, "WORLD_SIZE": "2", "RANK": "0"})
-    assert r.returncode == 2 and "reward model training runs in one process, not 2" in r.stderr, r.stderr
+# Reward models: 2 processes with --batch-size 4 against one process with batch 8. A frozen backbone gives the
+# same head bit for bit here (each process computes the features of every other length-sorted batch, the same
+# rows as one process computes), LoRA a head and adapter at most 2.4e-7 apart after 6 steps (the batch's loss
+# summed from two slices, the gradients all-reduced). 1e-5 leaves room for other CPUs' float paths and still
+# catches a wrong slice or weighting: one process with batch 4 (a process training alone) is 1e-2 off.
+RM_TOLERANCE = 1e-5
+RM_SETTINGS = {"rm": ["--epochs", 6], "prm": ["--lora", "--epochs", 2, "--lr", 3e-3]}
+
+
+def _rm_data(kind: str, path: Path) -> Path:
+    """40 preference pairs, or 24 stepwise solutions: held out a quarter, the last batch of the training
+    examples leaves the second process nothing (prm), and the held-out batch splits 4 + 2 solutions with
+    different numbers of labelled steps."""
+    if kind == "rm":
+        rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in toy_pairs(40)]
+    else:
+        rows = [{"prompt": s.prompt, "completions": s.steps, "labels": [int(x) for x in s.labels]}
+                for s in toy_step_solutions(24)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _rm_in_one_process(kind: str, base: str, data: Path, batch_size: int):
+    """What `referee rm train` with RM_SETTINGS trains in one process."""
+    lora = kind == "prm"
+    options = TrainOptions(epochs=2 if lora else 6, lr=3e-3 if lora else None, batch_size=batch_size, lora=lora,
+                           val_frac=0.25)
+    if kind == "rm":
+        return rewards.train_reward_model(base, rewards.load_preferences(data), options)
+    items, stats = rewards.load_steps(data)
+    return rewards.train_process_rm(base, items, options, stats=stats)
+
+
+def _trained_weights(verifier) -> dict:
+    """The head's weights and standardisation, and the LoRA adapters' weights."""
+    lora = {n: p for n, p in verifier.net.backbone.named_parameters() if "lora_" in n}
+    return {**{f"head.{n}": t for n, t in verifier.net.head.state_dict().items()}, **lora}
+
+
+def _largest_gap(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].detach() - b[k].detach()).abs().max().item() for k in a)
+
+
+@pytest.mark.parametrize("kind", ["rm", "prm"])  # rm on a frozen backbone, prm with LoRA
+def test_reward_model_training_in_two_processes_trains_one_verifier_as_one_process(kind, tiny_model_path, tmp_path):
+    base = f"hf:{tiny_model_path}"
+    data = _rm_data(kind, tmp_path / "data.jsonl")
+    r = _torchrun("-m", "referee", "rm", "train", "--kind", kind, "--base", base, "--data", data, "--out",
+                  tmp_path / "two", "--batch-size", 4, "--val-frac", 0.25, *RM_SETTINGS[kind],
+                  env={**os.environ, "REFEREE_QUIET": "0"})
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    # Said once: the summary and the headline table on stdout, the run folder on stderr.
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"trained {kind} on {24 if kind == 'prm' else 40} examples"), r.stdout
+    assert r.stderr.count("run folder:") == 1, r.stderr
+    # One verifier, complete, in its run folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "two"]
+    two = rewards.load_verifier(kind, tmp_path / "two")
+    assert two.config["training"]["processes"] == 2 and two.config["training"]["batch_size"] == 4
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["reward_model"]["processes"] == 2
+
+    one, metrics = _rm_in_one_process(kind, base, data, batch_size=8)
+    assert _largest_gap(_trained_weights(two), _trained_weights(one)) < RM_TOLERANCE
+    assert two.config["training"]["val_losses"] == pytest.approx(metrics["val_losses"], abs=RM_TOLERANCE)
+    assert two.config["training"]["best_epoch"] == metrics["best_epoch"]
+    # What the tolerance tells apart: one process training alone on its batch of 4.
+    alone, _ = _rm_in_one_process(kind, base, data, batch_size=4)
+    assert _largest_gap(_trained_weights(alone), _trained_weights(one)) > 100 * RM_TOLERANCE
+
+
+def test_only_the_main_process_writes_a_verifier(tiny_model_path, tmp_path, monkeypatch):
+    net = RewardNet(f"hf:{tiny_model_path}", device="cpu")
+    monkeypatch.setenv("RANK", "1")
+    net.save(tmp_path / "rm", "rm")
     assert not (tmp_path / "rm").exists()
+    monkeypatch.setenv("RANK", "0")
+    net.save(tmp_path / "rm", "rm")
+    assert rewards.saved_kind(tmp_path / "rm") == "rm"
 
 
 def test_the_example_accelerate_configs_load_and_keep_what_saving_needs():

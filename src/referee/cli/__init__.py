@@ -13,6 +13,7 @@ import sys
 import typer
 
 from referee import noise, progress
+from referee.distributed import is_main_process
 from referee.errors import RefereeError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -24,7 +25,7 @@ def _root(ctx: typer.Context,
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
           verbose: bool = typer.Option(False, "--verbose", help="Also show the warnings, logs and progress bars "
                                        "of transformers, datasets, TRL, ... (else in RUN/third_party.log).")):
-    if quiet:
+    if quiet or not is_main_process():  # under a launcher, one process shows progress
         progress.set_quiet(True)
     if not verbose:
         ctx.with_resource(noise.quiet_third_party())  # until the command ends

@@ -123,7 +123,11 @@ def _refuse_secrets(value) -> None:
 
 def print_result(result, run, figures=(), as_json: bool = False) -> None:
     """The title and headline table on stdout (or all metrics as JSON, for scripts); where the figures and
-    the run folder are, on stderr."""
+    the run folder are, on stderr. Under a launcher only the main process speaks."""
+    from referee.distributed import is_main_process
+
+    if not is_main_process():
+        return
     if as_json or not result.headline:
         typer.echo(json.dumps(result.metrics, indent=2, default=str))
     else:

@@ -16,15 +16,6 @@ train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy: SFT, DPO
 app.add_typer(train_app, name="train")
 
 
-@train_app.callback()
-def _one_voice():
-    # Under accelerate launch or torchrun every process runs the command; only the main one talks.
-    from referee.distributed import is_main_process
-
-    if not is_main_process():
-        progress.set_quiet(True)
-
-
 def _settings(lr: float, epochs: float, max_steps: int, batch_size: int, max_length: int, lora_r: int,
               full: bool, seed: int, trl: Optional[str]):
     from referee.config import validate

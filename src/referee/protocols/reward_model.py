@@ -6,6 +6,10 @@ The run folder is the verifier's folder: the head (and LoRA adapter) lie beside 
 trained them, and any command that takes a saved verifier takes the folder. Training is one stage,
 keyed by the backbone's weights, the training records and the settings: run again unchanged, the
 saved verifier is kept; change any of them and it is trained again.
+
+Under a launcher (``torchrun``, ``accelerate launch``) every process runs the protocol and trains its
+share (``referee.rewards.training``); the main one writes the verifier and the run's files. N processes
+take N batches per step, so the number of processes counts among the settings.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class TrainingConfig(StrictModel):
 
     epochs: int | None = None
     lr: float | None = None
-    batch_size: int = 16
+    batch_size: int = 16  # per process
     lora: bool = False  # train LoRA adapters too, not only the head on a frozen backbone
     val_frac: float = 0.1  # held out to keep the epoch with the lowest held-out loss (0: the last epoch)
 
@@ -63,13 +67,15 @@ NOT_TRAINED_ON = {"protocol", "out", "data", "base", "device"}
 
 @register("reward_model", RewardModelConfig, "train a reward model, outcome RM or process RM on a data file")
 def run_reward_model(config: RewardModelConfig, run: Run) -> Result:
+    from referee.distributed import world_size
     from referee.models.fingerprints import weights_fingerprint
     from referee.rewards.heads import CONFIG_NAME, HEAD_NAME, resolve_base
 
     items, stats = load_training_data(config)
     backbone_folder, _ = resolve_base(config.base)
     inputs = {"base": config.base, "weights": weights_fingerprint(backbone_folder), "data": items,
-              "settings": config.model_dump(exclude=NOT_TRAINED_ON)}
+              "settings": config.model_dump(exclude=NOT_TRAINED_ON),
+              **({"processes": world_size()} if world_size() > 1 else {})}  # one: the fingerprint it always had
     run.run_stage("train", inputs, lambda: train_and_save(config, items, stats, run.folder),
                   outputs=[run.folder / CONFIG_NAME, run.folder / HEAD_NAME])
     # What training measured is saved with the verifier: a kept verifier reports the same as a new one.

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from referee.distributed import (all_gather_objects, is_main_process, process_device, rank, wait_for_everyone,
+                                 world_size)
 from referee.errors import RefereeError
 from referee.models.devices import pick_device
 from referee.models.hf import ensure_chat_template
@@ -92,7 +94,7 @@ class RewardNet:
                  batch_size: int = 8, folder: str | None = None, base_spec: str | None = None):
         from transformers import AutoModel, AutoTokenizer
 
-        self.device = pick_device(device)
+        self.device = process_device(pick_device(device))
         if folder is None:
             folder, base_spec = resolve_base(base)
         self.folder, self.base_spec = folder, base_spec or base
@@ -178,31 +180,36 @@ class RewardNet:
         cols = torch.tensor([p for s in seqs for p in s.positions], device=self.device)
         return states[rows, cols].float()
 
-    def _per_sequence(self, seqs: list[Sequence], desc: str, through_head: bool) -> list[torch.Tensor]:
-        """Each sequence's hidden states (or head logits) at its read-out positions, in length-sorted
-        batches. no_grad, not inference_mode: a head is trained on these features afterwards."""
+    def _length_batches(self, seqs: list[Sequence]) -> list[list[int]]:
+        """Indices of ``seqs`` in batches of neighbouring lengths (little padding)."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
+        return [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+
+    def _per_sequence(self, seqs: list[Sequence], batches: list[list[int]], desc: str,
+                      through_head: bool) -> dict[int, torch.Tensor]:
+        """The hidden states (or head logits) at the read-out positions of each sequence in ``batches``,
+        by index. no_grad, not inference_mode: a head is trained on these features afterwards."""
         from referee import progress
 
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
-        out: list[torch.Tensor] = [torch.zeros(0)] * len(seqs)
-        with torch.no_grad(), progress.bar(len(seqs), desc, unit="seq") as bar:
-            for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
+        out: dict[int, torch.Tensor] = {}
+        with torch.no_grad(), progress.bar(sum(map(len, batches)), desc, unit="seq") as bar:
+            for batch in batches:
                 h = self._hidden([seqs[i] for i in batch])
                 values = (self.head(h) if through_head else h).cpu()
-                offset = 0
-                for i in batch:
-                    k = len(seqs[i].positions)
-                    out[i] = values[offset:offset + k]
-                    offset += k
+                out.update(zip(batch, values.split([len(seqs[i].positions) for i in batch])))
                 bar.update(len(batch))
         return out
 
     def features(self, seqs: list[Sequence], desc: str = "features") -> torch.Tensor:
-        """Hidden states at all read-out positions, computed once (the frozen-backbone training data)."""
+        """Hidden states at all read-out positions, computed once (the frozen-backbone training data).
+
+        Under a launcher every process calls it: each computes every N-th batch, and all get every row."""
         if not seqs:
             return torch.zeros(0, self.hidden)
-        return torch.cat(self._per_sequence(seqs, desc, through_head=False))
+        rows = self._per_sequence(seqs, self._length_batches(seqs)[rank()::world_size()], desc, through_head=False)
+        if world_size() > 1:
+            rows = _gathered(rows)
+        return torch.cat([rows[i] for i in range(len(seqs))])
 
     def logits(self, seqs: list[Sequence], grad: bool = False) -> torch.Tensor:
         """Head logits at all read-out positions of one batch (with gradients for LoRA training)."""
@@ -214,13 +221,22 @@ class RewardNet:
     def score(self, seqs: list[Sequence], desc: str = "scoring") -> list[list[float]]:
         """Logits per sequence (one per read-out position)."""
         self.backbone.eval()
-        return [v.tolist() for v in self._per_sequence(seqs, desc, through_head=True)]
+        values = self._per_sequence(seqs, self._length_batches(seqs), desc, through_head=True)
+        return [values[i].tolist() for i in range(len(seqs))]
 
     # ---- saving ----------------------------------------------------------------------------------
     def save(self, out: str | os.PathLike, kind: str, extra: dict | None = None) -> Path:
+        """Write the verifier folder. Under a launcher every process calls it (the processes hold the same
+        weights): the main one writes, and all return once the folder is complete."""
+        out = Path(out)
+        if is_main_process():
+            self._write(out, kind, extra)
+        wait_for_everyone()
+        return out
+
+    def _write(self, out: Path, kind: str, extra: dict | None) -> None:
         from safetensors.torch import save_file
 
-        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_NAME))
         if self.lora:
@@ -229,7 +245,6 @@ class RewardNet:
                   "hidden_size": self.hidden, "max_length": self.max_length, "separator": self.separator,
                   "lora": self.lora}
         (out / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        return out
 
     @classmethod
     def load(cls, folder: str | os.PathLike, *, device: str | None = None,
@@ -263,3 +278,15 @@ class RewardNet:
         net.head.load_state_dict(load_file(str(folder / HEAD_NAME)))
         net.head.to(net.device)
         return net, config
+
+
+def _gathered(rows: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Every process's rows. Each process sends its rows as one tensor: a row is a view into its batch,
+    and pickling a view copies the whole batch."""
+    indices = list(rows)
+    block = torch.cat([rows[i] for i in indices]) if indices else torch.zeros(0)
+    out: dict[int, torch.Tensor] = {}
+    for their_indices, their_block, sizes in all_gather_objects((indices, block, [len(rows[i]) for i in indices])):
+        if their_indices:
+            out.update(zip(their_indices, their_block.split(sizes)))
+    return out

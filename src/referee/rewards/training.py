@@ -7,6 +7,11 @@ examples themselves, so the Bradley-Terry, outcome and per-step losses are each 
 A share of the examples (``val_frac``, when that makes at least 5) is held out; after every epoch the
 loss on them is measured, and the weights of the best epoch are kept. A linear head on a few hundred
 frozen features overfits in a few epochs, so this matters more than the number of epochs.
+
+Under a launcher (``torchrun``, ``accelerate launch``) the N processes train as one process with N times
+the batch size: with a frozen backbone each computes the features of every N-th batch, they share them,
+and each trains the same head on all of them; with LoRA each takes its slice of every batch, and the
+gradients are summed across processes before each step.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, Callable
 import torch
 
 from referee import progress
-from referee.distributed import world_size
+from referee.distributed import init_process_group_if_needed, rank, sum_across_processes, world_size
 from referee.errors import RefereeError
 from referee.rewards.heads import RewardNet, Sequence
 
@@ -36,6 +41,11 @@ class Example:
     def width(self) -> int:
         return sum(len(s.positions) for s in self.seqs)
 
+    @property
+    def terms(self) -> int:
+        """How many terms this example adds to a batch's mean loss: one, or one per labelled step."""
+        return sum(t is not None for t in self.target) if isinstance(self.target, list) else 1
+
 
 @dataclass
 class TrainOptions:
@@ -43,7 +53,7 @@ class TrainOptions:
 
     epochs: int | None = None
     lr: float | None = None
-    batch_size: int = 16
+    batch_size: int = 16  # per process: N processes take N times as many examples per step
     lora: bool = False
     lora_r: int = 8
     weight_decay: float = 0.0
@@ -59,10 +69,6 @@ class TrainOptions:
             raise RefereeError("training settings: epochs and batch size must be at least 1 and lr above 0")
         if not 0 <= self.val_frac < 1:
             raise RefereeError(f"training settings: val_frac should be in [0, 1), got {self.val_frac}")
-        if world_size() > 1:
-            # Each process would train its own copy on all the data and they would race to save it.
-            raise RefereeError(f"reward model training runs in one process, not {world_size()}: start it without "
-                               "accelerate launch or torchrun (--device cuda trains on one GPU)")
         return replace(self, epochs=epochs, lr=lr)
 
 
@@ -75,6 +81,7 @@ def fit(net: RewardNet, examples: list[Example], loss_fn: LossFn, options: Train
     if not examples:
         raise RefereeError("no training examples")
     opts = options.resolved()
+    init_process_group_if_needed()
     torch.manual_seed(opts.seed)
     rng = random.Random(opts.seed)
     order = list(range(len(examples)))
@@ -88,11 +95,12 @@ def fit(net: RewardNet, examples: list[Example], loss_fn: LossFn, options: Train
     trainer = trainer_class(net, train, val, loss_fn, opts)
     history, val_history, best = trainer.run(rng, desc)
     net.backbone.eval()
+    processes = {"processes": world_size()} if world_size() > 1 else {}  # each step took processes x batch_size
     return {"examples": len(examples), "train_examples": len(train), "val_examples": len(val),
             "epochs": opts.epochs, "lr": opts.lr, "batch_size": opts.batch_size, "lora": opts.lora,
             "epoch_losses": [round(x, 6) for x in history], "val_losses": [round(x, 6) for x in val_history],
             "best_epoch": best + 1, "loss_first_epoch": history[0], "loss_last_epoch": history[-1],
-            "train_seconds": round(time.time() - started, 2)}
+            "train_seconds": round(time.time() - started, 2), **processes}
 
 
 def _batches(n: int, size: int, rng: random.Random) -> list[list[int]]:
@@ -106,6 +114,10 @@ class _Trainer:
 
     def __init__(self, net, train, val, loss_fn, opts):
         self.net, self.train, self.val, self.loss_fn, self.opts = net, train, val, loss_fn, opts
+        self.step_size = opts.batch_size * world_size()  # examples per step, over all processes
+
+    def examples(self, split: str) -> list[Example]:
+        return self.train if split == "train" else self.val
 
     def params(self) -> list[torch.nn.Parameter]:
         """What trains: the head, and whatever in the backbone is not frozen (LoRA adapters)."""
@@ -113,6 +125,13 @@ class _Trainer:
 
     def logits(self, split: str, batch: list[int], grad: bool) -> torch.Tensor:
         raise NotImplementedError
+
+    def batch_loss(self, split: str, batch: list[int], grad: bool) -> float:
+        """The mean loss over a batch of examples; with ``grad``, its gradients are left in the parameters."""
+        loss = self.loss_fn(self.logits(split, batch, grad), [self.examples(split)[i] for i in batch])
+        if grad:
+            loss.backward()
+        return loss.item()
 
     def snapshot(self) -> dict:
         return {n: p.detach().clone() for n, p in self._named()}
@@ -129,28 +148,26 @@ class _Trainer:
     def val_loss(self) -> float:
         total = 0.0
         with torch.no_grad():
-            for batch in [list(range(i, min(i + self.opts.batch_size, len(self.val))))
-                          for i in range(0, len(self.val), self.opts.batch_size)]:
-                loss = self.loss_fn(self.logits("val", batch, grad=False), [self.val[i] for i in batch])
-                total += loss.item() * len(batch)
+            for batch in [list(range(i, min(i + self.step_size, len(self.val))))
+                          for i in range(0, len(self.val), self.step_size)]:
+                total += self.batch_loss("val", batch, grad=False) * len(batch)
         return total / len(self.val)
 
     def run(self, rng: random.Random, desc: str) -> tuple[list[float], list[float], int]:
         optim = torch.optim.AdamW(self.params(), lr=self.opts.lr, weight_decay=self.opts.weight_decay)
         history, val_history = [], []
         best, best_state = 0, None
-        per_epoch = (len(self.train) + self.opts.batch_size - 1) // self.opts.batch_size
+        per_epoch = (len(self.train) + self.step_size - 1) // self.step_size
         with progress.bar(self.opts.epochs * per_epoch, desc, unit="step") as bar:
             for epoch in range(self.opts.epochs):
                 total = 0.0
-                for batch in _batches(len(self.train), self.opts.batch_size, rng):
-                    loss = self.loss_fn(self.logits("train", batch, grad=True), [self.train[i] for i in batch])
+                for batch in _batches(len(self.train), self.step_size, rng):
                     optim.zero_grad()
-                    loss.backward()
+                    loss = self.batch_loss("train", batch, grad=True)
                     optim.step()
-                    total += loss.item() * len(batch)
+                    total += loss * len(batch)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                    bar.set_postfix(loss=f"{loss:.4f}")
                 history.append(total / len(self.train))
                 if self.val:
                     val_history.append(self.val_loss())
@@ -165,7 +182,8 @@ class _Trainer:
 
 
 class _FrozenTrainer(_Trainer):
-    """Backbone frozen: hidden states of every read-out are computed once; only the head trains."""
+    """Backbone frozen: hidden states of every read-out are computed once; only the head trains (the same
+    head on every process, from the same features: it is small, and no gradient needs to travel)."""
 
     def __init__(self, net, train, val, loss_fn, opts):
         super().__init__(net, train, val, loss_fn, opts)
@@ -177,7 +195,7 @@ class _FrozenTrainer(_Trainer):
         net.head.set_standardisation(self.feats["train"])
 
     def logits(self, split, batch, grad):
-        exs = self.train if split == "train" else self.val
+        exs = self.examples(split)
         starts = self.starts[split]
         rows = torch.tensor([starts[i] + k for i in batch for k in range(exs[i].width)], device=self.net.device)
         return self.net.head(self.feats[split][rows])
@@ -194,9 +212,34 @@ class _LoraTrainer(_Trainer):
         net.add_lora(r=opts.lora_r)
 
     def logits(self, split, batch, grad):
-        exs = self.train if split == "train" else self.val
+        exs = self.examples(split)
         self.net.backbone.train(grad)
         return self.net.logits([s for i in batch for s in exs[i].seqs], grad=grad)
+
+    def batch_loss(self, split, batch, grad):
+        """Under a launcher, this process's slice of the batch, weighted by its share of the batch's loss terms
+        so that the sum over processes is the batch's mean loss (and the summed gradients its gradient)."""
+        if world_size() == 1:
+            return super().batch_loss(split, batch, grad)
+        exs = self.examples(split)
+        mine = batch[rank() * self.opts.batch_size:(rank() + 1) * self.opts.batch_size]
+        part = torch.zeros((), device=self.net.device)
+        if mine:  # the last batch may leave a process nothing: it adds zero
+            share = sum(exs[i].terms for i in mine) / sum(exs[i].terms for i in batch)
+            part = self.loss_fn(self.logits(split, mine, grad), [exs[i] for i in mine]) * share
+            if grad:
+                part.backward()
+        if grad:
+            self._sum_gradients()
+        return sum_across_processes(part.detach().clone()).item()
+
+    def _sum_gradients(self) -> None:
+        """One all-reduce of every trainable parameter's gradient, flattened together."""
+        params = self.params()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        summed = sum_across_processes(torch.cat([g.reshape(-1) for g in grads]))
+        for p, g in zip(params, summed.split([g.numel() for g in grads])):
+            p.grad = g.view_as(p)
 
 
 def _offsets(examples: list[Example]) -> list[int]:
