@@ -22,7 +22,7 @@ from referee.config import validate
 from referee.errors import RefereeError
 from referee.models.base import ChoiceResult, Completion, Model
 from referee.optimize.answers import parse_label
-from referee.optimize.instructions import PROMPT_END, PROMPT_START, written_prompt
+from referee.optimize.instructions import CLOSE_TAG, PROMPT_END, PROMPT_START, REPLY_OPENING, written_prompt
 from referee.optimize.selection import SELECTORS, Arms, select
 from referee.optimize.template import LOST_FORMAT, LOST_PLACEHOLDER, PromptTemplate
 from referee.protocols.prompt_optimization import PromptOptimizationConfig, run_prompt_optimization
@@ -221,6 +221,94 @@ def test_separate_role_models_and_generative_answers_with_invalid_ones_counted(t
     assert f1s(result)[1] > f1s(result)[0]
 
 
+
+def test_the_paraphrase_only_ablation_writes_no_gradient_and_cannot_find_the_magic_word(tmp_path, files):
+    """Without gradients the scripted paraphraser only rewords: the same number of successors per parent,
+    none holding the magic word, so held-out F1 stays where it started (with gradients it rises to 1)."""
+    config = make_config(tmp_path, files, expand="paraphrase_only")
+    model = Scripted()
+    result, run = optimise(config, model)
+    assert f1s(result) == [f1s(result)[0]] * 3 and f1s(result)[0] < 0.5
+    assert model.calls["generate"] == 2  # one paraphrase pass per round, nothing else written
+    for r in (1, 2):
+        assert not (run.folder / "records" / f"round-{r}-gradients.jsonl").exists()
+        paraphrases = run.read_records(f"round-{r}-paraphrases")
+        beam = 1 if r == 1 else config.beam
+        assert len(paraphrases) == beam * config.expansion
+        assert all(x["kind"] == "paraphrase" and x["gradient"] is None for x in paraphrases)
+        candidates = run.read_records(f"round-{r}-candidates")
+        assert all(MAGIC not in c["text"] for c in candidates)
+    r1 = result.metrics["prompt_optimization"]["rounds"][0]
+    assert r1["gradients"] == r1["edits"] == 0 and r1["paraphrases"] == config.expansion
+    assert r1["candidates"] == 1 + config.expansion and r1["queries"]["minibatch"] == 0
+
+
+class Prefilled(Scripted):
+    """A backend that continues a begun reply: rewrites come back without tags, stopped at the closing one
+    (as the backends cut at a stop string); every third paraphrase runs to the token limit instead."""
+
+    continues_final_message = True
+    paraphrased = 0
+
+    def _generate(self, requests):
+        out = []
+        for r in requests:
+            if r.chat[-1]["role"] != "assistant":
+                out.append(Completion(self.reply(r.chat[-1]["content"], r.seed), 10, 10, "stop"))
+                continue
+            assert r.chat[-1]["content"] == REPLY_OPENING and CLOSE_TAG in r.sampling.stop
+            tagged = self.reply(r.chat[-2]["content"], r.seed)
+            self.paraphrased += "Say the prompt below" in r.chat[-2]["content"]
+            if "Say the prompt below" in r.chat[-2]["content"] and self.paraphrased % 3 == 1:
+                out.append(Completion("an endless prompt that never clo", 10, 400, "length"))
+            else:
+                out.append(Completion(written_prompt(tagged) or tagged, 10, 10, "stop"))
+        return out
+
+
+def test_a_backend_that_continues_replies_is_asked_with_the_tag_begun_and_cut_off_prompts_are_no_edits(tmp_path,
+                                                                                                      files):
+    result, run = optimise(make_config(tmp_path, files, rounds=1, paraphrases=4), Prefilled())
+    assert f1s(result) == [f1s(result)[0], 1.0]  # the untagged continuations were read as the prompts
+    edits, paraphrases = run.read_records("round-1-edits"), run.read_records("round-1-paraphrases")
+    assert edits and all(e["status"] == "accepted" and e["reply"] is None for e in edits)
+    cut = [p for p in paraphrases if p["status"] == "no_edit"]
+    assert cut and all(p["reply"] == "an endless prompt that never clo" and p["text"] is None for p in cut)
+    assert len(cut) < len(paraphrases)
+
+
+class Leaning(Scripted):
+    """A task model that always leans to "No" but still ranks: P(Yes) is 0.3 where it would say Yes, 0.1
+    where it would say No."""
+
+    def _choice(self, chats, options, prefix):
+        out = []
+        for chat in chats:
+            p_yes = 0.3 if self.answer(chat[-1]["content"]) == "Yes" else 0.1
+            out.append(ChoiceResult({"Yes": p_yes, "No": 1 - p_yes}, 1.0))
+        return out
+
+
+def test_batch_calibration_removes_a_lean_that_argmax_reading_cannot_see_past(tmp_path, files):
+    plain, _ = optimise(make_config(tmp_path, files, rounds=1, out=str(tmp_path / "plain")), Leaning())
+    m = plain.metrics["prompt_optimization"]
+    assert m["initial"]["test_answers"] == {"No": 30, "Yes": 0} and f1s(plain) == [0.0, 0.0]
+    fixed, run = optimise(make_config(tmp_path, files, rounds=1, calibration="batch", out=str(tmp_path / "batch")),
+                          Leaning())
+    assert f1s(fixed)[1] == 1.0 > f1s(fixed)[0] > 0  # the magic word now shows in the answers
+    record = run.read_records("initial-test")[0]
+    assert record["probs"]["No"] > record["probs"]["Yes"] and set(record["calibrated"]) == {"No", "Yes"}
+
+
+def test_calibrated_answers_divide_by_the_batch_mean_and_keep_unreadable_ones():
+    from referee.optimize.answers import Answer, calibrated
+
+    words = ["No", "Yes"]
+    answers = [Answer(0, {"No": 0.9, "Yes": 0.1}), Answer(0, {"No": 0.7, "Yes": 0.3}), Answer(None, {"No": 0, "Yes": 0})]
+    got = calibrated(answers, words)
+    assert [a.label for a in got] == [0, 1, None]  # means: No 0.8, Yes 0.2
+    assert got[1].calibrated == pytest.approx({"No": 0.875, "Yes": 1.5}) and got[2] is answers[2]
+
 # ---- bad inputs: one line each ---------------------------------------------------------------------
 def one_line_error(tmp_path, files, **kw) -> str:
     with pytest.raises(RefereeError) as got:
@@ -341,3 +429,9 @@ def test_a_tiny_real_model_runs_end_to_end_through_the_command(tmp_path, tiny_mo
         assert (folder / "records" / f"{stage}.jsonl").exists()
     main(["run", str(folder / "config.yaml")])  # the run's config repeats it, every stage read back
     assert capsys.readouterr().out == out
+
+
+def test_calibration_without_probabilities_is_refused_in_one_line(tmp_path, files):
+    with pytest.raises(RefereeError, match="calibration reads probabilities") as got:
+        make_config(tmp_path, files, answer="generative", calibration="batch")
+    assert len(str(got.value).strip().splitlines()) == 1

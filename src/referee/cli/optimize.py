@@ -17,17 +17,17 @@ app.add_typer(optimize_app, name="optimize")
 # Each setting's option, so a bad value is reported as the user typed it.
 OPTIONS = {name: "--" + name.replace("_", "-") for name in (
     "train", "test", "template", "label_field", "placeholder", "format_instruction", "task_model", "gradient_model",
-    "editor", "answer", "answer_prefix", "answer_tokens", "rounds", "beam", "minibatch", "errors_per_gradient",
-    "error_groups", "gradients", "edits_per_gradient", "paraphrases", "expansion", "selection", "budget",
-    "items_per_pull", "exploration", "test_limit", "f1", "bootstrap", "seed", "pairs", "other", "held_out", "swap",
-    "verdict", "shown_chars")}
+    "editor", "answer", "calibration", "answer_prefix", "answer_tokens", "rounds", "beam", "minibatch",
+    "errors_per_gradient", "error_groups", "gradients", "edits_per_gradient", "paraphrases", "expansion", "expand",
+    "selection", "budget", "items_per_pull", "exploration", "test_limit", "f1", "bootstrap", "seed", "pairs", "other",
+    "held_out", "swap", "verdict", "shown_chars")}
 OPTIONS.update({"classes": "--labels", "label_words": "--labels", "text_fields": "--text-field", "out": "--run",
                 "sampling.temperature": "--temperature", "sampling.max_new_tokens": "--max-new-tokens"})
 
 # The search's options, shared by both commands; each parameter is named after its setting.
 SEARCH = ("gradient_model", "editor", "rounds", "beam", "minibatch", "errors_per_gradient", "error_groups", "gradients",
-          "edits_per_gradient", "paraphrases", "expansion", "selection", "budget", "items_per_pull", "exploration",
-          "seed")
+          "edits_per_gradient", "paraphrases", "expansion", "expand", "selection", "budget", "items_per_pull",
+          "exploration", "seed")
 GRADIENT_MODEL = typer.Option(None, help="Model spec that writes textual gradients (default: the task model).")
 EDITOR = typer.Option(None, help="Model spec that edits and paraphrases (default: the task model).")
 ROUNDS = typer.Option(None, help="Optimisation rounds (default 6).")
@@ -39,6 +39,8 @@ GRADIENTS = typer.Option(None, help="Gradients per group of mistakes (default 4)
 EDITS_PER_GRADIENT = typer.Option(None, help="Edits per gradient (default 1).")
 PARAPHRASES = typer.Option(None, help="Monte-Carlo paraphrases per edit (default 2).")
 EXPANSION = typer.Option(None, help="Successors kept per beam prompt (default 8).")
+EXPAND = typer.Option(None, help="gradients (default: ProTeGi's expansion) or paraphrase_only (the ablation: "
+                      "--expansion paraphrases of each beam prompt, no gradient or edit).")
 SELECTION = typer.Option(None, help="brute_force, ucb (default), ucb_e, successive_rejects or successive_halving.")
 BUDGET = typer.Option(None, help="Task-model queries per round for selection (default 2048).")
 ITEMS_PER_PULL = typer.Option(None, help="Training items per bandit pull (default 32).")
@@ -81,6 +83,9 @@ def prompt(
     editor: Optional[str] = EDITOR,
     answer: Optional[str] = typer.Option(None, help="probability (label-word probabilities; default) or generative "
                                          "(parse the label word, for servers without log-probabilities)."),
+    calibration: Optional[str] = typer.Option(None, help="none (default) or batch: divide each label word's "
+                                              "probability by its mean over the items a prompt answered (removes "
+                                              "a small model's lean towards one word)."),
     answer_prefix: Optional[str] = typer.Option(None, help="Text written for the task model before its answer."),
     answer_tokens: Optional[int] = typer.Option(None, help="Generative answers: tokens to write (default 8)."),
     rounds: Optional[int] = ROUNDS,
@@ -92,6 +97,7 @@ def prompt(
     edits_per_gradient: Optional[int] = EDITS_PER_GRADIENT,
     paraphrases: Optional[int] = PARAPHRASES,
     expansion: Optional[int] = EXPANSION,
+    expand: Optional[str] = EXPAND,
     selection: Optional[str] = SELECTION,
     budget: Optional[int] = BUDGET,
     items_per_pull: Optional[int] = ITEMS_PER_PULL,
@@ -115,8 +121,8 @@ def prompt(
         **search_settings(options), "train": str(train), "test": str(test), "template": template, "classes": classes,
         "label_words": words, "text_fields": text_field or None, "label_field": label_field,
         "placeholder": placeholder, "format_instruction": format_instruction, "task_model": task_model,
-        "answer": answer, "answer_prefix": answer_prefix, "answer_tokens": answer_tokens, "test_limit": test_limit,
-        "f1": f1}, OPTIONS)
+        "answer": answer, "calibration": calibration, "answer_prefix": answer_prefix, "answer_tokens": answer_tokens,
+        "test_limit": test_limit, "f1": f1}, OPTIONS)
     print_result(*execute(config, Path("runs") / f"optimize-{train.stem}"), as_json=as_json)
 
 
@@ -150,6 +156,7 @@ def judge_template(
     edits_per_gradient: Optional[int] = EDITS_PER_GRADIENT,
     paraphrases: Optional[int] = PARAPHRASES,
     expansion: Optional[int] = EXPANSION,
+    expand: Optional[str] = EXPAND,
     selection: Optional[str] = SELECTION,
     budget: Optional[int] = BUDGET,
     items_per_pull: Optional[int] = ITEMS_PER_PULL,

@@ -275,6 +275,26 @@ class Model:
             raise RuntimeError(f"{type(self).__name__} returned {len(seen)} results for {len(batch)}")
 
 
+_PROBE = "FINAL-MESSAGE-PROBE-7319"
+
+
+def continues_final_message(model: Model) -> bool:
+    """Whether the model continues a chat's final assistant message (a prefilled reply) rather than starting a
+    new turn: its ``continues_final_message`` flag where it has one, else whether its ``render`` of a chat
+    ending in an assistant turn ends with that turn's text."""
+    flag = getattr(model, "continues_final_message", None)
+    if flag is not None:
+        return bool(flag)
+    render = getattr(model, "render", None)
+    if render is None:
+        return False
+    try:
+        text = render([{"role": "user", "content": "q"}, {"role": "assistant", "content": _PROBE}])
+    except Exception:  # a template that refuses an assistant turn at the end
+        return False
+    return text.rstrip().endswith(_PROBE)
+
+
 def _as_dicts(results: list | Iterable[tuple[int, Any]]) -> list | Iterator[tuple[int, Any]]:
     """A hook's results as dicts, in the shape the hook gave them; failures (RefereeError) stay as they are."""
     def plain(r):

@@ -5,6 +5,12 @@ The probability route reads the label words' probabilities at the start of the m
 no log-probabilities take the generative route: a short greedy reply, in which the first label word that
 appears as a whole word (any case) is the answer. Either way an answer that cannot be read (no probability
 mass on any label word, or a reply naming none) is None: counted as invalid, and never a right answer.
+
+A small model's probabilities lean on one label word whatever the input (the embedded 135M model gives "No"
+over "Yes" on every one of 461 LIAR statements under every prompt tried, while its P(Yes) still ranks lies
+above truths with AUC 0.54-0.61). ``calibrated`` removes that lean per prompt, as batch calibration does for
+judges (Zhou et al. 2024): each word's probability is divided by its mean over the items the prompt answered
+in the same call, and the answer is the largest of those ratios.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from referee.models.base import Model, Sampling
 
 MODES = ("probability", "generative")
+CALIBRATIONS = ("none", "batch")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class AnswerReading:
     ``max_new_tokens`` bounds a generative reply."""
 
     mode: str = "probability"
+    calibration: str = "none"  # none | batch (probability route)
     prefix: str = ""
     max_new_tokens: int = 8
     seed: int = 0
@@ -33,9 +41,11 @@ class Answer:
     label: int | None  # index into the label words; None when unreadable
     probs: dict[str, float] | None = None  # probability route
     raw: str | None = None  # generative route: the reply
+    calibrated: dict[str, float] | None = None  # batch calibration: each probability over its batch mean
 
     def record(self, words: list[str]) -> dict:
-        return {"answer": None if self.label is None else words[self.label], "probs": self.probs, "raw": self.raw}
+        out = {"answer": None if self.label is None else words[self.label], "probs": self.probs, "raw": self.raw}
+        return out if self.calibrated is None else {**out, "calibrated": self.calibrated}
 
 
 def read_answers(model: Model, prompts: list[str], words: list[str], how: AnswerReading,
@@ -50,6 +60,21 @@ def read_answers(model: Model, prompts: list[str], words: list[str], how: Answer
     sampling = Sampling(temperature=0.0, max_new_tokens=how.max_new_tokens, seed=how.seed)
     replies = model.generate(chats, sampling, desc=desc)
     return [Answer(parse_label(out[0].text, words), raw=out[0].text) for out in replies]
+
+
+def calibrated(answers: list[Answer], words: list[str]) -> list[Answer]:
+    """Batch calibration of one prompt's answers: P(word) / mean P(word) over ``answers``; unreadable answers
+    stay unreadable, and a word no answer gave any probability is never chosen."""
+    readable = [a for a in answers if a.label is not None and a.probs]
+    means = {w: sum(a.probs.get(w, 0.0) for a in readable) / len(readable) for w in words} if readable else {}
+    out = []
+    for a in answers:
+        if a.label is None or not a.probs:
+            out.append(a)
+            continue
+        ratios = {w: a.probs.get(w, 0.0) / means[w] if means[w] > 0 else 0.0 for w in words}
+        out.append(Answer(max(range(len(words)), key=lambda i: ratios[words[i]]), a.probs, a.raw, ratios))
+    return out
 
 
 def parse_label(text: str, words: list[str]) -> int | None:

@@ -51,8 +51,11 @@ Write only the new prompt, between <prompt> and </prompt>."""
 
 MISTAKE = "Example {number}:\n{text}\n{right}: {gold}\n{given}: {answer}"
 
+OPEN_TAG, CLOSE_TAG = "<prompt>", "</prompt>"
+REPLY_OPENING = OPEN_TAG + "\n"  # how a rewrite's reply is begun for the model, where its backend allows
+
 REQUESTS = {"gradient": GRADIENT, "edit": EDIT, "paraphrase": PARAPHRASE, "mistake": MISTAKE,
-            "markers": [PROMPT_START, PROMPT_END]}
+            "markers": [PROMPT_START, PROMPT_END], "reply_opening": REPLY_OPENING}
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,14 @@ def paraphrase_request(template: Rewritable) -> str:
 def written_prompt(reply: str) -> str | None:
     """The prompt between the last complete pair of <prompt> tags of a reply; None when there is none or it
     is empty (a reply cut off before its closing tag has no prompt either)."""
-    found = re.findall(r"<prompt>(.*?)</prompt>", reply, flags=re.DOTALL | re.IGNORECASE)
+    found = re.findall(f"{OPEN_TAG}(.*?){CLOSE_TAG}", reply, flags=re.DOTALL | re.IGNORECASE)
     text = found[-1].strip() if found else ""
     return text or None
+
+
+def prefilled_prompt(continuation: str, finish_reason: str) -> str | None:
+    """The prompt of a reply begun with ``REPLY_OPENING`` and stopped at the closing tag: the continuation,
+    None when it is empty or ran to the token limit before closing (a cut-off prompt)."""
+    if finish_reason == "length":
+        return None
+    return continuation.split(CLOSE_TAG)[0].strip() or None

@@ -11,6 +11,8 @@ Expand (the paper's Algorithm 2), for every beam member at once:
   3. edits        the editor rewrites the prompt `edits_per_gradient` times per gradient to fix what it says;
   4. paraphrases  each accepted edit is paraphrased `paraphrases` times (Monte-Carlo search around it);
   5. candidates   at most `expansion` distinct successors per parent are kept, drawn at random.
+With `expand: paraphrase_only` (the ablation of the paper's Monte-Carlo baseline) steps 1-3 are skipped and
+each beam member is paraphrased `expansion` times instead: the same number of successors, no gradient.
 A rewrite that breaks a rule of the task's template (``flaw``) is rejected and counted, never run; a reply
 holding no prompt is counted as no edit, and the round goes on.
 
@@ -34,7 +36,7 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 from pydantic import Field, ValidationInfo, field_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig
-from referee.models.base import Model
+from referee.models.base import Model, Sampling
 from referee.optimize import expansion
 from referee.optimize.instructions import Mistake, Wording, wording_key
 from referee.optimize.selection import select
@@ -62,6 +64,7 @@ class SearchConfig(ProtocolConfig):
     edits_per_gradient: int = Field(1, ge=1, le=MAX_WIDTH)
     paraphrases: int = Field(2, ge=0, le=MAX_WIDTH)
     expansion: int = Field(8, ge=1, le=MAX_WIDTH)
+    expand: Literal["gradients", "paraphrase_only"] = "gradients"  # paraphrase_only: the no-gradient ablation
     # selection
     selection: Literal["brute_force", "ucb", "ucb_e", "successive_rejects", "successive_halving"] = "ucb"
     items_per_pull: int = Field(32, ge=1, le=MAX_PROMPTS)
@@ -121,6 +124,12 @@ def rng(cfg: SearchConfig, *what) -> random.Random:
     return random.Random(":".join(str(p) for p in (cfg.seed, *what)))
 
 
+def sampling(cfg: SearchConfig, r: int) -> Sampling:
+    """Round r's sampling, with a seed of its own: a beam that did not change would otherwise be sent the
+    very same requests as the round before and, through the cache, get the very same rewrites back."""
+    return cfg.sampling.to_sampling(rng(cfg, "sampling", r).randrange(2**31))
+
+
 def initial_record(text: str) -> dict:
     """The initial prompt as a candidate record."""
     return {"id": prompt_id(text), "text": text, "round": 0, "kind": "initial", "parent": None, "gradient": None,
@@ -152,6 +161,9 @@ def search_round(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, beam:
 
 # ---- Expand: steps 1-5 -----------------------------------------------------------------------------
 def expand(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, beam: list[dict], r: int) -> Expansion:
+    if cfg.expand == "paraphrase_only":
+        paraphrases = paraphrase_beam(cfg, run, roles, task, beam, r)
+        return Expansion(gather_candidates(cfg, run, beam, [], paraphrases, r), [], [], [], paraphrases)
     batch = rng(cfg, "minibatch", r).sample(task.train, min(cfg.minibatch, len(task.train)))
     answered = answer_minibatch(run, task, beam, batch, r)                               # 1
     mistakes = mistakes_by_prompt(task, answered, batch)
@@ -189,13 +201,13 @@ def write_gradients(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, be
                                                   cfg.error_groups, rng(cfg, "errors", r, c["id"]))]
 
     def compute() -> list[dict]:
-        got = expansion.textual_gradients(roles.gradient, cfg.sampling.to_sampling(cfg.seed),
+        got = expansion.textual_gradients(roles.gradient, sampling(cfg, r),
                                           [(task.template(c), group) for c, group in jobs], cfg.gradients,
                                           task.wording)
         return [{"id": f"r{r}-g{i}.{k}", "parent": c["id"], "errors": [m.item for m in group], "text": text}
                 for i, ((c, group), row) in enumerate(zip(jobs, got)) for k, text in enumerate(row)]
 
-    inputs = {"model": roles.gradient, "sampling": cfg.sampling, "seed": cfg.seed, "wording": wording_key(task.wording),
+    inputs = {"model": roles.gradient, "sampling": sampling(cfg, r), "wording": wording_key(task.wording),
               "n": cfg.gradients, "jobs": [(c["text"], group) for c, group in jobs]}
     return run.run_stage(f"round-{r}-gradients", inputs, compute)
 
@@ -208,13 +220,13 @@ def write_edits(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, beam: 
     jobs = [(parents[g["parent"]], [mistakes[g["parent"]][i] for i in g["errors"]], g) for g in gradients if g["text"]]
 
     def compute() -> list[dict]:
-        got = expansion.edits(roles.editor, cfg.sampling.to_sampling(cfg.seed),
+        got = expansion.edits(roles.editor, sampling(cfg, r),
                               [(task.template(c), errors, g["text"]) for c, errors, g in jobs], cfg.edits_per_gradient,
                               task.wording)
-        return [rewrite_record(task, c, text, r, kind="edit", key=f"r{r}-e{i}.{k}", gradient=g["id"])
-                for i, ((c, _, g), row) in enumerate(zip(jobs, got)) for k, text in enumerate(row)]
+        return [rewrite_record(task, c, rewrite, r, kind="edit", key=f"r{r}-e{i}.{k}", gradient=g["id"])
+                for i, ((c, _, g), row) in enumerate(zip(jobs, got)) for k, rewrite in enumerate(row)]
 
-    inputs = {"model": roles.editor, "sampling": cfg.sampling, "seed": cfg.seed, "wording": wording_key(task.wording),
+    inputs = {"model": roles.editor, "sampling": sampling(cfg, r), "wording": wording_key(task.wording),
               "n": cfg.edits_per_gradient, "rules": task.rules,
               "jobs": [(c["text"], errors, g["text"], g["id"]) for c, errors, g in jobs]}
     return run.run_stage(f"round-{r}-edits", inputs, compute)
@@ -228,23 +240,40 @@ def write_paraphrases(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, 
     def compute() -> list[dict]:
         if not cfg.paraphrases:
             return []
-        got = expansion.paraphrases(roles.editor, cfg.sampling.to_sampling(cfg.seed),
+        got = expansion.paraphrases(roles.editor, sampling(cfg, r),
                                     [task.template(e) for e in sources], cfg.paraphrases)
-        return [rewrite_record(task, e, text, r, kind="paraphrase", key=f"r{r}-m{i}.{k}", gradient=e["gradient"],
+        return [rewrite_record(task, e, rewrite, r, kind="paraphrase", key=f"r{r}-m{i}.{k}", gradient=e["gradient"],
                                parent=e["parent"], edit=e["key"])
-                for i, (e, row) in enumerate(zip(sources, got)) for k, text in enumerate(row)]
+                for i, (e, row) in enumerate(zip(sources, got)) for k, rewrite in enumerate(row)]
 
-    inputs = {"model": roles.editor, "sampling": cfg.sampling, "seed": cfg.seed, "wording": wording_key(task.wording),
+    inputs = {"model": roles.editor, "sampling": sampling(cfg, r), "wording": wording_key(task.wording),
               "n": cfg.paraphrases, "rules": task.rules, "sources": [(e["key"], e["text"]) for e in sources]}
     return run.run_stage(f"round-{r}-paraphrases", inputs, compute)
 
 
-def rewrite_record(task: Task, source: dict, text: str | None, r: int, kind: str, key: str, gradient: str,
-                   parent: str | None = None, edit: str | None = None) -> dict:
-    """An edit or paraphrase of ``source`` with its lineage (parent prompt, gradient, edit) and status."""
+def paraphrase_beam(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, beam: list[dict],
+                    r: int) -> list[dict]:
+    """The ablation's expansion: ``expansion`` paraphrases of every beam member, no minibatch, gradient or edit
+    (records ``round-R-paraphrases``)."""
+    def compute() -> list[dict]:
+        got = expansion.paraphrases(roles.editor, sampling(cfg, r),
+                                    [task.template(c) for c in beam], cfg.expansion)
+        return [rewrite_record(task, c, rewrite, r, kind="paraphrase", key=f"r{r}-m{i}.{k}", gradient=None)
+                for i, (c, row) in enumerate(zip(beam, got)) for k, rewrite in enumerate(row)]
+
+    inputs = {"model": roles.editor, "sampling": sampling(cfg, r), "n": cfg.expansion,
+              "rules": task.rules, "sources": [c["text"] for c in beam], "expand": cfg.expand}
+    return run.run_stage(f"round-{r}-paraphrases", inputs, compute)
+
+
+def rewrite_record(task: Task, source: dict, rewrite: expansion.Rewrite, r: int, kind: str, key: str,
+                   gradient: str | None, parent: str | None = None, edit: str | None = None) -> dict:
+    """An edit or paraphrase of ``source`` with its lineage (parent prompt, gradient, edit) and status; the
+    model's reply is kept where it held no prompt, to show what was written instead."""
+    text = rewrite.text
     return {"key": key, "id": prompt_id(text) if text else None, "text": text, "round": r, "kind": kind,
             "parent": parent or source["id"], "gradient": gradient, "edit": edit,
-            "status": expansion.verdict(task.template(source), text)}
+            "status": expansion.verdict(task.template(source), text), "reply": None if text else rewrite.reply}
 
 
 def accepted_by_text(rewrites: list[dict]) -> dict[str, dict]:

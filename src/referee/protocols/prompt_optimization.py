@@ -40,7 +40,7 @@ from referee.config import MAX_EXAMPLES
 from referee.errors import RefereeError
 from referee.io import read_text
 from referee.models.base import Model
-from referee.optimize.answers import AnswerReading, read_answers
+from referee.optimize.answers import AnswerReading, calibrated, read_answers
 from referee.optimize.instructions import LABELLING, Mistake
 from referee.optimize.scoring import f1_estimate
 from referee.optimize.search import (NOTHING_GROWN, Expansion, SearchConfig, initial_record, load_roles, rng,
@@ -67,9 +67,17 @@ class PromptOptimizationConfig(SearchConfig):
     format_instruction: str | None = None  # a sentence of the template every edit must keep
     # how the task model answers
     answer: Literal["probability", "generative"] = "probability"
+    calibration: Literal["none", "batch"] = "none"  # batch: remove the task model's lean per prompt (probability)
     answer_prefix: str = ""  # written for the task model before its answer (probability route)
     answer_tokens: int = Field(8, ge=1, le=1024)  # generative route: the reply's length
     f1: Literal["auto", "binary", "macro"] = "auto"  # auto: binary for two classes, else macro
+
+    @field_validator("calibration")
+    @classmethod
+    def _calibrate_probabilities(cls, calibration: str, info: ValidationInfo) -> str:
+        if calibration != "none" and info.data.get("answer") == "generative":
+            raise ValueError("calibration reads probabilities: use it with answer: probability")
+        return calibration
 
     @field_validator("label_words")
     @classmethod
@@ -163,7 +171,7 @@ class Labelling:
     def __init__(self, cfg: Config, data: Data, model: Model):
         self.cfg, self.data, self.model = cfg, data, model
         self.train = data.train
-        self.reading = AnswerReading(cfg.answer, cfg.answer_prefix, cfg.answer_tokens, cfg.seed)
+        self.reading = AnswerReading(cfg.answer, cfg.calibration, cfg.answer_prefix, cfg.answer_tokens, cfg.seed)
         self.identity = {"model": model, "reading": self.reading, "words": data.words, "placeholder": cfg.placeholder}
         self.data_key = data.key
         self.rules = (cfg.placeholder, cfg.format_instruction)
@@ -176,6 +184,13 @@ class Labelling:
         words = self.data.words
         answers = read_answers(self.model, [self.template(c).render(e.text) for c, e in jobs], words, self.reading,
                                desc)
+        if self.reading.calibration == "batch":  # per prompt, over the items it answered in this call
+            by_prompt: dict[str, list[int]] = {}
+            for i, (c, _) in enumerate(jobs):
+                by_prompt.setdefault(c["id"], []).append(i)
+            for rows in by_prompt.values():
+                for i, a in zip(rows, calibrated([answers[i] for i in rows], words)):
+                    answers[i] = a
         return [{"prompt": c["id"], "item": e.id, "label": words[e.label], **a.record(words),
                  "correct": a.label == e.label} for (c, e), a in zip(jobs, answers)]
 
@@ -190,6 +205,7 @@ class Tested:
 
     records: list[dict]
     f1: stats.Estimate
+    answers: dict[str, int]  # how often each label word was answered (a prompt may only move the model's bias)
 
 
 def score_on_test(cfg: Config, run: Run, task: Labelling, best: dict, r: int) -> Tested:
@@ -200,7 +216,8 @@ def score_on_test(cfg: Config, run: Run, task: Labelling, best: dict, r: int) ->
     records = run.run_stage(name, inputs, lambda: task.answer([(best, e) for e in data.test], f"round {r}: test"))
     index = {w: i for i, w in enumerate(data.words)}
     return Tested(records, f1_estimate([index[x["label"]] for x in records], [index.get(x["answer"]) for x in records],
-                                       data.average, len(data.words), cfg.bootstrap, cfg.seed))
+                                       data.average, len(data.words), cfg.bootstrap, cfg.seed),
+                  {w: sum(x["answer"] == w for x in records) for w in data.words})
 
 
 def round_summary(r: int, best: dict, tested: Tested, grown: Expansion = NOTHING_GROWN,
@@ -210,6 +227,7 @@ def round_summary(r: int, best: dict, tested: Tested, grown: Expansion = NOTHING
     return {"round": r, "best": best["id"], "prompt": best["text"], "lineage": best,
             "test_f1": tested.f1.to_dict(), "test_accuracy": sum(x["correct"] for x in records) / len(records),
             "test_invalid": sum(x["answer"] is None for x in records),
+            "test_answers": tested.answers,
             "train_reward": train_reward(best, chosen),
             **step_counts(grown, (LOST_PLACEHOLDER, LOST_FORMAT)),
             "invalid_answers": search_invalid(grown, chosen) + sum(x["answer"] is None for x in records),

@@ -24,28 +24,12 @@ from referee import progress
 from referee.chat import as_chat
 from referee.errors import RefereeError
 from referee.io import read_records
-from referee.models.base import Model, Sampling
+from referee.models.base import Model, Sampling, continues_final_message
 from referee.tasks.math import (Solution, StepwiseRecord, answers_match, extract_answer, gold_answer,
                                 split_steps)
 
 MODES = ("soft", "hard")
 HOWS = ("auto", "prefill", "prompt")
-_PROBE = "PARTIAL-SOLUTION-PROBE-7319"
-
-
-def continues_final_message(model: Model) -> bool:
-    """Whether the model continues a chat's final assistant message rather than starting a new turn."""
-    flag = getattr(model, "continues_final_message", None)
-    if flag is not None:
-        return bool(flag)
-    render = getattr(model, "render", None)
-    if render is None:
-        return False
-    try:
-        text = render([{"role": "user", "content": "q"}, {"role": "assistant", "content": _PROBE}])
-    except Exception:  # a template that refuses an assistant turn at the end
-        return False
-    return text.rstrip().endswith(_PROBE)
 
 
 def _rollout_chat(prompt: list, prefix: str, how: str) -> list:
