@@ -1,0 +1,272 @@
+"""``protocol: debate`` and ``protocol: consultancy``: oversight across an information gap (Khan et al. 2024;
+Anthropic's debate experiments). Those who argue read a passage; the judge does not, and must pick which of
+two answers to a question about it is correct.
+
+    items  = the split's first `limit` items in a seeded draw (the loader's seeded coin decides which answer
+             is shown first; its dropped lines are counted)
+    sides  = debate: debater_a defends answer A, debater_b answer B;
+             consultancy: the consultant defends the right answer on half the items (seeded hash of the id)
+    transcripts = the arguers speak for `rounds` rounds                              (stage "transcripts")
+             debate: simultaneous (a round's turns unseen by each other) or sequential (each turn sees all
+             earlier ones); every quote checked against the passage, quote statistics per turn
+    for reader in baselines + [debate | consultancy]:                                 (stage "judge-READER")
+        verdicts[reader] = the judge picks A or B from the question and
+             blind: nothing more | expert: the passage | debate, consultancy: the arguments, quotes marked
+    metrics = accuracy with a 95% interval per reader and per shown order; debate: how often the debater
+             of the right and of the wrong answer wins; consultancy: accuracy with a right and with a wrong
+             consultant apart; quote statistics per arguer and per side; ties and invalid verdicts
+
+Every reader is the same judge on the same items in the same run, so blind and expert bound the protocol's
+number. Both protocols share this file: they differ only in who argues (``referee.debate.debaters``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig
+from referee.debate.debaters import opening_transcripts, schedule_for, speakers_for, transcript_record
+from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items
+from referee.dialogue import Transcript, run_dialogue
+from referee.errors import RefereeError
+from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.protocols import Result, register
+from referee.runs import Run
+from referee.stats import rate
+from referee.tasks.passages import PassageItem, load_passage_items, split_items
+
+BASELINES = ("blind", "expert")
+
+
+# ---- config ----------------------------------------------------------------------------------------
+class PassageProtocolConfig(ProtocolConfig):
+    """What debate and consultancy share: the items, the judge, the rounds and the baselines."""
+
+    items: str  # CosmosQA or generic passage items (JSONL; referee.tasks.passages)
+    split: Literal["train", "validation", "test"] = "test"
+    shares: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, validation, test (a seeded hash of the id)
+    limit: int | None = Field(None, ge=1, le=MAX_PROMPTS)  # the first N of the split in a seeded draw
+    judge: str = "embedded"
+    judge_config: JudgeConfig = JudgeConfig(template="debate")  # no template given: "debate"
+    rounds: int = Field(1, ge=1, le=MAX_ROUNDS)
+    word_limit: int = Field(120, ge=1)  # per turn; a longer turn is cut there
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)  # the arguers'
+    baselines: list[Literal["blind", "expert"]] = list(BASELINES)  # the same judge without the arguments
+    bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
+
+    @field_validator("judge_config")
+    @classmethod
+    def _pairwise_debate_judge(cls, value: JudgeConfig) -> JudgeConfig:
+        if value.mode != "pairwise":
+            raise ValueError(f"the judge picks one of two answers: mode should be pairwise, got {value.mode!r}")
+        if value.reference != "none":
+            raise ValueError(f"the judge has no reference answer: reference should be none, got {value.reference!r}")
+        return value if value.template else value.model_copy(update={"template": "debate"})
+
+    @field_validator("baselines")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) < len(value):
+            raise ValueError(f"each baseline at most once, got {value}")
+        return value
+
+
+class DebateConfig(PassageProtocolConfig):
+    protocol: str = "debate"
+    debater: str = "embedded"  # both debaters (self-play) ...
+    debater_b: str | None = None  # ... unless debater_b names another model for debater_b
+    style: Literal["simultaneous", "sequential"] = "simultaneous"
+
+
+class ConsultancyConfig(PassageProtocolConfig):
+    protocol: str = "consultancy"
+    consultant: str = "embedded"
+
+
+# ---- the protocols ---------------------------------------------------------------------------------
+@register("debate", DebateConfig, "two debaters argue over a passage the judge cannot read; blind and expert "
+          "judges beside")
+def run_debate(cfg: DebateConfig, run: Run) -> Result:
+    return run_arguing_protocol("debate", cfg, run)
+
+
+@register("consultancy", ConsultancyConfig, "one consultant argues (right on half the items) to a judge who "
+          "cannot read the passage; blind and expert judges beside")
+def run_consultancy(cfg: ConsultancyConfig, run: Run) -> Result:
+    return run_arguing_protocol("consultancy", cfg, run)
+
+
+def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) -> Result:
+    """The steps of the module docstring, one line each."""
+    items, dropped = load_items(cfg)                                                      # items
+    transcripts = argue(protocol, cfg, run, items)                                        # sides, transcripts
+    judge = build_judge(cfg.judge, cfg.judge_config, run.model)
+    verdicts = {reader: read(reader, cfg, run, judge, items, transcripts)                # every reader
+                for reader in [*cfg.baselines, protocol]}
+    metrics = measure(protocol, cfg, items, dropped, transcripts, verdicts)              # metrics
+    run.save_metrics({protocol: metrics})
+    return Result(metrics, headline(metrics["readers"]),
+                  f"{protocol} on {len(items)} {cfg.split} items of {cfg.items}: judge accuracy per reader, "
+                  f"95% intervals")
+
+
+# ---- items -----------------------------------------------------------------------------------------
+def load_items(cfg: PassageProtocolConfig) -> tuple[list[PassageItem], dict]:
+    """The configured split, cut to ``limit`` items by a seeded draw (so a smaller limit takes a subset of
+    a larger one), in file order; and the loader's dropped-line counts."""
+    loaded = load_passage_items(cfg.items, cfg.seed)
+    part = split_items(loaded, cfg.seed, cfg.shares)[cfg.split]
+    if cfg.limit is not None:
+        kept = set(sorted((it.id for it in part), key=lambda i: _draw(cfg.seed, i))[:cfg.limit])
+        part = [it for it in part if it.id in kept]
+    if not part:
+        sizes = ", ".join(f"{name} {len(v)}" for name, v in split_items(loaded, cfg.seed, cfg.shares).items())
+        raise RefereeError(f"{cfg.items}: no items in split '{cfg.split}' ({sizes} of {len(loaded)} items)")
+    return part, dict(loaded.dropped)
+
+
+def _draw(seed: int, item_id: str) -> str:
+    return hashlib.sha256(f"{seed}:limit:{item_id}".encode()).hexdigest()
+
+
+# ---- transcripts -----------------------------------------------------------------------------------
+def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[PassageItem]) -> list[dict]:
+    """The arguers' transcripts, one record per item (``debaters.transcript_record``: turns, sides, quote
+    statistics per turn). Stage ``transcripts``."""
+    models = [run.model(spec) for spec in arguer_specs(protocol, cfg)]
+    speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
+    schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
+    openings = opening_transcripts(protocol, items, cfg.seed)
+
+    def compute() -> list[dict]:
+        return [transcript_record(t) for t in run_dialogue(openings, schedule, speakers, desc=protocol)]
+
+    inputs = {"protocol": protocol, "items": items, "openings": [t.to_record() for t in openings],
+              "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers]}
+    return run.run_stage("transcripts", inputs, compute)
+
+
+def arguer_specs(protocol: str, cfg: PassageProtocolConfig) -> list[str]:
+    """The model spec of each arguing role, in role order."""
+    if protocol == "debate":
+        return [cfg.debater, cfg.debater_b or cfg.debater]
+    return [cfg.consultant]
+
+
+def _speaker_settings(speaker) -> dict:
+    """What a speaker's turns depend on (its model by fingerprint; a Speaker holds a model, so not asdict)."""
+    return {"name": speaker.name, "role": speaker.role, "model": speaker.model, "system": speaker.system,
+            "instruction": speaker.instruction, "later": speaker.later, "defends": speaker.defends,
+            "opposes": speaker.opposes, "sampling": speaker.sampling, "word_limit": speaker.word_limit}
+
+
+# ---- verdicts --------------------------------------------------------------------------------------
+def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
+         transcripts: list[dict]) -> list[dict]:
+    """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
+    sides where there are arguers. Stage ``judge-READER``."""
+    arguing = reader in ARGUING_ROLES
+    by_id = {r["id"]: Transcript.from_record(r, f"transcripts: item {r['id']}") for r in transcripts}
+
+    def compute() -> list[dict]:
+        records = judge_items(judge, items, reader, by_id if arguing else None)
+        if arguing:
+            for rec in records:
+                rec["sides"] = by_id[rec["id"]].meta["sides"]
+                if reader == "consultancy":
+                    rec["consultant_defends_correct"] = rec["sides"]["consultant"] == rec["correct_answer"]
+        return records
+
+    inputs = {"judge": judge_identity(cfg.judge, cfg.judge_config, run.model), "reader": reader, "items": items,
+              **({"transcripts": transcripts} if arguing else {})}
+    return run.run_stage(f"judge-{reader}", inputs, compute)
+
+
+# ---- metrics ---------------------------------------------------------------------------------------
+def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem], dropped: dict,
+            transcripts: list[dict], verdicts: dict[str, list[dict]]) -> dict:
+    """All the protocol measured (metrics.json under its name)."""
+    kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
+    readers = {reader: accuracy_summary(records, **kw) for reader, records in verdicts.items()}
+    out = {"protocol": protocol, "items": len(items), "split": cfg.split, "dropped_by_loader": dropped,
+           "rounds": cfg.rounds, "word_limit": cfg.word_limit, "arguers": arguer_specs(protocol, cfg),
+           "judge": cfg.judge, "readers": readers,
+           "ties": {r: s["ties"] for r, s in readers.items()},
+           "invalid": {r: s["invalid"] for r, s in readers.items()},
+           "quotes": quote_summary(transcripts)}
+    if protocol == "debate":
+        out["style"] = cfg.style
+        out["win_rates"] = win_rates(verdicts["debate"], **kw)
+    else:
+        out["consultant_halves"] = consultant_halves(verdicts["consultancy"], **kw)
+    return out
+
+
+def win_rates(records: list[dict], **kw) -> dict:
+    """How often the judge sided with the debater defending the right answer and with the one defending the
+    wrong answer (the first is the debate accuracy; ties and unreadable verdicts are nobody's win), and the
+    same per role (debater_a defends answer A)."""
+    def wins(rows: list[dict], answer_of) -> dict:
+        return rate([r["chosen"] == answer_of(r) for r in rows], **kw).to_dict()
+
+    return {"correct_side": wins(records, lambda r: r["correct_answer"]),
+            "incorrect_side": wins(records, lambda r: 1 - r["correct_answer"]),
+            "no_decision": sum(r["chosen"] is None for r in records),
+            "by_role": {role: wins(records, lambda r, role=role: r["sides"][role])
+                        for role in ARGUING_ROLES["debate"]}}
+
+
+def consultant_halves(records: list[dict], **kw) -> dict:
+    """Judge accuracy on the items where the consultant defended the right answer and on those where it
+    defended the wrong one, apart, and their mean (each half weighted equally, whatever its size)."""
+    halves = {name: [r for r in records if r["consultant_defends_correct"] is want]
+              for name, want in (("correct_consultant", True), ("incorrect_consultant", False))}
+    out = {name: accuracy_summary(rows, **kw) if rows else None for name, rows in halves.items()}
+    values = [out[name]["accuracy"]["value"] for name in halves if out[name]]
+    out["mean_of_halves"] = sum(values) / len(values) if len(values) == 2 else None
+    return out
+
+
+def quote_summary(transcripts: list[dict]) -> dict:
+    """Quote statistics per arguing role and per side (defending the right or the wrong answer): turns,
+    silent turns, quotes, verified quotes and share, quoted words, quotes longer than the passage, and
+    speakers (one per item and role) that wrote nothing or quoted only what the passage does not hold."""
+    turns = [q for t in transcripts for q in t["quotes"] if q["side"] is not None]
+    speakers = [s | {"role": role} for t in transcripts for role, s in t["speakers"].items()]
+
+    def stats(turn_rows: list[dict], speaker_rows: list[dict]) -> dict:
+        quotes, verified = sum(q["count"] for q in turn_rows), sum(q["verified"] for q in turn_rows)
+        return {"turns": len(turn_rows), "silent_turns": sum(q["silent"] for q in turn_rows), "quotes": quotes,
+                "verified": verified, "verified_share": verified / quotes if quotes else None,
+                "quoted_words": sum(q["quoted_words"] for q in turn_rows),
+                "longer_than_passage": sum(q["longer_than_passage"] for q in turn_rows),
+                "speakers": len(speaker_rows),
+                "wrote_nothing": sum(s["wrote_nothing"] for s in speaker_rows),
+                "no_quotes": sum(s["quotes"] == 0 and not s["wrote_nothing"] for s in speaker_rows),
+                "only_unverified": sum(s["only_unverified"] for s in speaker_rows)}
+
+    roles = list(dict.fromkeys(s["role"] for s in speakers))
+    sides = {"correct": True, "incorrect": False}
+    return {"by_role": {role: stats([q for q in turns if q["role"] == role], [s for s in speakers if s["role"] == role])
+                        for role in roles},
+            "by_side": {name: stats([q for q in turns if q["defends_correct"] is want],
+                                    [s for s in speakers if s["defends_correct"] is want])
+                        for name, want in sides.items()},
+            "all": stats(turns, speakers)}
+
+
+def headline(readers: dict[str, dict]) -> list[dict]:
+    """One row per reader: accuracy and its interval, items, accuracy by which answer was shown first,
+    ties and unreadable verdicts."""
+    rows = []
+    for reader, s in readers.items():
+        acc, order = s["accuracy"], s["by_order"]
+        rows.append({"reader": reader, "accuracy": acc["value"], "low": acc["low"], "high": acc["high"],
+                     "n": s["n"], "correct shown first": order["correct_first"]["value"],
+                     "correct shown second": order["correct_second"]["value"], "ties": s["ties"],
+                     "invalid": s["invalid"]})
+    return rows
+
