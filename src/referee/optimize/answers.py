@@ -10,7 +10,8 @@ A small model's probabilities lean on one label word whatever the input (the emb
 over "Yes" on every one of 461 LIAR statements under every prompt tried, while its P(Yes) still ranks lies
 above truths with AUC 0.54-0.61). ``calibrated`` removes that lean per prompt, as batch calibration does for
 judges (Zhou et al. 2024): each word's probability is divided by its mean over the items the prompt answered
-in the same call, and the answer is the largest of those ratios.
+in the same call, and the answer is the largest of those ratios. It reads the model's probabilities only,
+never a label, so calibrating on the test items themselves leaks nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from referee.models.base import Model, Sampling
 
 MODES = ("probability", "generative")
-CALIBRATIONS = ("none", "batch")
 
 
 @dataclass(frozen=True)
