@@ -179,7 +179,7 @@ def test_expert_beats_debate_beats_blind_and_every_number_is_reported(tmp_path):
     assert [row["reader"] for row in result.headline] == ["blind", "expert", "debate"]
     assert len({tuple(row) for row in result.headline}) == 1
     assert set(result.headline[0]) == {"reader", "accuracy", "low", "high", "n", "correct shown first",
-                                       "correct shown second", "ties", "invalid"}
+                                       "correct shown second", "P(right)", "ties", "invalid"}
     assert json.loads((run.folder / "metrics.json").read_text())["debate"]["readers"]["debate"]["n"] == N
 
 

@@ -259,14 +259,15 @@ def quote_summary(transcripts: list[dict]) -> dict:
 
 
 def headline(readers: dict[str, dict]) -> list[dict]:
-    """One row per reader: accuracy and its interval, items, accuracy by which answer was shown first,
+    """One row per reader: accuracy and its interval, items, accuracy by which answer was shown first, the
+    judge's mean probability of the right answer (a judge that always says A can still lean the right way),
     ties and unreadable verdicts."""
     rows = []
     for reader, s in readers.items():
         acc, order = s["accuracy"], s["by_order"]
         rows.append({"reader": reader, "accuracy": acc["value"], "low": acc["low"], "high": acc["high"],
                      "n": s["n"], "correct shown first": order["correct_first"]["value"],
-                     "correct shown second": order["correct_second"]["value"], "ties": s["ties"],
-                     "invalid": s["invalid"]})
+                     "correct shown second": order["correct_second"]["value"],
+                     "P(right)": s["p_correct"]["value"], "ties": s["ties"], "invalid": s["invalid"]})
     return rows
 
