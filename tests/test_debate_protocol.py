@@ -27,6 +27,7 @@ from referee.debate.judging import INTRO, SILENT
 from referee.errors import RefereeError
 from referee.models.base import ChoiceResult, Completion, Model
 from referee.protocols.debate import ConsultancyConfig, DebateConfig, load_items, run_consultancy, run_debate
+from referee.reports import draw_for
 from referee.runs import Run
 from referee.tasks.passages import load_passage_items
 
@@ -252,6 +253,7 @@ def test_two_debater_models_and_the_word_limit(tmp_path):
 def test_consultancy_halves_are_balanced_by_the_hash_and_reported_apart(tmp_path):
     config = make_config(tmp_path, ConsultancyConfig)
     result, run = play(config, Arguer(silent_every=None), Judge())
+    assert [p.name for p in draw_for("consultancy", run)] == ["consultancy.png"]
     items = load_passage_items(tmp_path / "items.jsonl")
     transcripts = {t["id"]: t for t in records(run, "transcripts")}
     verdicts = records(run, "judge-consultancy")
@@ -402,5 +404,6 @@ def test_a_tiny_real_model_runs_debate_end_to_end_through_the_command(tmp_path, 
     for reader in ("blind", "expert", "debate"):
         assert len((folder / "records" / f"judge-{reader}.jsonl").read_text().splitlines()) == 4
     assert "protocol: debate" in (folder / "config.yaml").read_text()
+    assert (folder / "plots" / "debate.png").stat().st_size > 10_000
     main(["run", str(folder / "config.yaml")])  # the run's config repeats it, every stage read back
     assert capsys.readouterr().out == out
