@@ -167,9 +167,9 @@ def race(config, repeats: int, budget: int, keep: int) -> dict:
                     pulls = Pulls(config, task, candidates, 1000 + rep)  # draws of their own, per repeat
                     chosen = select(method, len(candidates), keep, budget // config.items_per_pull, pulls)
                     return [{"kept": chosen.kept, "queries": sum(pulls.queries)}]
-                got = run.run_stage(f"race-{method}-{rep}", {"task": task.identity, "pool": pool, "budget": budget,
-                                                             "keep": keep, "repeat": rep, "data": task.data_key},
-                                    choose)[0]
+                inputs = {"task": task.identity, "pool": pool, "budget": budget, "keep": keep, "repeat": rep,
+                          "data": task.data_key, "items_per_pull": config.items_per_pull, "seed": config.seed}
+                got = run.run_stage(f"race-{method}-{rep}", inputs, choose)[0]
                 picks.append(truth[got["kept"][0]])
             regret = stats.mean_ci([best - a for a in picks], n_boot=config.bootstrap, seed=config.seed)
             out["selectors"][method] = {"picked_test_accuracy": picks, "mean_picked": sum(picks) / len(picks),

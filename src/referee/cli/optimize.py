@@ -19,7 +19,7 @@ OPTIONS = {name: "--" + name.replace("_", "-") for name in (
     "train", "test", "template", "label_field", "placeholder", "format_instruction", "task_model", "gradient_model",
     "editor", "answer", "calibration", "answer_prefix", "answer_tokens", "rounds", "beam", "minibatch",
     "errors_per_gradient", "error_groups", "gradients", "edits_per_gradient", "paraphrases", "expansion", "expand",
-    "selection", "budget", "items_per_pull", "exploration", "test_limit", "f1", "bootstrap", "seed", "pairs", "other",
+    "selection", "budget", "items_per_pull", "exploration", "test_limit", "f1", "seed", "pairs", "other",
     "held_out", "swap", "verdict", "shown_chars")}
 OPTIONS.update({"classes": "--labels", "label_words": "--labels", "text_fields": "--text-field", "out": "--run",
                 "sampling.temperature": "--temperature", "sampling.max_new_tokens": "--max-new-tokens"})

@@ -49,17 +49,32 @@ class Answer:
 
 
 def read_answers(model: Model, prompts: list[str], words: list[str], how: AnswerReading,
-                 desc: str = "task answers") -> list[Answer]:
-    """One answer per rendered prompt, each sent as a single user message, in one batched call."""
+                 desc: str = "task answers", groups: list | None = None) -> list[Answer]:
+    """One answer per rendered prompt, each sent as a single user message, in one batched call. With batch
+    calibration, ``groups`` names each prompt's group (the template it was rendered from): answers are
+    calibrated within their group (default: all in one)."""
     if not prompts:
         return []
     chats = [[{"role": "user", "content": p}] for p in prompts]
     if how.mode == "probability":
         results = model.choice(chats, {w: [w] for w in words}, prefix=how.prefix, desc=desc)
-        return [Answer(words.index(r.best) if r.mass > 0 else None, dict(r.probs)) for r in results]
+        answers = [Answer(words.index(r.best) if r.mass > 0 else None, dict(r.probs)) for r in results]
+        return calibrated_by_group(answers, words, groups) if how.calibration == "batch" else answers
     sampling = Sampling(temperature=0.0, max_new_tokens=how.max_new_tokens, seed=how.seed)
     replies = model.generate(chats, sampling, desc=desc)
     return [Answer(parse_label(out[0].text, words), raw=out[0].text) for out in replies]
+
+
+def calibrated_by_group(answers: list[Answer], words: list[str], groups: list | None) -> list[Answer]:
+    """``calibrated`` applied within each group of answers, in their order."""
+    members: dict = {}
+    for i, g in enumerate(groups if groups is not None else [None] * len(answers)):
+        members.setdefault(g, []).append(i)
+    out = list(answers)
+    for rows in members.values():
+        for i, a in zip(rows, calibrated([answers[i] for i in rows], words)):
+            out[i] = a
+    return out
 
 
 def calibrated(answers: list[Answer], words: list[str]) -> list[Answer]:

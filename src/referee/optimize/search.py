@@ -261,8 +261,8 @@ def paraphrase_beam(cfg: SearchConfig, run: Stages, roles: Roles, task: Task, be
         return [rewrite_record(task, c, rewrite, r, kind="paraphrase", key=f"r{r}-m{i}.{k}", gradient=None)
                 for i, (c, row) in enumerate(zip(beam, got)) for k, rewrite in enumerate(row)]
 
-    inputs = {"model": roles.editor, "sampling": sampling(cfg, r), "n": cfg.expansion,
-              "rules": task.rules, "sources": [c["text"] for c in beam], "expand": cfg.expand}
+    inputs = {"model": roles.editor, "sampling": sampling(cfg, r), "wording": wording_key(task.wording),
+              "n": cfg.expansion, "rules": task.rules, "sources": [c["text"] for c in beam], "expand": cfg.expand}
     return run.run_stage(f"round-{r}-paraphrases", inputs, compute)
 
 

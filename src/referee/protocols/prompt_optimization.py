@@ -40,7 +40,7 @@ from referee.config import MAX_EXAMPLES
 from referee.errors import RefereeError
 from referee.io import read_text
 from referee.models.base import Model
-from referee.optimize.answers import AnswerReading, calibrated, read_answers
+from referee.optimize.answers import AnswerReading, read_answers
 from referee.optimize.instructions import LABELLING, Mistake
 from referee.optimize.scoring import f1_estimate
 from referee.optimize.search import (NOTHING_GROWN, Expansion, SearchConfig, initial_record, load_roles, rng,
@@ -123,8 +123,9 @@ class Data:
 
     @property
     def key(self) -> str:
-        """One fingerprint of the data and its label words, so stages need not hash thousands of items."""
-        return fingerprint({"train": self.train, "test": self.test, "words": self.words})
+        """One fingerprint of the training items (all the search reads) and the label words, so stages need not
+        hash thousands of items."""
+        return fingerprint({"train": self.train, "words": self.words})
 
 
 def load_data(cfg: Config) -> Data:
@@ -183,14 +184,7 @@ class Labelling:
         """The task model's answer to each (candidate, item), one batched call, one record each."""
         words = self.data.words
         answers = read_answers(self.model, [self.template(c).render(e.text) for c, e in jobs], words, self.reading,
-                               desc)
-        if self.reading.calibration == "batch":  # per prompt, over the items it answered in this call
-            by_prompt: dict[str, list[int]] = {}
-            for i, (c, _) in enumerate(jobs):
-                by_prompt.setdefault(c["id"], []).append(i)
-            for rows in by_prompt.values():
-                for i, a in zip(rows, calibrated([answers[i] for i in rows], words)):
-                    answers[i] = a
+                               desc, groups=[c["id"] for c, _ in jobs])  # calibrated per prompt, if at all
         return [{"prompt": c["id"], "item": e.id, "label": words[e.label], **a.record(words),
                  "correct": a.label == e.label} for (c, e), a in zip(jobs, answers)]
 
