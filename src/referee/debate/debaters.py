@@ -23,7 +23,6 @@ A transcript's ``context`` holds what the arguers may read: ``passage``, ``quest
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -33,7 +32,7 @@ from referee.debate.judging import ARGUING_ROLES, DEBATER_SIDES, SILENT
 from referee.dialogue import Round, Speaker, Transcript
 from referee.errors import RefereeError
 from referee.models.base import Model, Sampling
-from referee.tasks.passages import PassageItem
+from referee.tasks.passages import PassageItem, seeded_unit
 from referee.tasks.quotes import QUOTE_CLOSE, QUOTE_OPEN, check_quotes, quote_stats
 
 STYLES = ("simultaneous", "sequential")
@@ -162,8 +161,7 @@ def schedule_for(protocol: str, rounds: int, style: str = "sequential") -> list[
 def consultant_side(item: PassageItem, seed: int) -> int:
     """The index in ``item.answers`` the consultant defends: the right one when the seeded hash of the id
     is below one half, the wrong one otherwise."""
-    digest = hashlib.sha256(f"{seed}:consultant side:{item.id}".encode()).digest()
-    right = int.from_bytes(digest[:8], "big") / 2 ** 64 < 0.5
+    right = seeded_unit(seed, "consultant side", item.id) < 0.5
     return item.correct if right else 1 - item.correct
 
 

@@ -22,7 +22,7 @@ number. Both protocols share this file: they differ only in who argues (``refere
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -36,7 +36,7 @@ from referee.judges.build import JudgeConfig, build_judge, judge_identity
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.stats import rate
-from referee.tasks.passages import PassageItem, load_passage_items, split_items
+from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
 
 BASELINES = ("blind", "expert")
 
@@ -120,16 +120,12 @@ def load_items(cfg: PassageProtocolConfig) -> tuple[list[PassageItem], dict]:
     loaded = load_passage_items(cfg.items, cfg.seed)
     part = split_items(loaded, cfg.seed, cfg.shares)[cfg.split]
     if cfg.limit is not None:
-        kept = set(sorted((it.id for it in part), key=lambda i: _draw(cfg.seed, i))[:cfg.limit])
+        kept = set(sorted((it.id for it in part), key=lambda i: seeded_unit(cfg.seed, "limit", i))[:cfg.limit])
         part = [it for it in part if it.id in kept]
     if not part:
         sizes = ", ".join(f"{name} {len(v)}" for name, v in split_items(loaded, cfg.seed, cfg.shares).items())
         raise RefereeError(f"{cfg.items}: no items in split '{cfg.split}' ({sizes} of {len(loaded)} items)")
     return part, dict(loaded.dropped)
-
-
-def _draw(seed: int, item_id: str) -> str:
-    return hashlib.sha256(f"{seed}:limit:{item_id}".encode()).hexdigest()
 
 
 # ---- transcripts -----------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     def compute() -> list[dict]:
         return [transcript_record(t) for t in run_dialogue(openings, schedule, speakers, desc=protocol)]
 
-    inputs = {"protocol": protocol, "items": items, "openings": [t.to_record() for t in openings],
+    inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers]}
     return run.run_stage("transcripts", inputs, compute)
 
@@ -169,18 +165,20 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
     sides where there are arguers. Stage ``judge-READER``."""
     arguing = reader in ARGUING_ROLES
-    by_id = {r["id"]: Transcript.from_record(r, f"transcripts: item {r['id']}") for r in transcripts}
 
     def compute() -> list[dict]:
-        records = judge_items(judge, items, reader, by_id if arguing else None)
-        if arguing:
-            for rec in records:
-                rec["sides"] = by_id[rec["id"]].meta["sides"]
-                if reader == "consultancy":
-                    rec["consultant_defends_correct"] = rec["sides"]["consultant"] == rec["correct_answer"]
+        if not arguing:
+            return judge_items(judge, items, reader)
+        by_id = {r["id"]: Transcript.from_record(r, f"transcripts: item {r['id']}") for r in transcripts}
+        records = judge_items(judge, items, reader, by_id)
+        for rec in records:
+            rec["sides"] = by_id[rec["id"]].meta["sides"]
+            if reader == "consultancy":
+                rec["consultant_defends_correct"] = rec["sides"]["consultant"] == rec["correct_answer"]
         return records
 
-    inputs = {"judge": judge_identity(cfg.judge, cfg.judge_config, run.model), "reader": reader, "items": items,
+    shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
+    inputs = {"judge": judge_identity(cfg.judge, cfg.judge_config, run.model), "reader": reader, "items": shown,
               **({"transcripts": transcripts} if arguing else {})}
     return run.run_stage(f"judge-{reader}", inputs, compute)
 

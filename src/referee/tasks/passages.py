@@ -77,7 +77,7 @@ def is_catch_all(answer: str) -> bool:
     return _CATCH_ALL.fullmatch(normalise(answer)) is not None
 
 
-def _unit(seed: int, purpose: str, item_id: str) -> float:
+def seeded_unit(seed: int, purpose: str, item_id: str) -> float:
     """A number in [0, 1) fixed by the seed, what it decides and the item's id."""
     digest = hashlib.sha256(f"{seed}:{purpose}:{item_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2 ** 64
@@ -110,7 +110,7 @@ def _index(obj: dict, field: str, size: int, where: str, what: str) -> int:
 
 def _shown(item_id: str, right: str, wrong: str, seed: int) -> tuple[tuple[str, str], int]:
     """(answers in the order shown, index of the right one): the right answer first when the coin says so."""
-    if _unit(seed, "order", item_id) < 0.5:
+    if seeded_unit(seed, "order", item_id) < 0.5:
         return (right, wrong), 0
     return (wrong, right), 1
 
@@ -140,7 +140,7 @@ def _cosmosqa(obj: dict, where: str, seed: int) -> PassageItem | str:
     usable = [a for a in rivals if not is_catch_all(a)]
     if not usable:
         return "only_catch_all_distractors"
-    wrong = usable[int(_unit(seed, "distractor", item_id) * len(usable))]
+    wrong = usable[int(seeded_unit(seed, "distractor", item_id) * len(usable))]
     shown, correct = _shown(item_id, right, wrong, seed)
     return PassageItem(item_id, passage, question, shown, correct, where)
 
@@ -207,7 +207,7 @@ def split_items(items: Iterable[PassageItem], seed: int = 0,
                            f"summing to 1, got {shares}")
     parts: dict[str, list[PassageItem]] = {name: [] for name in SPLITS}
     for item in items:
-        u = _unit(seed, "split", item.id)
+        u = seeded_unit(seed, "split", item.id)
         name = "train" if u < shares[0] else "validation" if u < shares[0] + shares[1] else "test"
         parts[name].append(item)
     return parts
