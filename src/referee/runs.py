@@ -175,7 +175,7 @@ class Run:
     def save_metrics(self, metrics: dict) -> dict:
         """Merge metrics into metrics.json (later stages add keys, reruns overwrite their own)."""
         path = self.folder / "metrics.json"
-        current = read_metrics_file(path) if path.exists() else {}
+        current = self.metrics()
         current.update(metrics)
         if is_main_process():
             write_json(path, current)
@@ -190,7 +190,8 @@ class Run:
 
     def write_ledger(self) -> None:
         """This invocation's ledger, with the totals of the earlier ones (a resumed run shows mostly cached
-        calls; what the whole experiment cost is in ``all_invocations``). An invocation that fails, is interrupted or gets SIGTERM writes its own too; only SIGKILL leaves none."""
+        calls; what the whole experiment cost is in ``all_invocations``). An invocation that fails, is
+        interrupted or gets SIGTERM writes its own too; only SIGKILL leaves none."""
         if not is_main_process():
             return
         now = self.ledger.to_dict()

@@ -95,6 +95,7 @@ def execute(config, default_folder: str | Path):
     draw its report from the folder. Every command that runs an experiment goes through here, so its
     config.yaml names the protocol and ``referee run RUN/config.yaml`` repeats it."""
     from referee import protocols, reports
+    from referee.distributed import is_main_process
     from referee.runs import Run
 
     proto = protocols.get(config.protocol)
@@ -103,7 +104,8 @@ def execute(config, default_folder: str | Path):
         config = config.model_copy(update={"out": str(default_folder)})
     with Run(config.out, config, seed=config.seed) as run:
         result = proto.run(config, run)
-    return result, run, reports.draw_for(proto.name, run)  # after ledger.json and manifest.json are written
+    # drawn after ledger.json and manifest.json are written, by the main process only (under a launcher)
+    return result, run, reports.draw_for(proto.name, run) if is_main_process() else []
 
 
 def _refuse_secrets(value) -> None:

@@ -240,6 +240,8 @@ class OpenAIModel(Model):
         or cannot be reached now is left for the next call (meanwhile the pool routes around it)."""
         resting = self.pool.resting()
         servers = [s for s in self.pool.servers if s.url not in self._seeds_honoured and s not in resting]
+        if not servers:  # all checked: no event loop, thread or client for nothing
+            return
         jobs = [lambda c, s=s: self._probe_seed(c, s, attempts=1) for s in servers]
         for position, result in self._stream(jobs):
             if isinstance(result, UnsupportedError):

@@ -46,9 +46,10 @@ def run_audit_protocol(cfg: AuditConfig, run: Run) -> Result:
         return build_judge(cfg.judge_spec, settings.model_copy(update={"swap": swap}), run.model)
 
     own_model = None if cfg.judge_spec.startswith("baseline:") else run.model(cfg.judge_spec)
+    judge_key = judge_identity(cfg.judge_spec, settings, run.model)
     metrics = stats.jsonable(run_audit(make(settings.swap), pairs, checks, make_judge=make,
                                        self_names=list(cfg.self_model), own_model=own_model, run=run, seed=cfg.seed,
-                                       n_boot=cfg.n_boot, judge_key=judge_identity(cfg.judge_spec, settings, run.model)))
+                                       n_boot=cfg.n_boot, judge_key=judge_key))
     return Result(metrics, _estimate_rows(metrics), f"bias audit of {cfg.judge_spec} on {cfg.pairs}")
 
 
