@@ -102,6 +102,9 @@ def test_a_bad_pool_is_one_clear_error(tmp_path, monkeypatch):
     for spec, expected in cases.items():
         with pytest.raises(RefereeError, match=expected):
             load_model(spec)
+    with pytest.raises(RefereeError, match="not shown: it may be a key") as pasted:  # a key pasted as an entry
+        load_model("openai:x@http://127.0.0.1:9/v1,sk-pasted0key0abc")
+    assert "sk-pasted0key0abc" not in str(pasted.value)
     (tmp_path / "secret.txt").write_text("http://127.0.0.1:9/v1\nhttp://user:hunter2-pw@127.0.0.1:10/v1\n")
     with pytest.raises(RefereeError, match="holds credentials") as e:
         load_model("openai:x@file:secret.txt")

@@ -687,7 +687,8 @@ def _check_url(name: str, url: str) -> tuple[str, str]:
                            f"which would be written to the cache, ledger and manifest; put a key in an "
                            f"environment variable and name that with ?api_key_env=VAR after the URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RefereeError(f"{where}: expected a URL like http(s)://HOST:PORT/v1, got {url!r}")
+        shown = repr(url) if "://" in url else f"an entry of {len(url.strip())} characters (not shown: it may be a key)"
+        raise RefereeError(f"{where}: expected a URL like http(s)://HOST:PORT/v1, got {shown}")
     try:
         port = parts.port
     except ValueError:
