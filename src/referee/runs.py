@@ -8,6 +8,7 @@
     RUN/ledger.json        calls, tokens and wall time per stage and per model (this invocation at the
                            top; earlier invocations in this folder and the sum over all of them below)
     RUN/plots/*.png        figures
+    RUN/checkpoints/NAME/  models a protocol trained (``Run.checkpoint``: a stage whose product is a folder)
     RUN/third_party.log    warnings and logs of transformers, TRL, datasets, ... (kept off the terminal
                            unless --verbose)
     RUN/cache.sqlite       every model call, so a killed run resumes where it stopped
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +60,7 @@ class Run:
         self.cache = Cache(self.folder / "cache.sqlite")
         self.ledger = ledger_mod.Ledger()
         self.models: dict[str, Any] = {}
+        self.released_models: dict[str, dict] = {}  # spec -> description, of models freed by release()
         self.seed = seed
         self.started = time.time()
         self._ledger_ctx = None
@@ -90,6 +93,16 @@ class Run:
 
             self.models[spec] = load_model(spec, cache=self.cache)
         return self.models[spec]
+
+    def release(self, spec: str) -> None:
+        """Free a model's weights once the protocol is done with it; the manifest still names it."""
+        model = self.models.pop(spec, None)
+        if model is not None:
+            self.released_models[spec] = model.describe()
+            del model
+            from referee.models.devices import free_memory
+
+            free_memory()
 
     def add_model(self, model) -> None:
         """Register a model built elsewhere (say, a freshly trained policy) so the manifest names it."""
@@ -139,6 +152,24 @@ class Run:
         else:
             self._mark_done(name, fp, records=records is not None)
         return records
+
+    def checkpoint(self, stage: str, name: str, inputs: Any, train: Callable[[Path], None]) -> str:
+        """A trained model as a stage: ``train(folder)`` runs only when no finished checkpoint in this run
+        was made from the same ``inputs``; a stale one is removed first, so a model is never reused across
+        changed settings. Returns the checkpoint's model spec."""
+        from referee.models.checkpoints import MARKER
+
+        out = self.folder / "checkpoints" / name
+
+        def compute() -> None:
+            from referee.models.devices import free_memory
+
+            shutil.rmtree(out, ignore_errors=True)
+            train(out)
+            free_memory()  # the trainer's copy of the model and its optimiser are garbage now
+
+        self.run_stage(stage, inputs, compute, outputs=[out / MARKER])
+        return f"hf:{out}"
 
     def records_path(self, stage: str) -> Path:
         return self.folder / "records" / f"{stage}.jsonl"
@@ -210,7 +241,7 @@ class Run:
             "finished": finished,
             "wall_seconds": round(time.time() - self.started, 3),
             "seed": self.seed,
-            "models": {spec: m.describe() for spec, m in self.models.items()},
+            "models": self.released_models | {spec: m.describe() for spec, m in self.models.items()},
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),

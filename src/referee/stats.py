@@ -131,6 +131,16 @@ def bootstrap(statistic: Callable[..., float], *columns: Sequence, n_boot: int =
 VERDICTS = ("A", "B", "tie")
 
 
+def auc(scores: Sequence[float], labels: Sequence[float]) -> float:
+    """The chance that a random positive (label >= 0.5) outscores a random negative, ties counting half;
+    nan when either class is empty. Pass it to ``bootstrap`` for an interval."""
+    s, y = np.asarray(scores, float), np.asarray(labels, float) >= 0.5
+    pos, neg = s[y], s[~y]
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
 def _check_verdicts(judge: Sequence, human: Sequence) -> None:
     if len(judge) != len(human):
         raise RefereeError("stats: give one judge verdict per human label")

@@ -1,17 +1,28 @@
-"""Preference pairs from scored candidates: the best against the worst answer to each prompt."""
+"""Preference pairs from scored candidates: the best against the worst answer to each prompt, or the
+``k`` pairs with the widest score margins."""
 
 from __future__ import annotations
 
 
-def best_vs_worst(prompt: str, candidates: list[str], scores: list[float | None], min_margin: float = 1e-6) -> dict | None:
+def top_pairs(prompt: str, candidates: list[str], scores: list[float | None], k: int = 1,
+              min_margin: float = 1e-6) -> list[dict]:
+    """Up to ``k`` DPO pairs (TRL format plus the judge's scores, the margin and the candidates' indices),
+    widest margin first; candidates without a valid score take no part, and pairs closer than
+    ``min_margin`` are ties, which the self-rewarding paper skips. Equal margins go to the earlier
+    candidates, so ``k=1`` is the best against the worst, the first of each when tied."""
+    valid = [(i, s) for i, s in enumerate(scores) if s is not None]
+    ranked = sorted(((s - t, i, j) for i, s in valid for j, t in valid if s - t >= min_margin),
+                    key=lambda m: (-m[0], m[1], m[2]))
+    return [{"prompt": prompt, "chosen": candidates[i], "rejected": candidates[j], "chosen_score": scores[i],
+             "rejected_score": scores[j], "margin": margin, "chosen_index": i, "rejected_index": j}
+            for margin, i, j in ranked[:k]]
+
+
+def best_vs_worst(prompt: str, candidates: list[str], scores: list[float | None],
+                  min_margin: float = 1e-6) -> dict | None:
     """A DPO pair (TRL format plus the judge margin), or None when fewer than two answers have a
     valid score or the best and worst are tied (the paper skips those)."""
-    valid = [(s, i) for i, s in enumerate(scores) if s is not None]
-    if len(valid) < 2:
+    pairs = top_pairs(prompt, candidates, scores, 1, min_margin)
+    if not pairs:
         return None
-    best_score, best = max(valid, key=lambda t: (t[0], -t[1]))
-    worst_score, worst = min(valid, key=lambda t: (t[0], t[1]))
-    if best_score - worst_score < min_margin:
-        return None
-    return {"prompt": prompt, "chosen": candidates[best], "rejected": candidates[worst],
-            "chosen_score": best_score, "rejected_score": worst_score, "margin": best_score - worst_score}
+    return {k: v for k, v in pairs[0].items() if k not in ("chosen_index", "rejected_index")}

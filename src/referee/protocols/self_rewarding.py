@@ -21,7 +21,6 @@ records): started again, a run reads finished stages back and redoes only what c
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -31,10 +30,10 @@ from referee import progress
 from referee.config import MAX_PROMPTS, MAX_ROUNDS, MAX_SAMPLES, ProtocolConfig, SamplingConfig
 from referee.errors import RefereeError
 from referee.feedback import evaluate, seeds
+from referee.feedback.eft import grading_conversations
 from referee.feedback.new_prompts import write_prompts
 from referee.feedback.preference_pairs import best_vs_worst
 from referee.judges import GradingJudge
-from referee.models.checkpoints import MARKER
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
@@ -112,28 +111,11 @@ def _prompt_sets(cfg: SelfRewardingConfig, ift: list[dict]) -> tuple[list[str], 
     return seed_prompts, [(r.id, r.chat[-1]["content"]) for r in evals[:cfg.eval_limit]]
 
 
-def _checkpoint(run: Run, stage: str, name: str, inputs: dict, train) -> str:
-    """A trained model as a stage: ``train(out)`` runs only when no finished checkpoint was made from the
-    same inputs; a stale one is removed first, so a model is never reused across changed settings."""
-    out = run.folder / "checkpoints" / name
-
-    def compute() -> None:
-        shutil.rmtree(out, ignore_errors=True)
-        train(out)
-
-    run.run_stage(stage, inputs, compute, outputs=[out / MARKER])
-    return f"hf:{out}"
-
-
 def _sft(run: Run, cfg: SelfRewardingConfig, ift: list[dict], eft_train: list[dict]) -> str:
     """IFT demonstrations plus EFT examples rendered exactly as the self-judge will see them."""
     def rows() -> list[dict]:
         grader = GradingJudge(run.model(cfg.model), template="additive_0to5", verdict=cfg.judge_verdict)
-        eft_rows = []
-        for e in eft_train:
-            chat, _ = grader.build_chat([{"role": "user", "content": e["prompt"]}], e["response"], None)
-            eft_rows.append({"messages": chat + [{"role": "assistant", "content": f"[[{e['score']}]]"}]})
-        return ift + eft_rows
+        return ift + grading_conversations(grader, eft_train)
 
     data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "ift": ift, "eft": eft_train,
                                               "verdict": cfg.judge_verdict}, rows)
@@ -143,7 +125,7 @@ def _sft(run: Run, cfg: SelfRewardingConfig, ift: list[dict], eft_train: list[di
         _, history = train_sft(cfg.model, data, out, cfg.sft)
         run.save_metrics({"sft_m1": {"examples": len(data), "loss_history": history}})
 
-    return _checkpoint(run, "sft_m1", "m1", {"base": run.model(cfg.model), "data": data, "settings": cfg.sft}, train)
+    return run.checkpoint("sft_m1", "m1", {"base": run.model(cfg.model), "data": data, "settings": cfg.sft}, train)
 
 
 def _new_prompts(run: Run, cfg: SelfRewardingConfig, t: int, model, seed_prompts: list[str], seen: set[str]) -> list[str]:
@@ -237,7 +219,7 @@ def _dpo(run: Run, cfg: SelfRewardingConfig, t: int, base: str, pairs: list[dict
         run.save_metrics({f"it{t}_dpo": {"pairs": len(pairs), "loss_history": history}})
 
     inputs = {"base": run.model(base), "pairs": pairs, "settings": cfg.dpo, "beta": cfg.dpo_beta}
-    return _checkpoint(run, f"it{t}_dpo", f"m{t + 1}", inputs, train)
+    return run.checkpoint(f"it{t}_dpo", f"m{t + 1}", inputs, train)
 
 
 def _evaluate_model(run: Run, cfg: SelfRewardingConfig, i: int, spec: str, eval_set, heldout: list[dict],

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from referee.rewards.data import PreferencePair, StepSolution
-from referee.stats import Estimate, bootstrap, mean_ci
+from referee.stats import Estimate, auc, bootstrap, mean_ci
 from referee.tasks.math import Solution
 
 
@@ -36,18 +36,6 @@ def eval_pairs(rm, pairs: list[PreferencePair], seed: int = 0) -> dict:
             "mean_margin": sum(margins) / len(margins), "hits": hits}
 
 
-def _auc(scores, labels) -> float:
-    import numpy as np
-
-    s, y = np.asarray(scores, float), np.asarray(labels, float) >= 0.5
-    pos, neg = s[y], s[~y]
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).mean()
-    equal = (pos[:, None] == neg[None, :]).mean()
-    return float(greater + 0.5 * equal)
-
-
 def eval_outcomes(orm, solutions: list[Solution], seed: int = 0) -> dict:
     labelled = [s for s in solutions if s.label is not None]
     scores = [sc.value for sc in orm.score_many([s.prompt for s in labelled], [s.response for s in labelled])]
@@ -56,7 +44,7 @@ def eval_outcomes(orm, solutions: list[Solution], seed: int = 0) -> dict:
     return {"solutions": len(labelled), "unlabelled_skipped": len(solutions) - len(labelled),
             "accuracy": mean_ci([float((p >= 0.5) == t) for p, t in zip(scores, truth)], seed=seed),
             "majority_class": mean_ci([float(t == majority) for t in truth], seed=seed),
-            "auc": bootstrap(_auc, scores, [float(t) for t in truth], seed=seed)}
+            "auc": bootstrap(auc, scores, [float(t) for t in truth], seed=seed)}
 
 
 def first_wrong(labels: list[float | None]) -> int | None:

@@ -276,6 +276,19 @@ def check_solution(problem: MathProblem, solution: str | list[str]) -> SolutionC
     return SolutionCheck(verdicts, answer, answers_match(answer, problem.answer), first)
 
 
+def step_grade(check: SolutionCheck, high: int = 5) -> int:
+    """A 0..``high`` grade from the step checker: ``high`` for a right answer reached without a wrong step,
+    otherwise the share of the solution written before its first wrong step (a slip at the end keeps
+    more than one at the start), at most ``high - 1``. No steps at all grade 0."""
+    n = len(check.steps)
+    if n == 0:
+        return 0
+    if check.correct and check.first_error is None:
+        return high
+    reached = n if check.first_error is None else check.first_error
+    return min(high - 1, high * reached // n)
+
+
 # ---- data writers ----------------------------------------------------------------------------------
 def problem_records(problems: list[MathProblem], instruction: str | None = INSTRUCTION) -> list[dict]:
     return [p.to_record(instruction) for p in problems]
