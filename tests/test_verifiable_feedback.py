@@ -175,3 +175,18 @@ def test_a_right_number_counts_only_when_stated_as_the_answer():
     lucky = vf._checked(p, f"7: 1 = 2: {p.answer}")  # a degenerate answer whose last number is right
     assert not lucky["correct"] and lucky["no_answer"] and lucky["grade"] == 0
     assert check_solution(p, f"7: 1 = 2: {p.answer}").correct  # the plain checker would have taken it
+
+
+def test_a_model_key_is_the_model_s_own_key_and_never_reloads_a_released_model(tiny_model_path, tmp_path,
+                                                                               monkeypatch):
+    from referee import models
+    from referee.runs import fingerprint
+
+    spec = f"hf:{tiny_model_path}"
+    with Run(tmp_path / "r") as run:
+        key = run.model_key(spec)  # never loaded before: loaded for its key, then let go
+        assert spec not in run.models
+        assert fingerprint({"m": key}) == fingerprint({"m": run.model(spec)})  # the same key as the model itself
+        run.release(spec)
+        monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("reloaded a released model"))
+        assert run.model_key(spec) == key and spec not in run.models

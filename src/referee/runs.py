@@ -104,6 +104,16 @@ class Run:
 
             free_memory()
 
+    def model_key(self, spec: str) -> dict:
+        """What a stage input naming this model is keyed on (its weights' fingerprint), the same as passing
+        the model itself; a released model is not loaded again for it, and none is left loaded by it."""
+        if spec in self.models:
+            return {"model": self.models[spec].fingerprint}
+        if spec not in self.released_models:
+            self.model(spec)
+            self.release(spec)
+        return {"model": self.released_models[spec]["fingerprint"]}
+
     def add_model(self, model) -> None:
         """Register a model built elsewhere (say, a freshly trained policy) so the manifest names it."""
         model.cache = self.cache

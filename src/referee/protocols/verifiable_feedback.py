@@ -27,6 +27,7 @@ stages back. Checkpoints are stages too.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -165,24 +166,17 @@ def eft_examples(problems: list[MathProblem], seed: int) -> list[dict]:
     return out
 
 
-def _m1_training_data(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem],
-                      gradings: list[dict]) -> tuple[list[dict], dict]:
-    """Demonstrations plus gradings rendered exactly as the self-judge will see them; and M0's key."""
-    m0 = run.model(cfg.model)
-
-    def rows() -> list[dict]:
-        grader = GradingJudge(m0, template=cfg.judge_template, verdict="probability")
-        return sft_records(sft_problems) + grading_conversations(grader, gradings)
-
-    data = run.run_stage("m1_training_data", {"model": m0, "sft": [p.id for p in sft_problems],
-                                              "eft": gradings, "template": cfg.judge_template}, rows)
-    return data, {"model": m0.fingerprint}  # what a model input is keyed on
-
-
 def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem],
          eft_problems: list[MathProblem]) -> str:
+    """M1: demonstrations plus step-checked gradings rendered exactly as the self-judge will see them."""
     gradings = eft_examples(eft_problems, cfg.seed)
-    data, base = _m1_training_data(run, cfg, sft_problems, gradings)
+
+    def rows() -> list[dict]:
+        grader = GradingJudge(run.model(cfg.model), template=cfg.judge_template, verdict="probability")
+        return sft_records(sft_problems) + grading_conversations(grader, gradings)
+
+    data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "sft": [p.id for p in sft_problems],
+                                              "eft": gradings, "template": cfg.judge_template}, rows)
     run.release(cfg.model)  # M0 is done (evaluated, gradings rendered): free it before training
 
     def train(out: Path) -> None:
@@ -191,7 +185,8 @@ def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem
         run.save_metrics({"sft_m1": {"examples": len(data), "eft_grades": _counts(g["score"] for g in gradings),
                                      "loss_history": history}})
 
-    return run.checkpoint("sft_m1", "m1", {"base": base, "data": data, "settings": cfg.sft}, train)
+    inputs = {"base": run.model_key(cfg.model), "data": data, "settings": cfg.sft}
+    return run.checkpoint("sft_m1", "m1", inputs, train)
 
 
 # How an answer is scored; part of the stage inputs, so a change of rule rescores (from the cache).
@@ -258,11 +253,10 @@ def _judge(run: Run, cfg: VerifiableFeedbackConfig, arm: str, m1: str, candidate
         records = run.run_stage("judge_self", {"model": model, "candidates": candidates,
                                                "template": cfg.judge_template, "seed": cfg.seed}, grade)
     else:
-        base = cfg.verifier.base or cfg.model
-        weights = {"model": run.model(base).fingerprint}  # what a model input is keyed on
-        run.release(base)  # the reward model loads its own backbone
-        records = run.run_stage("judge_verifier", {"base": weights, "candidates": candidates,
-                                                   "settings": cfg.verifier, "seed": cfg.seed},
+        # keyed on the backbone's weights, without holding them: the reward model loads its own copy
+        records = run.run_stage("judge_verifier", {"base": run.model_key(cfg.verifier.base or cfg.model),
+                                                   "candidates": candidates, "settings": cfg.verifier,
+                                                   "seed": cfg.seed},
                                 lambda: _cross_fitted_verifier(run, cfg, candidates))
     return [r["score"] for r in records]
 
@@ -337,10 +331,7 @@ def _dpo(run: Run, cfg: VerifiableFeedbackConfig, arm: str, m1: str, pairs: list
 
 # ---- measurements ------------------------------------------------------------------------------
 def _counts(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[str(v)] = out.get(str(v), 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(Counter(str(v) for v in values).items()))
 
 
 def _mean(values) -> float | None:

@@ -11,6 +11,7 @@ from referee.protocols.verifiable_feedback import eval_stage
 from referee.reports.html import Page
 from referee.reports.self_rewarding import plot_costs
 from referee.runs import Run
+from referee.stats import Estimate
 
 ARM_WORDS = {"self": "the model judging itself (self-rewarding)", "checker": "the exact checker",
              "verifier": "a trained outcome reward model"}
@@ -34,13 +35,15 @@ def _num(x: float | None, digits: int) -> str:
 
 
 def _interval(est: dict | None, points: bool = False) -> str:
+    """An estimate in percent, ``29.7% [21.9, 37.5]``, or as a signed change, ``+8.6 points [+0.8, +16.4]``."""
     if not est or est.get("value") is None:
         return "n/a"
-    scale, unit = (100, " points") if points else (100, "%")
-    lo = "?" if est["low"] is None else f"{scale * est['low']:+.1f}" if points else f"{scale * est['low']:.1f}"
-    hi = "?" if est["high"] is None else f"{scale * est['high']:+.1f}" if points else f"{scale * est['high']:.1f}"
-    value = f"{scale * est['value']:+.1f}" if points else f"{scale * est['value']:.1f}"
-    return f"{value}{unit} [{lo}, {hi}]"
+    number = "{:+.1f}" if points else "{:.1f}"
+
+    def show(x: float | None) -> str:
+        return "?" if x is None else number.format(100 * x)
+
+    return f"{show(est['value'])}{' points' if points else '%'} [{show(est['low'])}, {show(est['high'])}]"
 
 
 def verdict_lines(metrics: dict) -> list[str]:
@@ -126,7 +129,8 @@ def write_report(run: Run, metrics: dict) -> Path:
     rows = []
     for arm, a in metrics["arms"].items():
         p, j = a["pairs"], a["judge"]
-        rows.append([arm, _auc(j), j["invalid"], p["pairs"], f"{p['prompts_with_pairs']} of {p['prompts']}",
+        auc = Estimate(**j["auc"]).fmt(2) if j["auc"] else "n/a"
+        rows.append([arm, auc, j["invalid"], p["pairs"], f"{p['prompts_with_pairs']} of {p['prompts']}",
                      _interval(p["chosen_really_better"]), _pct(p["chosen_really_worse"]), _pct(p["right_over_wrong"]),
                      _num(p["chosen_mean_chars"], 0), _num(p["rejected_mean_chars"], 0)])
     page.table(["arm", "AUC [95% CI]", "unreadable", "pairs", "prompts with a pair", "chosen really better",
@@ -142,15 +146,6 @@ def write_report(run: Run, metrics: dict) -> Path:
                  e["model_seconds"]] for e in ledger["entries"]])
     page.image(plot_costs(run, ledger), run.folder, "stage seconds")
     return page.write(run.folder / "report.html")
-
-
-def _auc(judge: dict) -> str:
-    est = judge.get("auc")
-    if not est or est.get("value") is None:
-        return "n/a"
-    lo = "?" if est["low"] is None else f"{est['low']:.2f}"
-    hi = "?" if est["high"] is None else f"{est['high']:.2f}"
-    return f"{est['value']:.2f} [{lo}, {hi}]"
 
 
 def _examples(page: Page, run: Run, names: list[str], count: int = 4) -> None:
