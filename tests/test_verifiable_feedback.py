@@ -190,3 +190,32 @@ def test_a_model_key_is_the_model_s_own_key_and_never_reloads_a_released_model(t
         run.release(spec)
         monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("reloaded a released model"))
         assert run.model_key(spec) == key and spec not in run.models
+
+
+def _fake_run(folder, seed, m1, m2):
+    """A verifiable_feedback run folder holding only what pooling reads."""
+    (folder / "records").mkdir(parents=True)
+    (folder / "config.yaml").write_text(f"protocol: verifiable_feedback\nseed: {seed}\n")
+    for stage, flags in (("eval_m1", m1), ("eval_m2_checker", m2)):
+        (folder / "records" / f"{stage}.jsonl").write_text(
+            "".join(json.dumps({"id": f"s{seed}-{k}", "correct": c}) + "\n" for k, c in enumerate(flags)))
+    return folder
+
+
+def test_pooling_runs_narrows_the_interval_and_refuses_shared_problems(tmp_path):
+    from referee.feedback.pooled import pooled_change
+
+    one = _fake_run(tmp_path / "a", 0, [False] * 40 + [True] * 40, [True] * 10 + [False] * 30 + [True] * 40)
+    two = _fake_run(tmp_path / "b", 1, [False] * 40 + [True] * 40, [True] * 6 + [False] * 34 + [True] * 40)
+    result = pooled_change([one, two])
+    assert [r["change"]["value"] for r in result["runs"]] == [pytest.approx(10 / 80), pytest.approx(6 / 80)]
+    pooled = result["pooled"]
+    assert pooled["value"] == pytest.approx(16 / 160) and pooled["n"] == 160
+    assert pooled["low"] > 0 and result["flipped_right"] == 16 and result["flipped_wrong"] == 0
+    width = lambda e: e["high"] - e["low"]  # noqa: E731
+    assert width(pooled) < min(width(r["change"]) for r in result["runs"])
+    with pytest.raises(RefereeError, match="share 80 held-out problems"):
+        pooled_change([one, one])
+    (one / "records" / "eval_m2_checker.jsonl").unlink()
+    with pytest.raises(RefereeError, match="has this run evaluated M2-checker"):
+        pooled_change([one, two])

@@ -105,6 +105,20 @@ def paired_diff(a: Sequence[float | None], b: Sequence[float | None], **kw) -> E
     return mean_ci([None if x is None or y is None else x - y for x, y in zip(a, b)], **kw)
 
 
+def unpaired_diff(a: Sequence[float | None], b: Sequence[float | None], n_boot: int = N_BOOT, seed: int = 0,
+                  level: float = LEVEL) -> Estimate:
+    """mean(a) - mean(b) for two independent groups (Nones left out), each resampled on its own; ``n`` is
+    the smaller group's size."""
+    _check_level(level, n_boot)
+    x = np.asarray([v for v in a if v is not None], dtype=float)
+    y = np.asarray([v for v in b if v is not None], dtype=float)
+    if not x.size or not y.size:
+        return Estimate(None, None, None, min(x.size, y.size))
+    boots = (x[_indices(x.size, n_boot, seed)].mean(axis=1) - y[_indices(y.size, n_boot, seed + 1)].mean(axis=1))
+    lo, hi = _interval(boots, level)
+    return Estimate(_finite(x.mean() - y.mean()), lo, hi, min(x.size, y.size))
+
+
 def bootstrap(statistic: Callable[..., float], *columns: Sequence, n_boot: int = N_BOOT, seed: int = 0,
               level: float = LEVEL) -> Estimate:
     """Any statistic of aligned columns, with an interval from resampling rows.

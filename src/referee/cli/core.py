@@ -155,22 +155,48 @@ def headline_table(rows: list[dict]) -> str:
 @app.command("run")
 def run_config(config_path: Path = typer.Argument(..., help="A protocol config (YAML) with a 'protocol:' key."),
                as_json: bool = typer.Option(False, "--json", help="Print all metrics as JSON instead of the "
-                                                                   "headline table.")):
+                                                                   "headline table."),
+               overrides: list[str] = typer.Option([], "--set", help="KEY=VALUE: change one setting (a dotted key "
+                                                   "for a nested one, the value read as YAML); repeat it.")):
     """Run a protocol config (any run folder's config.yaml too); run it again to resume after a crash."""
     from referee import protocols
     from referee.config import validate
     from referee.runs import load_config_file
 
-    data = load_config_file(config_path)
+    data = apply_overrides(load_config_file(config_path), overrides)
     if "protocol" not in data:
         known = ", ".join(p.name for p in protocols.all_protocols())
         raise RefereeError(f"{config_path}: missing setting 'protocol' (one of: {known})")
     proto = protocols.get(str(data["protocol"]))
     config = validate(proto.config, data, str(config_path))
-    if (config_path.parent / "state.json").exists() or (config_path.parent / "manifest.json").exists():
+    in_run_folder = (config_path.parent / "state.json").exists() or (config_path.parent / "manifest.json").exists()
+    if in_run_folder and not any(o.split("=", 1)[0].strip() == "out" for o in overrides):
         # a run folder's own config.yaml runs in that folder, wherever it was moved or is called from
         config = config.model_copy(update={"out": str(config_path.parent)})
     print_result(*execute(config, Path("runs") / config_path.stem), as_json=as_json)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """The config with each ``KEY=VALUE`` of ``--set`` applied (``seed=1``, ``dpo.epochs=2``, ``arms=[checker]``)."""
+    import yaml
+
+    data = json.loads(json.dumps(data))  # a copy
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        path = [k.strip() for k in key.split(".")]
+        if not sep or not all(path):
+            raise RefereeError(f"--set {item!r}: expected KEY=VALUE, for example --set seed=1 or --set dpo.epochs=2")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise RefereeError(f"--set {item!r}: the value is not YAML ({e})") from None
+        node = data
+        for k in path[:-1]:
+            if not isinstance(node.setdefault(k, {}), dict):
+                raise RefereeError(f"--set {item!r}: setting {k!r} is not a section")
+            node = node[k]
+        node[path[-1]] = value
+    return data
 
 
 @app.command()

@@ -35,3 +35,33 @@ def quickstart(
     progress.say(f"report: {run.folder / 'report.html'}")
     progress.say(f"this is the small version; {LARGER} runs the same experiment at a size that can show an "
                  "effect (results in BENCHMARKS.md)")
+
+
+@app.command()
+def pool(
+    folders: list[Path] = typer.Argument(..., help="verifiable_feedback run folders (one per seed)."),
+    model: str = typer.Option("M2-checker", "--model", "-m", help="The model whose change against M1 is pooled "
+                                                                  "(M2-checker, M2-verifier, M2-self, M0)."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+):
+    """Pool a model's held-out change against M1 over several verifiable_feedback runs (seeds), with a
+    bootstrap interval that resamples problems within each run."""
+    import json
+
+    from referee.feedback.pooled import pooled_change
+    from referee.stats import Estimate
+
+    result = pooled_change(folders, model, seed=seed)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    points = lambda d: Estimate(**{k: None if v is None else 100 * v if k != "n" else v  # noqa: E731
+                                   for k, v in d.items()}).fmt(1)
+    for r in result["runs"]:
+        typer.echo(f"{r['folder']} (seed {r['seed']}): M1 {100 * r['m1_accuracy']:.1f}% -> {model} "
+                   f"{100 * r['accuracy']:.1f}%, change {points(r['change'])} points over {r['problems']} problems "
+                   f"({r['flipped_right']} turned right, {r['flipped_wrong']} wrong)")
+    typer.echo(f"pooled over {len(result['runs'])} runs: {points(result['pooled'])} points over "
+               f"{result['pooled']['n']} problems ({result['flipped_right']} turned right, "
+               f"{result['flipped_wrong']} wrong)")

@@ -130,3 +130,15 @@ def quote_stats(quotes: list[Quote], passage: str) -> dict:
         "empty": sum(not _joined(q.text) for q in quotes),
         "longer_than_passage": sum(len(_joined(q.text)) > passage_length for q in quotes),
     }
+
+
+def locate_quote(quote: str, text: str) -> tuple[int, int] | None:
+    """Where ``quote`` stands in ``text`` as written (first occurrence), for highlighting it there: its
+    words in order, case ignored, anything that is not a letter or digit allowed between them, starting
+    and ending at word edges. None when it is not there or has no words."""
+    words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", quote))
+    if not words:
+        return None
+    pattern = r"(?<![^\W_])" + r"[\W_]*".join(map(re.escape, words)) + r"(?![^\W_])"
+    m = re.search(pattern, text, re.IGNORECASE)  # the text as written: the span's offsets are its own
+    return (m.start(), m.end()) if m else None
