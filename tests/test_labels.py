@@ -283,3 +283,44 @@ def test_steps_mode_needs_every_step_and_stats_read_it(tmp_path):
     result = summary(store.rows(), store.items())
     assert result["annotators"]["ann"]["gold_agreement"]["value"] == 1.0
     assert result["assistance"]["without_critique"]["first_wrong_step_agreement"]["value"] == 1.0
+
+
+def test_serve_prepares_the_store_once_and_refuses_bad_options(tmp_path, tiny_model_path):
+    import subprocess
+    import sys
+
+    from referee.cli.label import _loopback, prepare_store
+
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps([{"input": f"Q{k}", "output_1": "yes", "output_2": "no", "label": 1} for k in range(3)]))
+    store = prepare_store(tmp_path / "s.sqlite", pairs, "pairs", 2, f"hf:{tiny_model_path}", None, 4, 0)
+    made = store.critiques()
+    assert sorted(made) == [("1", 0), ("1", 1), ("2", 0), ("2", 1)]  # the first 2 items, both answers
+    again = prepare_store(tmp_path / "s.sqlite", pairs, "pairs", 2, f"hf:{tiny_model_path}", None, 4, 0)
+    assert again.critiques() == made and again.meta()["critic"] == f"hf:{tiny_model_path}"
+    assert _loopback("127.0.0.1") and _loopback("localhost") and _loopback("::1")
+    assert not _loopback("0.0.0.0") and not _loopback("192.168.1.4")
+    done = subprocess.run([sys.executable, "-m", "referee", "label", "serve"], capture_output=True, text=True)
+    assert done.returncode == 2 and "give one of --pairs FILE or --steps FILE" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "referee", "label", "stats", "--store", str(tmp_path / "none")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "no label store there" in done.stderr
+
+
+def test_agreement_with_a_judges_records(tmp_path):
+    from referee.cli.label import read_judge_verdicts
+    from referee.labels.stats import with_judge
+
+    path = tmp_path / "judge.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "winner": w}) + "\n"
+                            for i, w in (("q", "A"), ("q", "B"), ("r", "invalid"))))
+    verdicts = read_judge_verdicts(path)
+    assert verdicts == {"q": "A", "q#2": "B", "r": "invalid"}  # ids made unique as the store makes them
+    rows = [_row("q", "ann", "A", False, 1), _row("q#2", "ann", "A", False, 1), _row("r", "ann", "B", False, 1),
+            _row("s", "ann", "B", False, 1)]
+    result = with_judge(rows, verdicts)
+    assert result["agreement"]["value"] == 0.5 and result["judgements"] == 2
+    assert result["judge_invalid"] == 1 and result["missing"] == 1
+    path.write_text(json.dumps({"id": "q", "verdict": "A"}) + "\n")
+    with pytest.raises(RefereeError, match="judge.jsonl:1: not a pairwise judge record"):
+        read_judge_verdicts(path)

@@ -114,7 +114,7 @@ def progress_count(page) -> int:
     return int(page.inner_text("#progress").split()[0])
 
 
-def test_pairs_by_keyboard_with_undo_reload_restart_export_and_stats(browser, tmp_path):
+def test_pairs_by_keyboard_with_undo_reload_restart_export_and_stats(browser, tmp_path, tiny_model_path):
     pairs = [{"id": str(k), "input": f"Question {k}: which answer is right?",
               "output_1": f"First answer {k}, quite good.", "output_2": f"Second answer {k}, with a mistake.",
               "label": 1} for k in range(4)]
@@ -161,10 +161,19 @@ def test_pairs_by_keyboard_with_undo_reload_restart_export_and_stats(browser, tm
         submit(page)
         assert page.url.endswith("/done")
         assert page.evaluate("window.__xss === undefined")
+        other = browser.new_context().new_page()  # a second annotator, in their own browser
+        sign_in(other, server.url, "bob")
+        assert other.url.endswith("/item/0") and progress_count(other) == 0
+        for _ in range(2):
+            press(other, "1")
+            submit(other)
+        assert progress_count(other) == 2
+        page.reload()
+        assert progress_count(page) == 4  # each annotator counts their own labels
     finally:
         server.kill()
 
-    rows = {r["item"]: r for r in LabelStore(store).rows()}
+    rows = {r["item"]: r for r in LabelStore(store).rows() if r["annotator"] == "ann"}
     assert len(rows) == 4
     order = {k: shown_order(0, "ann", str(k)) for k in range(4)}
     assert rows["0"]["label"] == order[0][1] and rows["0"]["confidence"] == 3  # "2" = right-hand answer
@@ -173,19 +182,23 @@ def test_pairs_by_keyboard_with_undo_reload_restart_export_and_stats(browser, tm
     assert sum(r["critique_shown"] for r in rows.values()) == 2  # half the items, for this annotator
     assert all(r["answered_at"] >= r["shown_at"] for r in rows.values())
 
-    referee("label", "export", "--store", str(store), "--out", str(tmp_path / "prefs.jsonl"))
+    referee("label", "export", "--store", str(store), "--out", str(tmp_path / "prefs.jsonl"), "--annotator", "ann")
     exported = load_preferences(tmp_path / "prefs.jsonl")
     assert len(exported) == 3  # the tie gives no pair
     chosen = {p.id: p.chosen for p in exported}
     assert chosen["0"] == pairs[0]["output_1" if order[0][1] == "A" else "output_2"]
+    referee("rm", "train", "--kind", "rm", "--data", str(tmp_path / "prefs.jsonl"), "--out", str(tmp_path / "rm"),
+            "--base", f"hf:{tiny_model_path}", "--epochs", "1", "--val-frac", "0")
+    assert (tmp_path / "rm" / "config.yaml").exists()
     stats = json.loads(referee("label", "stats", "--store", str(store), "--json").stdout)
-    assert stats["judgements"] == 4
-    assert stats["assistance"]["with_critique"]["judgements"] == 2
+    assert stats["judgements"] == 6 and stats["annotators"]["bob"]["labelled"] == 2
+    assert stats["between_annotators"][0]["annotators"] == ["ann", "bob"]
+    assert stats["between_annotators"][0]["units"] == 2
     expected = sum(r["label"] == "A" for r in rows.values()) / 4  # gold is answer 1 everywhere
     assert stats["annotators"]["ann"]["gold_agreement"]["value"] == pytest.approx(expected)
 
 
-def test_steps_by_keyboard_with_first_wrong_step_and_export(browser, tmp_path):
+def test_steps_by_keyboard_with_first_wrong_step_and_export(browser, tmp_path, tiny_model_path):
     solutions = [{"id": "a", "prompt": "What is 2 + 3 * 4?", "completions": ["3 * 4 = 12", "2 + 12 = 15",
                                                                             "The answer is 15."],
                   "labels": [True, False, False]},
@@ -223,5 +236,7 @@ def test_steps_by_keyboard_with_first_wrong_step_and_export(browser, tmp_path):
     referee("label", "export", "--store", str(store), "--out", str(tmp_path / "prm.jsonl"))
     exported, counts = load_steps(tmp_path / "prm.jsonl")
     assert [s.labels for s in exported] == [[1.0, 0.0, 0.0], [1.0, 1.0]]
+    referee("rm", "train", "--kind", "prm", "--data", str(tmp_path / "prm.jsonl"), "--out", str(tmp_path / "prm"),
+            "--base", f"hf:{tiny_model_path}", "--epochs", "1", "--val-frac", "0")
     stats = json.loads(referee("label", "stats", "--store", str(store), "--json").stdout)
     assert stats["annotators"]["ann"]["gold_agreement"]["value"] == 1.0
