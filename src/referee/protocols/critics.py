@@ -1,0 +1,244 @@
+"""Critics of code, measured against bugs whose place is known (CriticGPT's evaluation, made exact).
+
+1. **Programs.** HumanEval canonical solutions, split by a seeded hash of the task id into a train and an
+   eval half; every QuixBugs program (with JSON test cases) is eval only. No program trains and evaluates.
+2. **Bugs.** ``programs.tamper`` inserts up to ``per_program`` bugs per program (kept only when the
+   tests then fail); QuixBugs' real one-line bugs are a second eval set (``natural``).
+3. **Critics.** Each critic critiques every eval item (tampered, natural, and the correct programs):
+   the model as it is (``M0``), the baselines that need no model (a random code line, the longest
+   line), and with ``sft`` set, the model fine-tuned on the train half's tampering records (the
+   tampered program in; a critique quoting the changed code and saying what is wrong out; correct
+   programs with "No problems found."): ``M-sft``.
+4. **Scores.** ``critics.metrics`` scores each critique against the record: CBI on bugs, false alarms
+   and nitpicks on correct programs, hallucinated quotes, unreadable critiques counted. A removed
+   statement has no line of its own: a quote of the line before or after the gap counts as a catch.
+   For the models, critiqueability (P(bug)) gives an AUC of buggy against correct programs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from referee import progress
+from referee.config import ProtocolConfig, SamplingConfig
+from referee.critics.critique import critique_chat, critique_programs, critiqueability
+from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
+from referee.errors import RefereeError
+from referee.programs.datasets import load_humaneval, load_quixbugs
+from referee.programs.tamper import natural_bugs, tamper
+from referee.protocols import Result, register
+from referee.runs import Run
+from referee.stats import auc, bootstrap
+from referee.tasks.passages import seeded_unit
+from referee.trainers import LoraSettings, TrainSettings, train_sft
+
+BASELINES = ("random_line", "longest_line")
+
+
+class CriticsConfig(ProtocolConfig):
+    protocol: str = "critics"
+    model: str = "embedded"
+    humaneval: str | None = None  # HumanEval.jsonl(.gz)
+    quixbugs: str | None = None  # the QuixBugs folder
+    limit: int | None = Field(None, ge=1)  # programs per source, for small runs
+    per_program: int = Field(2, ge=1, le=8)
+    eval_share: float = Field(0.5, gt=0, le=1)  # of HumanEval programs
+    natural: bool = True
+    baselines: list[str] = list(BASELINES)
+    critic: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=96)
+    train_critic: bool = False  # also fine-tune the model as a critic on the train half (M-sft)
+    sft: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=2, batch_size=4, gradient_accumulation=2,
+                                       max_length=768, lora=LoraSettings(r=16, alpha=32))
+
+
+@register("critics", CriticsConfig, "Critics of code: CBI, false alarms and hallucinated quotes on tampered and real "
+                                    "bugs, against baselines, optionally an SFT critic")
+def run_critics(cfg: CriticsConfig, run: Run) -> Result:
+    unknown = set(cfg.baselines) - set(BASELINES)
+    if unknown:
+        raise RefereeError(f"critics: setting 'baselines': unknown {sorted(unknown)}; known: {', '.join(BASELINES)}")
+    programs = _programs(run, cfg)                                   # 1. programs and their split
+    bugs = _bugs(run, cfg, programs)                                 # 2. tampered and natural bugs
+    items = eval_items(programs, bugs)
+    critics = {"M0": cfg.model}
+    if cfg.train_critic:
+        critics["M-sft"] = _train_critic(run, cfg, programs, bugs)   # 3. the trained critic
+    scored, metrics = {}, {}
+    for name in cfg.baselines:
+        scored[name] = _baseline(run, cfg, name, items)
+    for name, spec in critics.items():
+        scored[name] = _model_critiques(run, cfg, name, spec, items)
+        metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
+    metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
+    metrics["items"] = {s: sum(i["set"] == s for i in items) for s in ("tampered", "natural", "correct")}
+    metrics = run.save_metrics(metrics)  # merged with the bug report the bugs stage saved
+    return Result(metrics, _headline(metrics), "critics of code: bugs caught (CBI) and false alarms")
+
+
+# ---- 1 and 2: programs and bugs --------------------------------------------------------------------
+def _programs(run: Run, cfg: CriticsConfig) -> dict:
+    if not cfg.humaneval and not cfg.quixbugs:
+        raise RefereeError("critics: give 'humaneval' (a HumanEval.jsonl.gz) and/or 'quixbugs' (its folder)")
+
+    def load() -> list[dict]:
+        found = []
+        if cfg.humaneval:
+            for p in load_humaneval(cfg.humaneval, cfg.limit):
+                split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else "train"
+                found.append({**_program_record(p), "split": split})
+        if cfg.quixbugs:
+            found += [{**_program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
+                                                                                       cfg.limit)[0]]
+        return found
+
+    records = run.run_stage("programs", {"humaneval": cfg.humaneval, "quixbugs": cfg.quixbugs, "limit": cfg.limit,
+                                         "eval_share": cfg.eval_share, "seed": cfg.seed}, load)
+    return {r["id"]: r for r in records}
+
+
+def _program_record(p) -> dict:
+    return {"id": p.id, "origin": p.origin, "source": p.source, "entry_point": p.entry_point, "tests": p.tests,
+            "meta": p.meta}
+
+
+def _as_programs(records: list[dict]):
+    from referee.programs.datasets import Program
+
+    return [Program(r["id"], r["source"], r["entry_point"], r["tests"], r["origin"], r["meta"]) for r in records]
+
+
+def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
+    def make() -> list[dict]:
+        records, report = tamper(_as_programs(list(programs.values())), cfg.seed, cfg.per_program)
+        out = [{**r, "set": "tampered"} for r in records]
+        if cfg.natural and cfg.quixbugs:
+            natural, natural_report = natural_bugs(cfg.quixbugs, limit=cfg.limit)
+            out += [{**r, "set": "natural"} for r in natural]
+            report = {"tampered": report, "natural": natural_report}
+        else:
+            report = {"tampered": report}
+        run.save_metrics({"bugs": report})
+        return out
+
+    records = run.run_stage("bugs", {"programs": sorted(programs), "per_program": cfg.per_program,
+                                     "natural": cfg.natural, "seed": cfg.seed}, make)
+    return {"records": records}
+
+
+def bug_span(record: dict) -> tuple[int, int]:
+    """The lines a catch must touch; a removed statement's gap is the lines on both sides of it."""
+    start, end = record["line_start"], record["line_end"]
+    return (start - 1, start) if end < start else (start, end)
+
+
+def eval_items(programs: dict, bugs: dict) -> list[dict]:
+    """What the critics see: eval programs' bugs (tampered, natural) and their correct versions."""
+    items = [{"id": r["id"], "set": r["set"], "program_id": r["program_id"], "operator": r["operator"],
+              "source": r["source"], "bugs": [list(bug_span(r))]}
+             for r in bugs["records"] if programs[r["program_id"]]["split"] == "eval"]
+    items += [{"id": p["id"], "set": "correct", "program_id": p["id"], "operator": None, "source": p["source"],
+               "bugs": []} for p in programs.values() if p["split"] == "eval"]
+    return items
+
+
+# ---- 3: critics ------------------------------------------------------------------------------------
+def sft_target(record: dict, source: str) -> str:
+    """The critique a trained critic should write for a tampering record (written here, not the paper's)."""
+    why = record["description"].split(": ", 1)[-1].rstrip(".")
+    fix = record["original_code"].strip()
+    if record["line_end"] < record["line_start"]:  # a removed statement: quote where it is missing
+        lines = source.splitlines()
+        before = lines[record["line_start"] - 2].strip() if record["line_start"] >= 2 else ""
+        return f"A statement is missing after <quote>{before}</quote>: `{fix}` is needed."
+    return f"<quote>{record['tampered_code'].strip()}</quote> is wrong: {why}. It should be `{fix}`."
+
+
+def critic_training_rows(programs: dict, bugs: dict) -> list[dict]:
+    rows = [{"messages": critique_chat(r["source"]) + [{"role": "assistant", "content": sft_target(r, r["source"])}]}
+            for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
+    rows += [{"messages": critique_chat(p["source"]) + [{"role": "assistant", "content": "No problems found."}]}
+             for p in programs.values() if p["split"] == "train"]
+    return rows
+
+
+def _train_critic(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> str:
+    rows = critic_training_rows(programs, bugs)
+    if not rows:
+        raise RefereeError("critics: no training programs (raise 'limit' or lower 'eval_share')")
+
+    def train(out: Path) -> None:
+        progress.say(f"SFT the critic on {len(rows)} critiques of the train half")
+        _, history = train_sft(cfg.model, rows, out, cfg.sft)
+        run.save_metrics({"sft": {"examples": len(rows), "loss_history": history}})
+
+    return run.checkpoint("sft_critic", "critic_sft", {"base": run.model_key(cfg.model), "data": rows,
+                                                         "settings": cfg.sft}, train)
+
+
+def _scored(item: dict, critique: str) -> dict:
+    return {"id": item["id"], "set": item["set"], "operator": item["operator"], "critique": critique,
+            **score_critique(critique, item["source"], [tuple(b) for b in item["bugs"]])}
+
+
+def _baseline(run: Run, cfg: CriticsConfig, name: str, items: list[dict]) -> list[dict]:
+    def make() -> list[dict]:
+        write = {"random_line": lambda i: random_line_critique(i["source"], cfg.seed, i["id"]),
+                 "longest_line": lambda i: longest_line_critique(i["source"])}[name]
+        return [_scored(i, write(i)) for i in items]
+
+    return run.run_stage(f"critiques_{name}", {"items": items, "seed": cfg.seed}, make)
+
+
+def _stage_name(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def _model_critiques(run: Run, cfg: CriticsConfig, name: str, spec: str, items: list[dict]) -> list[dict]:
+    model = run.model(spec)
+
+    def make() -> list[dict]:
+        texts = critique_programs(model, [i["source"] for i in items], cfg.critic.to_sampling(cfg.seed),
+                                  desc=f"{name} critiques")
+        return [_scored(i, t[0]) for i, t in zip(items, texts)]
+
+    return run.run_stage(f"critiques_{_stage_name(name)}", {"model": model, "items": items, "sampling": cfg.critic},
+                         make)
+
+
+def _critiqueability(run: Run, cfg: CriticsConfig, name: str, spec: str, items: list[dict]) -> dict:
+    model = run.model(spec)
+
+    def make() -> list[dict]:
+        return [{"id": i["id"], "set": i["set"], **r} for i, r in zip(items, critiqueability(model, [i["source"]
+                                                                                            for i in items]))]
+
+    records = run.run_stage(f"critiqueability_{_stage_name(name)}", {"model": model, "items": items}, make)
+    scores = [r["p_bug"] for r in records]
+    labels = [0.0 if r["set"] == "correct" else 1.0 for r in records]
+    return {"auc_bug_vs_correct": bootstrap(auc, scores, labels, seed=cfg.seed).to_dict(),
+            "mean_mass": sum(r["mass"] for r in records) / len(records) if records else None}
+
+
+# ---- 4: scores -------------------------------------------------------------------------------------
+def per_set(records: list[dict], seed: int) -> dict:
+    """A critic's summary on each item set, and on all bugs per tampering operator."""
+    out = {s: summarise([r for r in records if r["set"] == s], seed) for s in ("tampered", "natural", "correct")}
+    operators = sorted({r["operator"] for r in records if r["set"] == "tampered"})
+    out["cbi_by_operator"] = {op: summarise([r for r in records if r["operator"] == op and r["set"] == "tampered"],
+                                            seed)["cbi"] for op in operators}
+    return out
+
+
+def _headline(metrics: dict) -> list[dict]:
+    rows = []
+    for name, m in metrics["critics"].items():
+        auc_ = (metrics.get("critiqueability", {}).get(name) or {}).get("auc_bug_vs_correct") or {}
+        rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],
+                     "cbi_natural": m["natural"]["cbi"]["value"],
+                     "false_alarms": m["correct"]["false_alarm_rate"]["value"],
+                     "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
+                     "unreadable": sum(m[s]["unreadable"] for s in ("tampered", "natural", "correct")),
+                     "auc_bug_vs_correct": auc_.get("value")})
+    return rows

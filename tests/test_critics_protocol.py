@@ -1,0 +1,62 @@
+"""The critics protocol end to end on a tiny model and a few real programs: the split keeps training
+programs out of evaluation, every critic is scored on the same items, and the SFT targets quote the bug."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from referee.config import validate
+from referee.errors import RefereeError
+from referee.protocols import critics as cr
+from referee.runs import Run
+
+HUMANEVAL = "../shared/data/humaneval/HumanEval.jsonl.gz"
+QUIXBUGS = "../shared/data/quixbugs"
+
+
+def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path, tiny_model_path):
+    cfg = validate(cr.CriticsConfig, {
+        "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "quixbugs": QUIXBUGS,
+        "limit": 6, "per_program": 1, "critic": {"temperature": 0.0, "max_new_tokens": 8}, "train_critic": True,
+        "sft": {"epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1e-3}}, "test")
+    with Run(tmp_path / "run", cfg) as run:
+        result = cr.run_critics(cfg, run)
+    programs = {r["id"]: r for r in run.read_records("programs")}
+    assert {p["split"] for p in programs.values() if p["origin"] == "quixbugs"} == {"eval"}
+    train = {i for i, p in programs.items() if p["split"] == "train"}
+    assert train and len(train) < 6  # some HumanEval programs train, the rest evaluate
+    m = result.metrics
+    assert set(m["critics"]) == {"random_line", "longest_line", "M0", "M-sft"}
+    items = run.read_records("critiques_m0")
+    assert not {i["id"] for i in items} & train  # nothing a critic trained on is evaluated
+    assert [i["id"] for i in items] == [i["id"] for i in run.read_records("critiques_random_line")]
+    assert m["items"]["natural"] > 0 and m["items"]["correct"] == len(programs) - len(train)
+    random_line = m["critics"]["random_line"]
+    assert random_line["tampered"]["unreadable"] == 0 and random_line["tampered"]["cbi"]["n"] > 0
+    assert random_line["correct"]["false_alarm_rate"]["value"] == 1.0  # it always flags a line
+    assert "bugs" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["critiqueability"]["M0"]["auc_bug_vs_correct"]["n"] == len(items)
+    assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft"]
+
+
+def test_sft_targets_quote_the_tampered_code():
+    record = {"description": "In line 3, `i < n` became `i <= n`: the loop bound is off by one.",
+              "original_code": "    while i < n:", "tampered_code": "    while i <= n:", "line_start": 3,
+              "line_end": 3}
+    target = cr.sft_target(record, "")
+    assert target == "<quote>while i <= n:</quote> is wrong: the loop bound is off by one. It should be `while i < n:`."
+    removed = {**record, "tampered_code": "", "line_end": 2, "original_code": "    i += 1"}
+    assert cr.sft_target(removed, "def f(n):\n    i = 0\n    return i\n") == \
+        "A statement is missing after <quote>i = 0</quote>: `i += 1` is needed."
+    assert cr.bug_span(removed) == (2, 3)
+
+
+def test_critics_config_errors(tmp_path):
+    cfg = validate(cr.CriticsConfig, {"protocol": "critics"}, "test")
+    with Run(tmp_path / "r", cfg) as run, pytest.raises(RefereeError, match="give 'humaneval'"):
+        cr.run_critics(cfg, run)
+    cfg = validate(cr.CriticsConfig, {"protocol": "critics", "humaneval": HUMANEVAL, "baselines": ["oracle"]}, "t")
+    with Run(tmp_path / "s", cfg) as run, pytest.raises(RefereeError, match="unknown \\['oracle'\\]"):
+        cr.run_critics(cfg, run)
