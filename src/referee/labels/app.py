@@ -159,7 +159,8 @@ def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, to
         shown = request.session.setdefault("shown", {})
         if str(k) not in shown:
             shown[str(k)] = time.time()
-            request.session["shown"] = shown
+            # the cookie holds this; items opened and left unanswered must not grow it past a browser's 4 kB
+            request.session["shown"] = dict(sorted(shown.items(), key=lambda kv: kv[1])[-20:])
         view = item_view(item, critiques, order=shown_order(seed, who, item.id) if mode == "pairs" else None,
                          critique=item.id in assisted(who))
         previous = store.labels(who).get(item.id)

@@ -111,7 +111,9 @@ def _as_programs(records: list[dict]):
 
 def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
     def make() -> list[dict]:
-        records, report = tamper(_as_programs(list(programs.values())), cfg.seed, cfg.per_program)
+        with progress.bar(total=2 * len(programs), desc="tamper", unit="program") as bar:
+            records, report = tamper(_as_programs(list(programs.values())), cfg.seed, cfg.per_program,
+                                     on_program=lambda _: bar.update())
         out = [{**r, "set": "tampered"} for r in records]
         if cfg.natural and cfg.quixbugs:
             natural, natural_report = natural_bugs(cfg.quixbugs, limit=cfg.limit)
