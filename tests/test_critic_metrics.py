@@ -38,6 +38,8 @@ def test_correct_programs_count_false_alarms_and_nitpicks_and_unreadable_is_neit
     assert clean["false_alarm"] is False and clean["nitpicks"] == 0
     nitpick = score_critique("<quote>s = 0</quote> could be named better. <quote>return s</quote>", PROGRAM, [])
     assert nitpick["false_alarm"] is True and nitpick["nitpicks"] == 2
+    mention = score_critique('The message "No problems found." is printed wrongly.', PROGRAM, [])
+    assert mention["unreadable"] and mention["false_alarm"] is None  # a mention is no verdict
     vague = score_critique("This code seems fine but maybe slow.", PROGRAM, BUG)
     assert vague["unreadable"] and vague["caught"] is None
     summary = summarise([vague, score_critique("<quote>range(len(xs) - 1)</quote>", PROGRAM, BUG), clean, nitpick])

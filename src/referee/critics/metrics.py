@@ -41,7 +41,9 @@ def highlighted_lines(critique: str, program: str) -> tuple[list[tuple[int, int]
 
 
 def says_no_problems(critique: str) -> bool:
-    return bool(NO_PROBLEMS.search(critique)) and not find_quotes(critique)
+    """The verdict the prompt asks for, first thing in the critique: a critique that only mentions the
+    phrase somewhere ("the message 'No problems found' is a bug") gives no verdict."""
+    return bool(NO_PROBLEMS.match(critique.strip())) and not find_quotes(critique)
 
 
 def score_critique(critique: str, program: str, bugs: list[tuple[int, int]]) -> dict:

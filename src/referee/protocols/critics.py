@@ -67,9 +67,9 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         critics["M-sft"] = _train_critic(run, cfg, programs, bugs)   # 3. the trained critic
     scored, metrics = {}, {}
     for name in cfg.baselines:
-        scored[name] = _baseline(run, cfg, name, items)
+        scored[name] = score_all(items, _baseline(run, cfg, name, items))
     for name, spec in critics.items():
-        scored[name] = _model_critiques(run, cfg, name, spec, items)
+        scored[name] = score_all(items, _model_critiques(run, cfg, name, spec, items))
         metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
     metrics["items"] = {s: sum(i["set"] == s for i in items) for s in ("tampered", "natural", "correct")}
@@ -179,16 +179,18 @@ def _train_critic(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> s
                                                          "settings": cfg.sft}, train)
 
 
-def _scored(item: dict, critique: str) -> dict:
-    return {"id": item["id"], "set": item["set"], "operator": item["operator"], "critique": critique,
-            **score_critique(critique, item["source"], [tuple(b) for b in item["bugs"]])}
+def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
+    """Each critique scored against its item's record (outside the stages: a change of metric rescores)."""
+    return [{"id": i["id"], "set": i["set"], "operator": i["operator"],
+             **score_critique(c["critique"], i["source"], [tuple(b) for b in i["bugs"]])}
+            for i, c in zip(items, critiques)]
 
 
 def _baseline(run: Run, cfg: CriticsConfig, name: str, items: list[dict]) -> list[dict]:
     def make() -> list[dict]:
         write = {"random_line": lambda i: random_line_critique(i["source"], cfg.seed, i["id"]),
                  "longest_line": lambda i: longest_line_critique(i["source"])}[name]
-        return [_scored(i, write(i)) for i in items]
+        return [{"id": i["id"], "critique": write(i)} for i in items]
 
     return run.run_stage(f"critiques_{name}", {"items": items, "seed": cfg.seed}, make)
 
@@ -203,7 +205,7 @@ def _model_critiques(run: Run, cfg: CriticsConfig, name: str, spec: str, items: 
     def make() -> list[dict]:
         texts = critique_programs(model, [i["source"] for i in items], cfg.critic.to_sampling(cfg.seed),
                                   desc=f"{name} critiques")
-        return [_scored(i, t[0]) for i, t in zip(items, texts)]
+        return [{"id": i["id"], "critique": t[0]} for i, t in zip(items, texts)]
 
     return run.run_stage(f"critiques_{_stage_name(name)}", {"model": model, "items": items, "sampling": cfg.critic},
                          make)
