@@ -20,6 +20,7 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     cfg = validate(cr.CriticsConfig, {
         "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "quixbugs": QUIXBUGS,
         "limit": 6, "per_program": 1, "critic": {"temperature": 0.0, "max_new_tokens": 8}, "train_critic": True,
+        "refine": True, "refine_sampling": {"temperature": 0.0, "max_new_tokens": 8},
         "sft": {"epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1e-3}}, "test")
     with Run(tmp_path / "run", cfg) as run:
         result = cr.run_critics(cfg, run)
@@ -39,6 +40,27 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert "bugs" in json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["critiqueability"]["M0"]["auc_bug_vs_correct"]["n"] == len(items)
     assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft"]
+    refine = m["refine"]
+    assert set(refine) == {"none", "M0", "M-sft", "gold"}
+    buggy = m["items"]["tampered"] + m["items"]["natural"]
+    assert refine["none"]["tampered"]["fixed"]["n"] + refine["none"]["natural"]["fixed"]["n"] == buggy
+    # 8 tokens from a random tiny model hold no code block: counted as no program, never as a fix
+    assert refine["gold"]["tampered"]["no_program"] == m["items"]["tampered"]
+    assert refine["gold"]["change_vs_none"]["value"] == 0.0
+
+
+def test_refine_reads_the_last_code_block_and_a_real_fix_passes():
+    from referee.critics.refine import extract_program, refine_chat
+    from referee.programs.datasets import run_tests
+
+    reply = "Here:\n```python\ndef f(x):\n    return x\n```\nBetter:\n```python\ndef f(x):\n    return x + 1\n```"
+    program = extract_program(reply)
+    assert program == "def f(x):\n    return x + 1\n"
+    assert extract_program("no code here") is None
+    assert run_tests(program, "assert f(1) == 2\n")["passed"]
+    assert not run_tests(extract_program(reply.split("Better")[0]), "assert f(1) == 2\n")["passed"]
+    assert "A reviewer said:\nbad" in refine_chat("def f(): pass", "bad")[0]["content"]
+    assert "reviewer" not in refine_chat("def f(): pass", None)[0]["content"]
 
 
 def test_sft_targets_quote_the_tampered_code():

@@ -13,6 +13,11 @@
    and nitpicks on correct programs, hallucinated quotes, unreadable critiques counted. A removed
    statement has no line of its own: a quote of the line before or after the gap counts as a catch.
    For the models, critiqueability (P(bug)) gives an AUC of buggy against correct programs.
+5. **Critique, then refine** (``refine: true``). The model rewrites each buggy eval program given no
+   review, each model critic's critique, or the gold review (the tampering record as a critique: the
+   changed code, what is wrong, the original: the upper bound); the tests decide. Every buggy program
+   fails its tests before (that is how it was kept), so the pass rate after is the fix rate; each review
+   is compared with no review on the same programs (paired bootstrap).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from referee import progress
 from referee.config import ProtocolConfig, SamplingConfig
 from referee.critics.critique import critique_chat, critique_programs, critiqueability
 from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
+from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
-from referee.programs.datasets import load_humaneval, load_quixbugs
+from referee.programs.datasets import load_humaneval, load_quixbugs, run_tests
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
-from referee.stats import auc, bootstrap
+from referee.stats import auc, bootstrap, paired_diff, rate
 from referee.tasks.passages import seeded_unit
 from referee.trainers import LoraSettings, TrainSettings, train_sft
 
@@ -49,6 +55,8 @@ class CriticsConfig(ProtocolConfig):
     baselines: list[str] = list(BASELINES)
     critic: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=96)
     train_critic: bool = False  # also fine-tune the model as a critic on the train half (M-sft)
+    refine: bool = False  # also let the model fix each buggy program, given no review, a critique or gold
+    refine_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=384)
     sft: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=2, batch_size=4, gradient_accumulation=2,
                                        max_length=768, lora=LoraSettings(r=16, alpha=32))
 
@@ -72,6 +80,9 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         scored[name] = score_all(items, _model_critiques(run, cfg, name, spec, items))
         metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
+    if cfg.refine:                                                   # 5. critique, then refine
+        critiques = {name: run.read_records(f"critiques_{_stage_name(name)}") for name in critics}
+        metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
     metrics["items"] = {s: sum(i["set"] == s for i in items) for s in ("tampered", "natural", "correct")}
     metrics = run.save_metrics(metrics)  # merged with the bug report the bugs stage saved
     return Result(metrics, _headline(metrics), "critics of code: bugs caught (CBI) and false alarms")
@@ -246,3 +257,40 @@ def _headline(metrics: dict) -> list[dict]:
                      "unreadable": sum(m[s]["unreadable"] for s in ("tampered", "natural", "correct")),
                      "auc_bug_vs_correct": auc_.get("value")})
     return rows
+
+
+# ---- 5: critique, then refine ------------------------------------------------------------------------
+def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: list[dict],
+            critiques: dict[str, list[dict]]) -> dict:
+    """Fix rates per review (none, each model critic, gold) on the buggy eval programs."""
+    model = run.model(cfg.model)
+    records = {r["id"]: r for r in bugs["records"]}
+    buggy = [i for i in items if i["set"] != "correct"]
+    reviews: dict[str, list[str | None]] = {"none": [None] * len(buggy)}
+    for name, rows in critiques.items():
+        text = {r["id"]: r["critique"] for r in rows}
+        reviews[name] = [text[i["id"]] for i in buggy]
+    reviews["gold"] = [sft_target(records[i["id"]], i["source"]) for i in buggy]
+    outcomes = {}
+    for review, texts in reviews.items():
+        def make(texts=texts, review=review) -> list[dict]:
+            replies = refine_programs(model, [i["source"] for i in buggy], texts,
+                                      cfg.refine_sampling.to_sampling(cfg.seed), desc=f"refine ({review})")
+            out = []
+            for item, reply in zip(buggy, replies):
+                program = extract_program(reply)
+                result = run_tests(program, programs[item["program_id"]]["tests"]) if program else None
+                out.append({"id": item["id"], "set": item["set"], "reply": reply, "has_program": program is not None,
+                            "passed": bool(result and result["passed"]), "error": result and result["error"]})
+            return out
+
+        outcomes[review] = run.run_stage(f"refine_{_stage_name(review)}", {
+            "model": model, "items": [i["id"] for i in buggy], "reviews": texts, "sampling": cfg.refine_sampling,
+            "tests": sorted({programs[i["program_id"]]["id"] for i in buggy})}, make)
+    base = [float(r["passed"]) for r in outcomes["none"]]
+    return {review: {s: {"fixed": rate([r["passed"] for r in rows if r["set"] == s], seed=cfg.seed).to_dict(),
+                         "no_program": sum(not r["has_program"] for r in rows if r["set"] == s)}
+                     for s in ("tampered", "natural")}
+            | {"change_vs_none": None if review == "none" else
+               paired_diff([float(r["passed"]) for r in rows], base, seed=cfg.seed).to_dict()}
+            for review, rows in outcomes.items()}
