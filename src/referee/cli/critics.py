@@ -29,6 +29,9 @@ def tamper_command(
     natural: bool = typer.Option(False, "--natural", help="Also write QuixBugs' real bugs (operator 'natural')."),
     operators: str = typer.Option("all", help="Comma-separated mutation operators, or all."),
     max_tries: int = typer.Option(30, "--max-tries", help="Sandbox runs per program (at most)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Also ask this model for one subtle bug per program "
+                                                              "(operator 'model'), checked the same way."),
+    max_new_tokens: int = typer.Option(512, help="--model: tokens it may write (the whole program)."),
 ):
     """Insert bugs into correct programs, keeping only those their tests catch, and print what was tried."""
     from referee.io import write_jsonl
@@ -55,8 +58,19 @@ def tamper_command(
     if natural:
         found, natural_report = natural_bugs(quixbugs, limit=limit)
         records += found
+    model_report = None
+    if model:
+        from referee.critics.model_tamper import model_tamper
+        from referee.models import load_model
+        from referee.models.base import Sampling
+
+        found, model_report = model_tamper(load_model(model), programs, Sampling(temperature=0.0,
+                                                                                 max_new_tokens=max_new_tokens))
+        records += found
     count = write_jsonl(out, records)
     typer.echo(_summary(report, natural_report, without_cases))
+    if model_report:
+        typer.echo(f"{model}: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in model_report.items()))
     progress.say(f"{count} records -> {out}")
 
 
