@@ -324,3 +324,15 @@ def test_agreement_with_a_judges_records(tmp_path):
     path.write_text(json.dumps({"id": "q", "verdict": "A"}) + "\n")
     with pytest.raises(RefereeError, match="judge.jsonl:1: not a pairwise judge record"):
         read_judge_verdicts(path)
+
+
+def test_the_assignment_design_cannot_change_under_existing_labels(tmp_path):
+    from referee.cli.label import keep_design
+
+    store = make_store(tmp_path, pair_items(2))
+    keep_design(store, 0, 0.5)
+    keep_design(store, 1, 0.3)  # no labels yet: a new design is fine
+    store.record("p0", "ann", "label", False, time.time(), "AB", label="A", confidence=2)
+    keep_design(store, 1, 0.3)
+    with pytest.raises(RefereeError, match="served with --seed 1 --critique-share 0.3"):
+        keep_design(store, 0, 0.5)

@@ -66,7 +66,7 @@ def serve(
         raise RefereeError("--limit should be at least 1")
     store = prepare_store(store_path, pairs or steps, "pairs" if pairs else "steps", limit, critic, critiques,
                           critic_tokens, seed)
-    store.set_meta(seed=seed, critique_share=critique_share)
+    keep_design(store, seed, critique_share)
     token = os.environ.get(TOKEN_ENV) or None
     if not _loopback(host) and token is None:
         token = secrets.token_urlsafe(16)
@@ -75,6 +75,17 @@ def serve(
     progress.say(f"labelling page: http://{host}:{port}/  (labels go to {store.path}; Ctrl-C stops, nothing "
                  f"submitted is lost)")
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def keep_design(store, seed: int, critique_share: float) -> None:
+    """The seed and critique share decide what each annotator is shown: once labels exist, changing them
+    would mix two designs in one experiment, so it is refused."""
+    meta = store.meta()
+    before = (meta.get("seed"), meta.get("critique_share"))
+    if before != (None, None) and before != (str(seed), str(critique_share)) and store.rows(live_only=False):
+        raise RefereeError(f"{store.path} was served with --seed {before[0]} --critique-share {before[1]} and holds "
+                           f"labels; serve it with the same, or give another --store")
+    store.set_meta(seed=seed, critique_share=critique_share)
 
 
 def prepare_store(store_path: Path, source: Path, mode: str, limit: Optional[int], critic: Optional[str],
