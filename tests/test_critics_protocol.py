@@ -21,6 +21,8 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
         "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "quixbugs": QUIXBUGS,
         "limit": 6, "per_program": 1, "critic": {"temperature": 0.0, "max_new_tokens": 8}, "train_critic": True,
         "refine": True, "refine_sampling": {"temperature": 0.0, "max_new_tokens": 8},
+        "fsbs": {"samples": 2, "lambdas": [0.0, 10.0], "sampling": {"temperature": 1.0, "max_new_tokens": 8},
+                 "rm_epochs": 2},
         "sft": {"epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1e-3}}, "test")
     with Run(tmp_path / "run", cfg) as run:
         result = cr.run_critics(cfg, run)
@@ -40,6 +42,19 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert "bugs" in json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["critiqueability"]["M0"]["auc_bug_vs_correct"]["n"] == len(items)
     assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft"]
+    fsbs = m["fsbs"]
+    assert fsbs["critic"] == "M-sft" and fsbs["pairs"]["pairs"] > 0
+    assert [p["lambda"] for p in fsbs["points"]] == [0.0, 10.0]
+    kept = run.read_records("fsbs_eval_samples")
+    assert len(kept) == len(items) and all(len(r["samples"]) == 2 for r in kept)
+    assert all(s.startswith("<quote>") for r in kept for s in r["samples"])  # forced highlights
+    # a large lambda keeps the sample with the most highlights: never fewer than lambda 0 keeps
+    low, high = fsbs["points"]
+    assert high["highlights_per_critique"]["value"] >= low["highlights_per_critique"]["value"]
+    from referee.reports import draw_for
+
+    drawn = draw_for("critics", run)
+    assert [p.name for p in drawn] == ["critics.png", "fsbs.png"] and all(p.stat().st_size > 1000 for p in drawn)
     refine = m["refine"]
     assert set(refine) == {"none", "M0", "M-sft", "gold"}
     buggy = m["items"]["tampered"] + m["items"]["natural"]

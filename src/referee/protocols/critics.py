@@ -18,17 +18,25 @@
    changed code, what is wrong, the original: the upper bound); the tests decide. Every buggy program
    fails its tests before (that is how it was kept), so the pass rate after is the fix rate; each review
    is compared with no review on the same programs (paired bootstrap).
+6. **Force Sampling Beam Search** (``fsbs:``). The last critic (M-sft if trained, else M0) samples ``k``
+   critiques per buggy train program, forced to open with a highlight; ``critics.fsbs.comparison_pairs``
+   makes preference pairs (a critique that includes the bug over one that misses it or invents a quote);
+   a Bradley-Terry critique RM (frozen backbone and head, ``referee.rewards``) learns them; then ``k``
+   forced samples per eval item are scored by the RM and, for each lambda, the one with the largest
+   RM score + lambda * highlights is kept and scored exactly (``critics.fsbs.sweep``).
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from pydantic import Field
 
 from referee import progress
-from referee.config import ProtocolConfig, SamplingConfig
+from referee.config import ProtocolConfig, SamplingConfig, StrictModel
 from referee.critics.critique import critique_chat, critique_programs, critiqueability
+from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
 from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
@@ -41,6 +49,14 @@ from referee.tasks.passages import seeded_unit
 from referee.trainers import LoraSettings, TrainSettings, train_sft
 
 BASELINES = ("random_line", "longest_line")
+
+
+class FsbsSettings(StrictModel):
+    samples: int = Field(4, ge=2, le=32)
+    lambdas: list[float] = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]
+    sampling: SamplingConfig = SamplingConfig(temperature=1.0, max_new_tokens=96)
+    rm_epochs: int = Field(30, ge=1)  # the critique RM: a head on the frozen backbone
+    rm_lr: float = Field(1e-2, gt=0)
 
 
 class CriticsConfig(ProtocolConfig):
@@ -57,6 +73,7 @@ class CriticsConfig(ProtocolConfig):
     train_critic: bool = False  # also fine-tune the model as a critic on the train half (M-sft)
     refine: bool = False  # also let the model fix each buggy program, given no review, a critique or gold
     refine_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=384)
+    fsbs: FsbsSettings | None = None
     sft: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=2, batch_size=4, gradient_accumulation=2,
                                        max_length=768, lora=LoraSettings(r=16, alpha=32))
 
@@ -80,6 +97,9 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         scored[name] = score_all(items, _model_critiques(run, cfg, name, spec, items))
         metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
+    if cfg.fsbs is not None:                                         # 6. force sampling beam search
+        name = list(critics)[-1]
+        metrics["fsbs"] = {"critic": name, **_fsbs(run, cfg, critics[name], programs, bugs, items)}
     if cfg.refine:                                                   # 5. critique, then refine
         critiques = {name: run.read_records(f"critiques_{_stage_name(name)}") for name in critics}
         metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
@@ -294,3 +314,58 @@ def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: lis
             | {"change_vs_none": None if review == "none" else
                paired_diff([float(r["passed"]) for r in rows], base, seed=cfg.seed).to_dict()}
             for review, rows in outcomes.items()}
+
+
+# ---- 6: force sampling beam search -------------------------------------------------------------------
+def _fsbs(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict, items: list[dict]) -> dict:
+    from referee.rewards import load_verifier
+    from referee.rewards.heads import HEAD_NAME
+    from referee.rewards.bradley_terry import train_reward_model
+    from referee.rewards.data import PreferencePair
+    from referee.rewards.training import TrainOptions
+
+    settings, model = cfg.fsbs, run.model(spec)
+    train = [{"id": r["id"], "source": r["source"], "bugs": [list(bug_span(r))], "set": r["set"], "record": r}
+             for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
+    if not train:
+        raise RefereeError("critics: fsbs needs buggy training programs (raise 'limit' or lower 'eval_share')")
+
+    def samples(stage: str, wanted: list[dict]) -> list[list[str]]:
+        def make() -> list[dict]:
+            texts, forced = sample_critiques(model, [i["source"] for i in wanted], settings.samples,
+                                             settings.sampling.to_sampling(cfg.seed), desc=stage)
+            return [{"id": i["id"], "samples": t, "forced": forced} for i, t in zip(wanted, texts)]
+
+        rows = run.run_stage(stage, {"model": model, "items": [i["id"] for i in wanted], "k": settings.samples,
+                                     "sampling": settings.sampling, "seed": cfg.seed}, make)
+        return [r["samples"] for r in rows]
+
+    pairs, pair_report = comparison_pairs(train, samples("fsbs_train_samples", train),
+                                          [sft_target(i["record"], i["source"]) for i in train])
+    if not pairs:
+        raise RefereeError("critics: fsbs found no critique that misses a bug to learn from")
+
+    folder = run.folder / "checkpoints" / "critique_rm"
+
+    def fit() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+        options = TrainOptions(epochs=settings.rm_epochs, lr=settings.rm_lr, seed=cfg.seed)
+        rm, history = train_reward_model(cfg.model, [PreferencePair(p["prompt"], p["chosen"], p["rejected"], p["id"])
+                                                     for p in pairs], options)
+        rm.save(folder)
+        run.save_metrics({"fsbs_rm": {"pairs": pair_report, "training": history}})
+
+    run.run_stage("fsbs_rm", {"base": run.model_key(cfg.model), "pairs": pairs, "epochs": settings.rm_epochs,
+                              "lr": settings.rm_lr}, fit, outputs=[folder / HEAD_NAME])
+    rm = load_verifier("rm", folder)
+    found = samples("fsbs_eval_samples", items)
+
+    def score() -> list[dict]:
+        flat = [(i, c) for i, row in zip(items, found) for c in row]
+        values = rm.score_many([critique_chat(i["source"]) for i, _ in flat], [c for _, c in flat])
+        k = settings.samples
+        return [{"id": i["id"], "scores": [v.value for v in values[n * k:(n + 1) * k]]} for n, i in enumerate(items)]
+
+    scores = run.run_stage("fsbs_rm_scores", {"rm": str(folder), "pairs": pairs, "samples": found}, score)
+    return {"pairs": pair_report, "points": sweep(items, found, [r["scores"] for r in scores], settings.lambdas,
+                                                  cfg.seed)}
