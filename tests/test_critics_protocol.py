@@ -22,7 +22,7 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
         "limit": 6, "per_program": 1, "critic": {"temperature": 0.0, "max_new_tokens": 8}, "train_critic": True,
         "refine": True, "refine_sampling": {"temperature": 0.0, "max_new_tokens": 8},
         "fsbs": {"samples": 2, "lambdas": [0.0, 10.0], "sampling": {"temperature": 1.0, "max_new_tokens": 8},
-                 "rm_epochs": 2},
+                 "rm_epochs": 2, "dpo": True, "dpo_settings": {"epochs": 1, "batch_size": 2, "max_length": 512}},
         "sft": {"epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1e-3}}, "test")
     with Run(tmp_path / "run", cfg) as run:
         result = cr.run_critics(cfg, run)
@@ -31,7 +31,7 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     train = {i for i, p in programs.items() if p["split"] == "train"}
     assert train and len(train) < 6  # some HumanEval programs train, the rest evaluate
     m = result.metrics
-    assert set(m["critics"]) == {"random_line", "longest_line", "M0", "M-sft"}
+    assert set(m["critics"]) == {"random_line", "longest_line", "M0", "M-sft", "M-dpo"}
     items = run.read_records("critiques_m0")
     assert not {i["id"] for i in items} & train  # nothing a critic trained on is evaluated
     assert [i["id"] for i in items] == [i["id"] for i in run.read_records("critiques_random_line")]
@@ -41,9 +41,9 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert random_line["correct"]["false_alarm_rate"]["value"] == 1.0  # it always flags a line
     assert "bugs" in json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["critiqueability"]["M0"]["auc_bug_vs_correct"]["n"] == len(items)
-    assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft"]
+    assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft", "M-dpo"]
     fsbs = m["fsbs"]
-    assert fsbs["critic"] == "M-sft" and fsbs["pairs"]["pairs"] > 0
+    assert fsbs["critic"] == "M-sft" and m["fsbs_rm"]["pairs"]["pairs"] > 0 and m["dpo_critic"]["pairs"] > 0
     assert [p["lambda"] for p in fsbs["points"]] == [0.0, 10.0]
     kept = run.read_records("fsbs_eval_samples")
     assert len(kept) == len(items) and all(len(r["samples"]) == 2 for r in kept)
@@ -56,7 +56,7 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     drawn = draw_for("critics", run)
     assert [p.name for p in drawn] == ["critics.png", "fsbs.png"] and all(p.stat().st_size > 1000 for p in drawn)
     refine = m["refine"]
-    assert set(refine) == {"none", "M0", "M-sft", "gold"}
+    assert set(refine) == {"none", "M0", "M-sft", "M-dpo", "gold"}
     buggy = m["items"]["tampered"] + m["items"]["natural"]
     assert refine["none"]["tampered"]["fixed"]["n"] + refine["none"]["natural"]["fixed"]["n"] == buggy
     # 8 tokens from a random tiny model hold no code block: counted as no program, never as a fix

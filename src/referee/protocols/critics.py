@@ -23,7 +23,9 @@
    makes preference pairs (a critique that includes the bug over one that misses it or invents a quote);
    a Bradley-Terry critique RM (frozen backbone and head, ``referee.rewards``) learns them; then ``k``
    forced samples per eval item are scored by the RM and, for each lambda, the one with the largest
-   RM score + lambda * highlights is kept and scored exactly (``critics.fsbs.sweep``).
+   RM score + lambda * highlights is kept and scored exactly (``critics.fsbs.sweep``). With ``dpo: true``
+   the sampling critic is also trained by DPO on its train-half samples, the RM's best over its worst
+   (``M-dpo``), before the critics are evaluated.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
 from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
+from referee.feedback.preference_pairs import best_vs_worst
 from referee.programs.datasets import load_humaneval, load_quixbugs, run_tests
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.stats import auc, bootstrap, paired_diff, rate
 from referee.tasks.passages import seeded_unit
-from referee.trainers import LoraSettings, TrainSettings, train_sft
+from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 BASELINES = ("random_line", "longest_line")
 
@@ -57,6 +60,10 @@ class FsbsSettings(StrictModel):
     sampling: SamplingConfig = SamplingConfig(temperature=1.0, max_new_tokens=96)
     rm_epochs: int = Field(30, ge=1)  # the critique RM: a head on the frozen backbone
     rm_lr: float = Field(1e-2, gt=0)
+    dpo: bool = False  # also M-dpo: DPO of the sampling critic on its samples ranked by the critique RM
+    dpo_settings: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
+                                                lora=LoraSettings(r=16, alpha=32))
+    dpo_beta: float = Field(0.1, gt=0)
 
 
 class CriticsConfig(ProtocolConfig):
@@ -90,6 +97,11 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     critics = {"M0": cfg.model}
     if cfg.train_critic:
         critics["M-sft"] = _train_critic(run, cfg, programs, bugs)   # 3. the trained critic
+    sampler = list(critics)[-1]  # the critic whose samples FSBS (and DPO) use
+    if cfg.fsbs is not None:                                         # 6. the critique RM, DPO against it
+        rm, train_samples = _critique_rm(run, cfg, critics[sampler], programs, bugs)
+        if cfg.fsbs.dpo:
+            critics["M-dpo"] = _dpo_critic(run, cfg, critics[sampler], rm, train_samples)
     scored, metrics = {}, {}
     for name in cfg.baselines:
         scored[name] = score_all(items, _baseline(run, cfg, name, items))
@@ -98,8 +110,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
-        name = list(critics)[-1]
-        metrics["fsbs"] = {"critic": name, **_fsbs(run, cfg, critics[name], programs, bugs, items)}
+        metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
     if cfg.refine:                                                   # 5. critique, then refine
         critiques = {name: run.read_records(f"critiques_{_stage_name(name)}") for name in critics}
         metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
@@ -316,35 +327,50 @@ def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: lis
             for review, rows in outcomes.items()}
 
 
-# ---- 6: force sampling beam search -------------------------------------------------------------------
-def _fsbs(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict, items: list[dict]) -> dict:
+# ---- 6: the critique RM, DPO against it, force sampling beam search ----------------------------------
+def _samples(run: Run, cfg: CriticsConfig, stage: str, spec: str, wanted: list[dict]) -> list[list[str]]:
+    """``fsbs.samples`` forced critiques of each item by the critic ``spec``."""
+    model, settings = run.model(spec), cfg.fsbs
+
+    def make() -> list[dict]:
+        texts, forced = sample_critiques(model, [i["source"] for i in wanted], settings.samples,
+                                         settings.sampling.to_sampling(cfg.seed), desc=stage)
+        return [{"id": i["id"], "samples": t, "forced": forced} for i, t in zip(wanted, texts)]
+
+    rows = run.run_stage(stage, {"model": model, "items": [i["id"] for i in wanted], "k": settings.samples,
+                                 "sampling": settings.sampling, "seed": cfg.seed}, make)
+    return [r["samples"] for r in rows]
+
+
+def _rm_scores(run: Run, stage: str, critique_rm: tuple, items: list[dict], samples: list[list[str]]) -> list[list]:
+    rm, folder = critique_rm
+
+    def make() -> list[dict]:
+        flat = [(i, c) for i, row in zip(items, samples) for c in row]
+        values = iter(rm.score_many([critique_chat(i["source"]) for i, _ in flat], [c for _, c in flat]))
+        return [{"id": i["id"], "scores": [next(values).value for _ in row]} for i, row in zip(items, samples)]
+
+    return [r["scores"] for r in run.run_stage(stage, {"rm": str(folder), "samples": samples}, make)]
+
+
+def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict) -> tuple:
+    """The critique RM trained on comparisons from the train half's forced samples; returns ((the RM, its
+    folder), (the train items, their samples))."""
     from referee.rewards import load_verifier
-    from referee.rewards.heads import HEAD_NAME
     from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
+    from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
 
-    settings, model = cfg.fsbs, run.model(spec)
+    settings = cfg.fsbs
     train = [{"id": r["id"], "source": r["source"], "bugs": [list(bug_span(r))], "set": r["set"], "record": r}
              for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
     if not train:
         raise RefereeError("critics: fsbs needs buggy training programs (raise 'limit' or lower 'eval_share')")
-
-    def samples(stage: str, wanted: list[dict]) -> list[list[str]]:
-        def make() -> list[dict]:
-            texts, forced = sample_critiques(model, [i["source"] for i in wanted], settings.samples,
-                                             settings.sampling.to_sampling(cfg.seed), desc=stage)
-            return [{"id": i["id"], "samples": t, "forced": forced} for i, t in zip(wanted, texts)]
-
-        rows = run.run_stage(stage, {"model": model, "items": [i["id"] for i in wanted], "k": settings.samples,
-                                     "sampling": settings.sampling, "seed": cfg.seed}, make)
-        return [r["samples"] for r in rows]
-
-    pairs, pair_report = comparison_pairs(train, samples("fsbs_train_samples", train),
-                                          [sft_target(i["record"], i["source"]) for i in train])
+    samples = _samples(run, cfg, "fsbs_train_samples", spec, train)
+    pairs, pair_report = comparison_pairs(train, samples, [sft_target(i["record"], i["source"]) for i in train])
     if not pairs:
         raise RefereeError("critics: fsbs found no critique that misses a bug to learn from")
-
     folder = run.folder / "checkpoints" / "critique_rm"
 
     def fit() -> None:
@@ -357,15 +383,31 @@ def _fsbs(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict, i
 
     run.run_stage("fsbs_rm", {"base": run.model_key(cfg.model), "pairs": pairs, "epochs": settings.rm_epochs,
                               "lr": settings.rm_lr}, fit, outputs=[folder / HEAD_NAME])
-    rm = load_verifier("rm", folder)
-    found = samples("fsbs_eval_samples", items)
+    return (load_verifier("rm", folder), folder), (train, samples)
 
-    def score() -> list[dict]:
-        flat = [(i, c) for i, row in zip(items, found) for c in row]
-        values = rm.score_many([critique_chat(i["source"]) for i, _ in flat], [c for _, c in flat])
-        k = settings.samples
-        return [{"id": i["id"], "scores": [v.value for v in values[n * k:(n + 1) * k]]} for n, i in enumerate(items)]
 
-    scores = run.run_stage("fsbs_rm_scores", {"rm": str(folder), "pairs": pairs, "samples": found}, score)
-    return {"pairs": pair_report, "points": sweep(items, found, [r["scores"] for r in scores], settings.lambdas,
-                                                  cfg.seed)}
+def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tuple) -> str:
+    """M-dpo: DPO from the sampling critic on its own train-half samples, the RM's best over its worst."""
+    train, samples = train_samples
+    scores = _rm_scores(run, "fsbs_train_rm_scores", rm, train, samples)
+    pairs = [p for i, row, s in zip(train, samples, scores)
+             if (p := best_vs_worst(critique_chat(i["source"]), row, s)) is not None]
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
+    if not rows:
+        raise RefereeError("critics: the critique RM ties every sample; no DPO pairs")
+
+    def train_fn(out: Path) -> None:
+        progress.say(f"DPO the critic on {len(rows)} pairs ranked by the critique RM")
+        _, history = train_dpo(spec, rows, out, cfg.fsbs.dpo_settings, beta=cfg.fsbs.dpo_beta)
+        run.save_metrics({"dpo_critic": {"pairs": len(rows), "loss_history": history}})
+
+    return run.checkpoint("dpo_critic", "critic_dpo", {"base": run.model(spec), "pairs": rows,
+                                                      "settings": cfg.fsbs.dpo_settings, "beta": cfg.fsbs.dpo_beta},
+                          train_fn)
+
+
+def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict]) -> dict:
+    """The lambda sweep on the eval items: k forced samples each, the RM's scores, the kept critique scored."""
+    samples = _samples(run, cfg, "fsbs_eval_samples", spec, items)
+    scores = _rm_scores(run, "fsbs_rm_scores", rm, items, samples)
+    return {"points": sweep(items, samples, scores, cfg.fsbs.lambdas, cfg.seed)}
