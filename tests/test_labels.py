@@ -292,7 +292,8 @@ def test_serve_prepares_the_store_once_and_refuses_bad_options(tmp_path, tiny_mo
     from referee.cli.label import _loopback, prepare_store
 
     pairs = tmp_path / "pairs.json"
-    pairs.write_text(json.dumps([{"input": f"Q{k}", "output_1": "yes", "output_2": "no", "label": 1} for k in range(3)]))
+    pairs.write_text(json.dumps([{"input": f"Q{k}", "output_1": "yes", "output_2": "no", "label": 1}
+                                 for k in range(3)]))
     store = prepare_store(tmp_path / "s.sqlite", pairs, "pairs", 2, f"hf:{tiny_model_path}", None, 4, 0)
     made = store.critiques()
     assert sorted(made) == [("1", 0), ("1", 1), ("2", 0), ("2", 1)]  # the first 2 items, both answers
@@ -336,3 +337,17 @@ def test_the_assignment_design_cannot_change_under_existing_labels(tmp_path):
     keep_design(store, 1, 0.3)
     with pytest.raises(RefereeError, match="served with --seed 1 --critique-share 0.3"):
         keep_design(store, 0, 0.5)
+
+
+def test_stats_text_names_every_part(tmp_path):
+    from pathlib import Path
+
+    from referee.cli.label import describe
+
+    items = pair_items(4)
+    rows = [_row(f"p{k}", who, "A", k < 2, 3 + k, rid=k) for k in range(4) for who in ("ann", "bob")]
+    text = "\n".join(describe(summary(rows, items, {"p0": "A", "p1": "invalid"}), Path("s.sqlite"), Path("j.jsonl")))
+    for part in ("s.sqlite: 4 items, 2 annotators, 8 labels", "ann: 4 of 4 labelled", "between ann and bob",
+                 "with   : 4 labels (4 with gold)", "(median 4", "(median 6", "difference (with - without)",
+                 "judge (j.jsonl)", "judge unreadable on 2"):
+        assert part in text, (part, text)

@@ -205,7 +205,8 @@ def describe(result: dict, store_path: Path, judge_records: Optional[Path]) -> l
     for key, text in (("with_critique", "with   "), ("without_critique", "without")):
         g = help_[key]
         lines.append(f"  {text}: {g['judgements']} labels ({g['with_gold']} with gold); agreement with gold "
-                     f"{fmt(g['gold_agreement'])}; seconds per label {fmt(g['seconds'])}")
+                     f"{fmt(g['gold_agreement'])}; seconds per label {fmt(g['seconds'])} (median "
+                     f"{'n/a' if g['median_seconds'] is None else round(g['median_seconds'], 1)})")
     diff = help_["difference"]
     lines.append(f"  difference (with - without): agreement with gold {fmt(diff['gold_agreement'])}; "
                  f"seconds {fmt(diff['seconds'])}")
