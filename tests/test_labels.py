@@ -123,6 +123,11 @@ def test_store_refuses_other_items_or_mode(tmp_path):
     make_store(tmp_path, pair_items(3))
     with pytest.raises(RefereeError, match="3 items"):
         LabelStore(tmp_path / "labels.sqlite").open_items(pair_items(4), "pairs", "other.json")
+    edited = pair_items(3)
+    edited[1].answers[0] = "an answer changed in the file since"
+    with pytest.raises(RefereeError, match="other or changed items"):
+        LabelStore(tmp_path / "labels.sqlite").open_items(edited, "pairs", "same.json")
+    LabelStore(tmp_path / "labels.sqlite").open_items(pair_items(3), "pairs", "same.json")  # unchanged: fine
     with pytest.raises(RefereeError, match="holds pairs labels"):
         LabelStore(tmp_path / "labels.sqlite").open_items(step_items(), "steps", "s.jsonl")
     (tmp_path / "junk.sqlite").write_text("not a database at all" * 100)

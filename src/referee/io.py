@@ -66,8 +66,9 @@ def _not_utf8(path: Path) -> RefereeError:
     return RefereeError(f"{path}: not UTF-8 text; save the file as UTF-8")
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) for each non-blank line; a bad line raises naming file and line."""
+def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
+    """Yield (line number, value) for each non-blank line, whatever JSON value it holds; a bad line raises
+    naming file and line."""
     path = Path(path)
     check_file(path)
     with _decoding(path), _open_text(path) as f:
@@ -75,12 +76,17 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise RefereeError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise RefereeError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line; a bad line raises naming file and line."""
+    for lineno, obj in read_json_lines(path):
+        if not isinstance(obj, dict):
+            raise RefereeError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

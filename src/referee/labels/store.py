@@ -95,11 +95,11 @@ class LabelStore:
             if meta["mode"] != mode:
                 raise RefereeError(f"{self.path}: this store holds {meta['mode']} labels, not {mode}; "
                                    f"give another --store")
-            have = [i.id for i in self.items()]
-            if have != [i.id for i in items]:
+            have = [i.to_record() for i in self.items()]
+            if have != [json.loads(json.dumps(i.to_record())) for i in items]:  # ids and content: no stale items
                 raise RefereeError(f"{self.path}: made from {meta.get('source')} ({len(have)} items); "
-                                   f"{source} gives {len(items)} other items. Give another --store, or the "
-                                   f"same file and --limit as before")
+                                   f"{source} gives {len(items)} other or changed items. Give another --store, or "
+                                   f"the same file and --limit as before")
             return
         with self._conn() as conn:
             conn.executemany("INSERT INTO items (position, id, record) VALUES (?, ?, ?)",

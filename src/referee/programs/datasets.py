@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.io import check_file, read_records, read_text, require
+from referee.io import read_json_lines, read_records, read_text, require
 from referee.programs.sandbox import Limits, run_python
 
 HUMANEVAL_FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
@@ -113,24 +113,16 @@ def quixbugs_names(programs_dir: Path) -> list[str]:
 
 def read_quixbugs_cases(path: Path, name: str) -> tuple[list[tuple[int, list, object]], list[int]]:
     """(line, args, expected) per case of a QuixBugs JSON file, and the lines of the slow cases left out."""
-    check_file(path)
     cases, slow = [], []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                case = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RefereeError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not (isinstance(case, list) and len(case) == 2 and isinstance(case[0], list)):
-                raise RefereeError(f"{path}:{lineno}: expected a case [[arguments...], expected result], got "
-                                   f"{line.strip()[:80]}")
-            args, expected = case
-            if any(tuple(args[:len(p)]) == p for p in SLOW_CASES.get(name, ())):
-                slow.append(lineno)
-                continue
-            cases.append((lineno, args, expected))
+    for lineno, case in read_json_lines(path):
+        if not (isinstance(case, list) and len(case) == 2 and isinstance(case[0], list)):
+            raise RefereeError(f"{path}:{lineno}: expected a case [[arguments...], expected result], got "
+                               f"{json.dumps(case)[:80]}")
+        args, expected = case
+        if any(tuple(args[:len(p)]) == p for p in SLOW_CASES.get(name, ())):
+            slow.append(lineno)
+            continue
+        cases.append((lineno, args, expected))
     if not cases:
         raise RefereeError(f"{path}: no test cases")
     return cases, slow

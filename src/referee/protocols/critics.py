@@ -43,7 +43,7 @@ from referee.critics.metrics import longest_line_critique, random_line_critique,
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_vs_worst
-from referee.programs.datasets import load_humaneval, load_quixbugs, run_tests
+from referee.programs.datasets import Program, load_humaneval, load_quixbugs, run_tests
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
@@ -124,19 +124,17 @@ def _programs(run: Run, cfg: CriticsConfig) -> dict:
     if not cfg.humaneval and not cfg.quixbugs:
         raise RefereeError("critics: give 'humaneval' (a HumanEval.jsonl.gz) and/or 'quixbugs' (its folder)")
 
-    def load() -> list[dict]:
-        found = []
-        if cfg.humaneval:
-            for p in load_humaneval(cfg.humaneval, cfg.limit):
-                split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else "train"
-                found.append({**_program_record(p), "split": split})
-        if cfg.quixbugs:
-            found += [{**_program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
-                                                                                       cfg.limit)[0]]
-        return found
-
-    records = run.run_stage("programs", {"humaneval": cfg.humaneval, "quixbugs": cfg.quixbugs, "limit": cfg.limit,
-                                         "eval_share": cfg.eval_share, "seed": cfg.seed}, load)
+    # Loaded on every run (a second or two) and keyed on their content, so an edited data file recomputes
+    # every stage after this one instead of reading back bugs of the old programs.
+    found = []
+    if cfg.humaneval:
+        for p in load_humaneval(cfg.humaneval, cfg.limit):
+            split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else "train"
+            found.append({**_program_record(p), "split": split})
+    if cfg.quixbugs:
+        found += [{**_program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
+                                                                                   cfg.limit)[0]]
+    records = run.run_stage("programs", {"programs": found}, lambda: found)
     return {r["id"]: r for r in records}
 
 
@@ -145,9 +143,7 @@ def _program_record(p) -> dict:
             "meta": p.meta}
 
 
-def _as_programs(records: list[dict]):
-    from referee.programs.datasets import Program
-
+def _as_programs(records: list[dict]) -> list[Program]:
     return [Program(r["id"], r["source"], r["entry_point"], r["tests"], r["origin"], r["meta"]) for r in records]
 
 
@@ -166,8 +162,8 @@ def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
         run.save_metrics({"bugs": report})
         return out
 
-    records = run.run_stage("bugs", {"programs": sorted(programs), "per_program": cfg.per_program,
-                                     "natural": cfg.natural, "seed": cfg.seed}, make)
+    records = run.run_stage("bugs", {"programs": list(programs.values()), "per_program": cfg.per_program,
+                                     "natural": cfg.natural, "quixbugs": cfg.quixbugs, "seed": cfg.seed}, make)
     return {"records": records}
 
 
