@@ -1,8 +1,10 @@
-"""Chats (lists of role/content messages) and prompt files in TRL's plain or conversational format."""
+"""Chats (lists of role/content messages), prompt files in TRL's plain or conversational format, and
+HH-RLHF dialogue strings."""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from referee.errors import RefereeError
@@ -74,3 +76,17 @@ def load_prompts(path: str | os.PathLike) -> list[PromptRecord]:
     if not records:
         raise RefereeError(f"{path}: no prompts in the file")
     return records
+
+
+HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
+
+
+def parse_dialogue(text: str, where: str) -> list[dict]:
+    """An HH-RLHF dialogue string as chat messages ("Human" -> user, "Assistant" -> assistant)."""
+    parts = HH_TURN.split("\n\n" + text.lstrip("\n") if not text.startswith("\n\n") else text)
+    if len(parts) < 3:
+        raise RefereeError(f"{where}: no '\\n\\nHuman:' / '\\n\\nAssistant:' turns found")
+    messages = []
+    for speaker, content in zip(parts[1::2], parts[2::2]):
+        messages.append({"role": "user" if speaker == "Human" else "assistant", "content": content.strip()})
+    return messages

@@ -13,14 +13,14 @@ from referee.audit.perturb import assertive_rewrite, inject_instruction, pad_rep
 from referee.tasks.pairs import Pair
 
 
-def _with_answers(pair: Pair, a: str, b: str, **changes) -> Pair:
+def with_answers(pair: Pair, a: str, b: str, **changes) -> Pair:
     """A copy of the pair with new last answers (in the multi-turn conversations too, when present)."""
     turns_a = pair.turns_a[:-1] + [{**pair.turns_a[-1], "content": a}] if pair.turns_a else None
     turns_b = pair.turns_b[:-1] + [{**pair.turns_b[-1], "content": b}] if pair.turns_b else None
     return replace(pair, answer_a=a, answer_b=b, turns_a=turns_a, turns_b=turns_b, **changes)
 
 
-def _coin(seed: int, key: str) -> bool:
+def coin(seed: int, key: str) -> bool:
     return hashlib.sha256(f"{seed}|{key}".encode()).digest()[0] < 128
 
 
@@ -47,12 +47,12 @@ def verbosity_pairs(pairs: list[Pair], seed: int = 0, fallback_sentences: bool =
                 continue
             text, source = padded
             pid = f"{pair.id}:verbosity:{side}"
-            target = "A" if _coin(seed, pid) else "B"
+            target = "A" if coin(seed, pid) else "B"
             a, b = (text, answer) if target == "A" else (answer, text)
             # Both sides continue the source answer's own conversation.
             turns = pair.turns_a if side == "A" else pair.turns_b
             base = replace(pair, turns_a=turns, turns_b=turns)
-            out.append(_with_answers(base, a, b, id=pid, label="tie",
+            out.append(with_answers(base, a, b, id=pid, label="tie",
                                      meta={**pair.meta, "source": pair.id, "source_side": side, "target": target,
                                            "check": "verbosity", "pad_source": source}))
     return out, skipped
@@ -65,7 +65,7 @@ def _attacked(pair: Pair, check: str, transform) -> Pair:
         a = transform(a, target)
     else:
         b = transform(b, target)
-    return _with_answers(pair, a, b, id=f"{pair.id}:{check}",
+    return with_answers(pair, a, b, id=f"{pair.id}:{check}",
                          meta={**pair.meta, "source": pair.id, "target": target, "check": check})
 
 

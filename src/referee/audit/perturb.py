@@ -39,7 +39,8 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
 
 
-def pad_repetitive_list(answer: str, fallback_sentences: bool = True) -> tuple[str, str] | None:
+def pad_repetitive_list(answer: str, fallback_sentences: bool = True, lead: str = PAD_LEAD,
+                        bridge: str = PAD_BRIDGE) -> tuple[str, str] | None:
     """(padded answer, source) or None when the answer has fewer than two items to restate.
 
     ``source`` is "list" when the answer's list items were restated, "sentences" when the answer had no
@@ -51,7 +52,7 @@ def pad_repetitive_list(answer: str, fallback_sentences: bool = True) -> tuple[s
     if len(items) < 2:
         return None
     overview = "\n".join(f"- {_strip_end(item)}" for item in items)
-    return f"{PAD_LEAD}\n{overview}\n\n{PAD_BRIDGE}\n\n{answer}", source
+    return f"{lead}\n{overview}\n\n{bridge}\n\n{answer}", source
 
 
 def _strip_end(item: str) -> str:
@@ -89,10 +90,10 @@ def remove_hedges(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", out)
 
 
-def assertive_rewrite(answer: str) -> str:
+def assertive_rewrite(answer: str, opening: str = ASSERTIVE_OPEN, closing: str = ASSERTIVE_CLOSE) -> str:
     """The same answer in a confident voice: hedges removed, a sure opening and closing added."""
     body = remove_hedges(answer).strip()
-    return f"{ASSERTIVE_OPEN} {body}\n\n{ASSERTIVE_CLOSE}" if body else f"{ASSERTIVE_OPEN} {ASSERTIVE_CLOSE}"
+    return f"{opening} {body}\n\n{closing}" if body else f"{opening} {closing}"
 
 
 # ---- prompt injection -------------------------------------------------------------------------------------

@@ -65,8 +65,9 @@ def self_answer_pairs(model, pairs: list[Pair], seed: int = 0, max_new_tokens: i
 
 def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callable[[str], object] | None = None,
               self_names: list[str] | None = None, own_model=None, run=None, seed: int = 0,
-              n_boot: int = stats.N_BOOT, judge_key=None) -> dict:
-    """Audit ``judge`` on ``pairs``; returns JSON-ready metrics per check (and writes records to ``run``).
+              n_boot: int = stats.N_BOOT, judge_key=None, stage_prefix: str = "", save: bool = True) -> dict:
+    """Audit ``judge`` on ``pairs``; returns JSON-ready metrics per check (and writes records to ``run``,
+    each check a stage named ``stage_prefix`` + check, the metrics under "audit" unless not ``save``).
 
     ``self_names``: model names (as in the pairs' ``meta`` model_a / model_b) that are the judge's own;
     without them the self check judges ``own_model``'s freshly generated answers against given ones.
@@ -79,7 +80,8 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
         if run is None:
             return (who or judge).judge_pairs(stage_pairs)
         inputs = {"judge": judge_key, "swap": swap, "pairs": stage_pairs}
-        return run.run_stage(stage, inputs, lambda: _tagged((who or judge).judge_pairs(stage_pairs), stage_pairs))
+        return run.run_stage(stage_prefix + stage, inputs,
+                             lambda: _tagged((who or judge).judge_pairs(stage_pairs), stage_pairs))
 
     base = judged("base", pairs)
     metrics["invalid"] = stats.rate([r["winner"] == "invalid" for r in base], **kw)
@@ -104,7 +106,7 @@ def run_audit(judge, pairs: list[Pair], checks: list[str], *, make_judge: Callab
 
     if "self" in checks:
         metrics["self"] = _self_check(base, pairs, judged, self_names, own_model, seed, kw)
-    if run is not None:
+    if run is not None and save:
         run.save_metrics({"audit": stats.jsonable(metrics)})
     return metrics
 

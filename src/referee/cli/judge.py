@@ -38,6 +38,8 @@ def judge(
     combine: str = typer.Option("majority", help="Panel of several --judge: majority | mean."),
     max_retries: int = typer.Option(2, help="Generative verdicts: new samples for unreadable replies."),
     max_new_tokens: Optional[int] = typer.Option(None, help="Generative / cot: tokens the judge may write."),
+    max_prompt_tokens: Optional[int] = typer.Option(None, help="Cut answers from the middle so that each prompt "
+                                                             "fits this many tokens (e.g. what a trained judge saw)."),
     seed: int = typer.Option(0),
     limit: Optional[int] = typer.Option(None, help="Judge only the first N items."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the records here as JSONL."),
@@ -55,7 +57,8 @@ def judge(
         raise RefereeError("give --pairs FILE" + (" or --answers FILE" if mode == "single" else ""))
     settings = dict(mode=mode, template=template, verdict=verdict, swap=swap, calibration=calibration, cot=cot,
                     few_shot=str(few_shot) if few_shot else None, reference=reference, combine=combine,
-                    max_retries=max_retries, max_new_tokens=max_new_tokens, seed=seed)
+                    max_retries=max_retries, max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens,
+                    seed=seed)
     config = validated(JudgeRunConfig, {
         "judges": judge_specs, "pairs": str(pairs_path) if pairs_path and not answers_path else None,
         "answers": str(answers_path) if answers_path else None, "limit": limit, "seed": seed,

@@ -1,4 +1,4 @@
-"""`referee train sft|dpo|grpo`: the trainers from the command line. Each writes a checkpoint folder
+"""`referee train sft|dpo|grpo|judge`: the trainers from the command line. Each writes a checkpoint folder
 (LoRA adapter + base spec) that every other command accepts as ``hf:FOLDER``."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typer
 from referee import progress
 from referee.cli import app
 
-train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy: SFT, DPO or GRPO (LoRA by default).")
+train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy (SFT, DPO, GRPO) or a judge; LoRA by default.")
 app.add_typer(train_app, name="train")
 
 
@@ -109,3 +109,66 @@ def grpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL with 'prompt
                             _settings(lr, epochs, max_steps, batch_size, 512, lora_r, full, seed, trl),
                             num_generations=generations, max_completion_length=max_completion_length)
     _report(spec, f"{info['rewards_scored']} rewards, {info['rewards_invalid']} unreadable")
+
+
+def _graded_items(path: Path) -> list[dict]:
+    """Graded answers for a grading judge: prompt, response, score (optional reason, reference, id)."""
+    from referee.io import read_records, require
+
+    items = []
+    for pos, obj in read_records(path):
+        where = f"{path}:{pos}"
+        require(obj, "prompt", (str, list), where)
+        require(obj, "response", str, where)
+        items.append({**obj, "id": str(obj.get("id", f"{path.name}:{pos}"))})
+    return items
+
+
+@train_app.command("judge")
+def judge(data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled pairs (LLMBar, MT-Bench human, TRL "
+                                          "preference, HH-RLHF; repeatable), or with --mode single graded answers "
+                                          "(prompt, response, score)."),
+          mode: str = typer.Option("pairwise", help="pairwise (A/B/tie targets) | single (a score on the template's "
+                                                    "scale)."),
+          template: Optional[str] = typer.Option(None, help="Judge template (default pairwise / single_1to10)."),
+          cot: bool = typer.Option(False, "--cot", help="Train the data's reasons ('reason' or 'explanation') "
+                                                        "before the verdict."),
+          ties: str = typer.Option("train", help="A tie label: train (a [[C]] target) | drop (counted) | error."),
+          augment: float = typer.Option(0.0, help="Share of attacked copies (padded, assertive, injected) with "
+                                                  "the right verdict, e.g. 0.2."),
+          augment_kinds: str = typer.Option("verbosity,assertiveness,injection", help="Attacks to train against."),
+          eval_data: list[Path] = typer.Option([], "--eval", help="Pairs you will evaluate on: a training pair "
+                                               "found among them is refused (repeatable)."),
+          limit: Optional[int] = typer.Option(None, help="At most this many items from each --data file."),
+          base: str = COMMON["base"], out: Path = COMMON["out"], lr: float = 2e-4, epochs: float = COMMON["epochs"],
+          max_steps: int = COMMON["max_steps"], batch_size: int = 8, max_length: int = 640,
+          lora_r: int = COMMON["lora_r"], full: bool = COMMON["full"], seed: int = COMMON["seed"],
+          trl: Optional[str] = COMMON["trl"]):
+    """Fine-tune a chat model into a judge: the judge's own prompt in, its verdict marker out, every pair in
+    both orders. Use it with `referee judge --judge hf:OUT` (the template and prompt budget come along)."""
+    from referee.config import validate
+    from referee.models import load_model
+    from referee.protocols.judge_training import JudgeTrainSettings, train_judge
+    from referee.tasks.pairs import load_pairs
+
+    kinds = [k.strip() for k in augment_kinds.split(",") if k.strip()]
+    settings = validate(JudgeTrainSettings, {
+        "mode": mode, "template": template, "cot": cot, "ties": ties, "augment": {"share": augment, "kinds": kinds},
+        "sft": _settings(lr, epochs, max_steps, batch_size, max_length, lora_r, full, seed, trl)}, "train judge")
+    if mode == "single":
+        items = [it for path in data for it in _graded_items(path)[:limit]]
+        evaluate = None
+    else:
+        items = [p for path in data for p in _prefixed(load_pairs(path)[:limit], path)]
+        evaluate = [p for path in eval_data for p in load_pairs(path)]
+    spec, report = train_judge(base, items, out, settings, load_model, evaluate)
+    loss = report.get("loss") or {}
+    _report(spec, f"{report['examples']['examples']} examples; loss {loss.get('first', float('nan')):.3f} -> "
+                  f"{loss.get('last', float('nan')):.3f}; judge with: referee judge --judge {spec} --pairs FILE")
+
+
+def _prefixed(pairs: list, path: Path) -> list:
+    """Pair ids that name their file, so two files numbering their pairs 1, 2, ... never collide."""
+    from dataclasses import replace
+
+    return [replace(p, id=f"{path.name}:{p.id}") for p in pairs]

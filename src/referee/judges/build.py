@@ -20,6 +20,7 @@ from referee.judges.panel import COMBINE
 from referee.judges.settings import REFERENCE_MODES, VERDICT_MODES
 
 BASELINE_SPECS = ("baseline:longer", "baseline:random")
+JUDGE_FILE = "judge.json"  # in a checkpoint trained as a judge: its mode, template and prompt budget
 DEFAULT_TEMPLATE = {"pairwise": "pairwise", "reference": "pairwise_reference", "single": "single_1to10"}
 CHOICES = {"mode": tuple(DEFAULT_TEMPLATE), "verdict": VERDICT_MODES, "swap": SWAPS, "calibration": CALIBRATIONS,
            "reference": REFERENCE_MODES + ("auto",), "combine": COMBINE}
@@ -39,6 +40,7 @@ class JudgeConfig(StrictModel):
     combine: str = "majority"  # a panel of several judges: majority | mean
     max_retries: int = Field(2, ge=0)
     max_new_tokens: int | None = Field(None, ge=1)  # generative / cot: tokens the judge may write
+    max_prompt_tokens: int | None = Field(None, ge=16)  # cut answers (from the middle) to fit this prompt size
     seed: int = 0
 
     @field_validator(*CHOICES)
@@ -79,16 +81,41 @@ def build_judge(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callab
     return Panel(judges, combine=cfg.combine)
 
 
+def trained_settings(spec: str, cfg: JudgeConfig) -> JudgeConfig:
+    """A checkpoint trained as a judge (``referee train judge``) is judged with the template and prompt
+    budget it was trained with, unless the config names its own."""
+    path = Path(spec[3:]) / JUDGE_FILE if spec.startswith("hf:") else None
+    if path is None or not path.is_file():
+        return cfg
+    import json
+
+    from referee.io import read_text
+
+    try:
+        trained = json.loads(read_text(path, "trained judge settings"))
+    except json.JSONDecodeError as e:
+        raise RefereeError(f"{path}: not valid JSON ({e.msg}, line {e.lineno})") from None
+    same_mode = (trained.get("mode") == "single") == (cfg.mode == "single")
+    update = {}
+    if cfg.template is None and same_mode and trained.get("template"):
+        update["template"] = trained["template"]
+    if cfg.max_prompt_tokens is None and trained.get("max_prompt_tokens"):
+        update["max_prompt_tokens"] = trained["max_prompt_tokens"]
+    return cfg.model_copy(update=update)
+
+
 def _one(spec: str, cfg: JudgeConfig, load_model: Callable):
     if spec.startswith("baseline:"):
         return _baseline(spec, cfg)
+    cfg = trained_settings(spec, cfg)
     from referee.models.base import Sampling
 
     sampling = None
     if cfg.max_new_tokens is not None:
         sampling = Sampling(temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     common = dict(template=cfg.template_name(), verdict=cfg.verdict, cot=cfg.cot, few_shot=cfg.few_shot,
-                  reference=cfg.reference, max_retries=cfg.max_retries, seed=cfg.seed, sampling=sampling)
+                  reference=cfg.reference, max_retries=cfg.max_retries, seed=cfg.seed, sampling=sampling,
+                  max_prompt_tokens=cfg.max_prompt_tokens)
     if cfg.mode == "single":
         if cfg.swap != "none" or cfg.calibration != "none":
             raise RefereeError("--swap and --calibration are for pairwise judging; single-answer grading shows one "

@@ -27,9 +27,10 @@ class GradingJudge(settings.JudgeSettings, PointwiseVerifier):
     def __init__(self, model: Model, template: str = "single_1to10", verdict: str = "probability",
                  reference: str = "none", cot: bool = False, max_retries: int = 2,
                  few_shot: list[dict] | str | None = None, seed: int = 0, sampling: Sampling | None = None,
-                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None):
+                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None,
+                 max_prompt_tokens: int | None = None):
         self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
-                    max_prompt_chars)
+                    max_prompt_chars, max_prompt_tokens)
         self.low, self.high = self.template.scale
         self.examples = fewshot.load_examples(few_shot, "grading", (self.low, self.high))
         self.name = f"grading-judge[{model.spec}]"

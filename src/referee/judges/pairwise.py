@@ -53,9 +53,10 @@ class PairwiseJudge(settings.JudgeSettings, PairJudge):
     def __init__(self, model: Model, template: str = "pairwise", verdict: str = "probability", swap: str = "none",
                  cot: bool = False, few_shot: list[dict] | str | None = None, reference: str = "none",
                  max_retries: int = 2, seed: int = 0, sampling: Sampling | None = None,
-                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None, calibration: str = "none"):
+                 reference_max_tokens: int = 256, max_prompt_chars: int | None = None, calibration: str = "none",
+                 max_prompt_tokens: int | None = None):
         self._setup(model, template, verdict, reference, cot, max_retries, seed, sampling, reference_max_tokens,
-                    max_prompt_chars)
+                    max_prompt_chars, max_prompt_tokens)
         self.swap = settings.check_choice("swap", swap, SWAPS)
         self.calibration = settings.check_choice("calibration", calibration, CALIBRATIONS)
         if self.calibration != "none" and self.verdict != "probability":

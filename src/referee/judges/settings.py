@@ -23,7 +23,8 @@ class JudgeSettings:
     retries, sampling, and the context fitter (which keeps room for the reply when the judge writes)."""
 
     def _setup(self, model: Model, template: str, verdict: str, reference: str, cot: bool, max_retries: int,
-               seed: int, sampling: Sampling | None, reference_max_tokens: int, max_prompt_chars: int | None) -> None:
+               seed: int, sampling: Sampling | None, reference_max_tokens: int, max_prompt_chars: int | None,
+               max_prompt_tokens: int | None = None) -> None:
         from referee.judges.templates import load_template
         from referee.judges.truncate import Fitter
 
@@ -39,4 +40,5 @@ class JudgeSettings:
         self.sampling = sampling or Sampling(temperature=0.0, max_new_tokens=384 if cot else 48, seed=seed)
         self.reference_max_tokens = reference_max_tokens
         writes = self.verdict == "generative" or self.cot
-        self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars)
+        self.fitter = Fitter(model, self.sampling.max_new_tokens + 16 if writes else 8, max_prompt_chars,
+                             max_prompt_tokens)

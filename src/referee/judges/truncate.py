@@ -21,7 +21,10 @@ MIN_KEEP = 24  # never cut a field below this many units, unless the question mu
 class Fitter:
     """Measures chats against a budget and cuts named fields from the middle until they fit."""
 
-    def __init__(self, model, reserve_tokens: int, max_prompt_chars: int | None = None):
+    def __init__(self, model, reserve_tokens: int, max_prompt_chars: int | None = None,
+                 max_prompt_tokens: int | None = None):
+        """``max_prompt_tokens`` caps the prompt below the context (a judge trained on prompts of that size
+        is shown the same; short prompts are also cheaper on a CPU)."""
         self.tokenizer = getattr(model, "tokenizer", None)
         self.render = getattr(model, "render", None)
         context = getattr(model, "context_length", None)
@@ -34,6 +37,9 @@ class Fitter:
         else:
             self.tokenizer, self.unit = None, "characters"
             self.budget = (int(context) - reserve_tokens) * CHARS_PER_TOKEN if context else DEFAULT_CHAR_BUDGET
+        if max_prompt_tokens is not None and max_prompt_chars is None:
+            cap = max_prompt_tokens if self.unit == "tokens" else max_prompt_tokens * CHARS_PER_TOKEN
+            self.budget = min(self.budget, cap)
         if self.budget <= 0:
             raise RefereeError(f"judge: the model's context ({context}) leaves no room for a prompt after "
                                f"reserving {reserve_tokens} tokens for the verdict; lower max_new_tokens")

@@ -18,10 +18,9 @@ Formats (JSONL or a JSON array, plain or .gz):
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 
-from referee.chat import as_chat
+from referee.chat import as_chat, parse_dialogue
 from referee.errors import RefereeError
 from referee.io import read_records
 from referee.tasks.math import Solution, split_steps
@@ -53,20 +52,6 @@ class StepSolution:
 
 
 # ---- preference pairs ------------------------------------------------------------------------------
-_HH_TURN = re.compile(r"\n\n(Human|Assistant): ?")
-
-
-def parse_dialogue(text: str, where: str) -> list[dict]:
-    """An HH-RLHF dialogue string as chat messages ("Human" -> user, "Assistant" -> assistant)."""
-    parts = _HH_TURN.split("\n\n" + text.lstrip("\n") if not text.startswith("\n\n") else text)
-    if len(parts) < 3:
-        raise RefereeError(f"{where}: no '\\n\\nHuman:' / '\\n\\nAssistant:' turns found")
-    messages = []
-    for speaker, content in zip(parts[1::2], parts[2::2]):
-        messages.append({"role": "user" if speaker == "Human" else "assistant", "content": content.strip()})
-    return messages
-
-
 def _split_final_answer(messages: list[dict], where: str, field_name: str) -> tuple[list, str]:
     if not messages or messages[-1]["role"] != "assistant":
         raise RefereeError(f"{where}: field '{field_name}' should end with an assistant answer")

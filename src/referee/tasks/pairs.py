@@ -1,14 +1,16 @@
-"""Labelled preference pairs: the LLMBar format, MT-Bench human judgments and TRL preference files.
+"""Labelled preference pairs: the LLMBar format, MT-Bench human judgments, TRL preference files and
+HH-RLHF dialogues.
 
 Every loader returns ``Pair`` objects; ``label`` is "A", "B", "tie" or None (unlabelled).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
-from referee.chat import as_chat
+from referee.chat import as_chat, parse_dialogue
 from referee.errors import RefereeError
 from referee.io import read_records
 
@@ -54,6 +56,16 @@ def _final_answer(obj: dict, name: str, where: str) -> str:
     return value
 
 
+def _reason(obj: dict, where: str) -> dict:
+    """A reason (``reason`` or ``explanation``) for the label, written about the pair as given (A first)."""
+    reason = obj.get("reason", obj.get("explanation"))
+    if reason is None:
+        return {}
+    if not isinstance(reason, str):
+        raise RefereeError(f"{where}: field 'reason' should be a string")
+    return {"reason": reason}
+
+
 def load_pairs(path: str | os.PathLike) -> list[Pair]:
     """Load pairs from any supported format, recognised per record by its fields:
 
@@ -61,7 +73,13 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
     - MT-Bench human judgments: ``question_id``, ``model_a``, ``model_b``, ``winner``,
       ``conversation_a``, ``conversation_b`` (judges the last assistant turn, with the whole conversation);
     - TRL preference: ``prompt``, ``chosen``, ``rejected`` (label A; chosen shown first);
+    - HH-RLHF: ``chosen``, ``rejected`` dialogue strings (label A); the turns before the last answer are
+      the question, and where they differ between the sides (or there are several) both whole
+      conversations are kept, as for MT-Bench;
     - generic: ``prompt``/``question``, ``answer_a``/``response_a``, ``answer_b``/``response_b``, optional ``label``.
+
+    LLMBar and generic records may carry a ``reason`` (or ``explanation``) for their label, kept in
+    ``meta["reason"]`` (a trained judge can learn to write it before its verdict).
     """
     pairs = []
     for pos, obj in read_records(path):
@@ -75,7 +93,7 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                     raise RefereeError(f"{where}: field '{f}' should be a string")
             label = _label(obj["label"], where) if "label" in obj else None
             pairs.append(Pair(pid, as_chat(obj["input"]), obj["output_1"], obj["output_2"], label,
-                              category=obj.get("category")))
+                              category=obj.get("category"), meta=_reason(obj, where)))
         elif "conversation_a" in obj:
             for f in ("conversation_a", "conversation_b"):
                 if f not in obj:
@@ -88,6 +106,8 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
             pairs.append(Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], label,
                               category=obj.get("category"), turns_a=ca, turns_b=cb,
                               meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj}))
+        elif "chosen" in obj and "rejected" in obj and "prompt" not in obj:
+            pairs.append(_hh_pair(obj, pid, where))
         elif "chosen" in obj and "rejected" in obj and "prompt" in obj:
             chosen, rejected = (_final_answer(obj, name, where) for name in ("chosen", "rejected"))
             pairs.append(Pair(pid, as_chat(obj["prompt"], f"{where}: field 'prompt'"), chosen, rejected, "A"))
@@ -104,7 +124,40 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                 raise RefereeError(f"{where}: answers should be strings")
             label = _label(obj["label"], where) if obj.get("label") is not None else None
             pairs.append(Pair(pid, as_chat(q, f"{where}: field 'prompt'"), a, b, label,
-                              category=obj.get("category"), reference=obj.get("reference")))
+                              category=obj.get("category"), reference=obj.get("reference"), meta=_reason(obj, where)))
     if not pairs:
         raise RefereeError(f"{path}: no pairs in the file")
     return pairs
+
+
+def _hh_pair(obj: dict, pid: str, where: str) -> Pair:
+    """An HH-RLHF record ("\n\nHuman: ...\n\nAssistant: ..." strings) as a pair, chosen = A."""
+    sides = []
+    for name in ("chosen", "rejected"):
+        if not isinstance(obj[name], str):
+            raise RefereeError(f"{where}: field '{name}' should be a dialogue string (or give a 'prompt' field)")
+        turns = parse_dialogue(obj[name], f"{where}: field '{name}'")
+        if turns[-1]["role"] != "assistant" or len(turns) < 2:
+            raise RefereeError(f"{where}: field '{name}' should end with an assistant answer after a human turn")
+        sides.append(turns)
+    ca, cb = sides
+    multiturn = ca[:-1] != cb[:-1] or sum(m["role"] == "user" for m in ca) > 1
+    return Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], "A",
+                turns_a=ca if multiturn else None, turns_b=cb if multiturn else None)
+
+
+def pair_key(pair: Pair) -> str:
+    """The same question with the same two answers (in either order, whitespace aside) has the same key:
+    how a pair that trained is found among the pairs that evaluate."""
+    def norm(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    question = norm(" ".join(m["content"] for m in pair.question))
+    answers = sorted(norm(a) for a in (pair.answer_a, pair.answer_b))
+    return hashlib.sha256("\x00".join([question, *answers]).encode()).hexdigest()[:24]
+
+
+def shared_pairs(train: list[Pair], evaluate: list[Pair]) -> list[str]:
+    """Ids of the evaluation pairs that also appear (by ``pair_key``) among the training pairs."""
+    seen = {pair_key(p) for p in train}
+    return [p.id for p in evaluate if pair_key(p) in seen]
