@@ -407,3 +407,26 @@ def test_a_tiny_real_model_runs_debate_end_to_end_through_the_command(tmp_path, 
     assert (folder / "plots" / "debate.png").stat().st_size > 10_000
     main(["run", str(folder / "config.yaml")])  # the run's config repeats it, every stage read back
     assert capsys.readouterr().out == out
+
+
+def test_judges_trained_on_the_train_split_read_the_test_items_as_extra_readers(tmp_path, tiny_model_path):
+    """The judge fine-tuned on debates over train-split items (and a blind one on the same items) reads the
+    test items beside the untrained judge; nothing it trained on is evaluated."""
+    cfg = validate(DebateConfig, {
+        "protocol": "debate", "items": str(COSMOSQA), "limit": 4, "debater": f"hf:{tiny_model_path}",
+        "judge": f"hf:{tiny_model_path}", "rounds": 1, "word_limit": 12, "sampling": {"max_new_tokens": 12},
+        "bootstrap": 100, "baselines": ["blind"],
+        "train_judge": {"items": 6, "train": {"template": "debate", "sft": {
+            "max_steps": 2, "batch_size": 4, "max_length": 640, "lora": None}}}}, "test")
+    with Run(tmp_path / "run", cfg) as run:
+        metrics = run_debate(cfg, run).metrics
+        train_ids = {r["id"] for r in run.read_records("transcripts-train")}
+        test_ids = {r["id"] for r in run.read_records("transcripts")}
+        trained = run.read_records("judge-trained-debate")
+    assert len(train_ids) == 6 and len(test_ids) == 4 and not train_ids & test_ids
+    assert set(metrics["readers"]) == {"blind", "debate", "debate (trained judge)", "blind (trained judge)"}
+    assert [r["id"] for r in trained] == sorted(test_ids, key=[r["id"] for r in trained].index)
+    assert metrics["trained_minus_blind"]["n"] == 4
+    for reader in ("debate", "blind"):
+        spec = json.loads((tmp_path / "run" / "checkpoints" / f"judge_{reader}" / "judge.json").read_text())
+        assert spec["template"] == "debate" and spec["examples"]["examples"] == 12  # 6 items, both orders

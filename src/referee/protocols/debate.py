@@ -12,9 +12,16 @@ two answers to a question about it is correct.
     for reader in baselines + [debate | consultancy]:                                 (stage "judge-READER")
         verdicts[reader] = the judge picks A or B from the question and
              blind: nothing more | expert: the passage | debate, consultancy: the arguments, quotes marked
+    if train_judge:                                                        (stages "transcripts-train",
+        the arguers argue `train_judge.items` items of the train split too      "judge-trained-READER")
+        trained[debate | consultancy] = SFT of the judge on (what that reader sees -> the right answer)
+        trained[blind] = SFT of the judge on (the question and answers alone -> the right answer)
+        verdicts["READER (trained judge)"] = the trained judge of each reads the test items
     metrics = accuracy with a 95% interval per reader and per shown order; debate: how often the debater
              of the right and of the wrong answer wins; consultancy: accuracy with a right and with a wrong
-             consultant apart; quote statistics per arguer and per side; ties and invalid verdicts
+             consultant apart; quote statistics per arguer and per side; ties and invalid verdicts; with
+             trained judges, the trained debate (consultancy) judge's accuracy minus the trained blind one's
+             on the same items (paired bootstrap): does reading the arguments beat guessing once both learn?
 
 Every reader is the same judge on the same items in the same run, so blind and expert bound the protocol's
 number. Both protocols share this file: they differ only in who argues (``referee.debate.debaters``).
@@ -27,18 +34,20 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig
+from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
 from referee.debate.debaters import opening_transcripts, schedule_for, speakers_for, transcript_record
-from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items
+from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair
 from referee.dialogue import Transcript, run_dialogue
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig, build_judge, judge_identity
 from referee.protocols import Result, register
+from referee.protocols.judge_training import JudgeTrainSettings, train_judge
 from referee.runs import Run
-from referee.stats import rate
+from referee.stats import paired_diff, rate
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
 
 BASELINES = ("blind", "expert")
+TRAINED = "(trained judge)"
 
 
 # ---- config ----------------------------------------------------------------------------------------
@@ -56,6 +65,7 @@ class PassageProtocolConfig(ProtocolConfig):
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)  # the arguers'
     baselines: list[Literal["blind", "expert"]] = list(BASELINES)  # the same judge without the arguments
     bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
+    train_judge: TrainedJudges | None = None  # also train the judge (arguments, and blind) on the train split
 
     @field_validator("judge_config")
     @classmethod
@@ -72,6 +82,14 @@ class PassageProtocolConfig(ProtocolConfig):
         if len(set(value)) < len(value):
             raise ValueError(f"each baseline at most once, got {value}")
         return value
+
+
+class TrainedJudges(StrictModel):
+    """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
+    one blind (Khan et al.'s comparison once both judges have learnt the task)."""
+
+    items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over and trained on
+    train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
 
 
 class DebateConfig(PassageProtocolConfig):
@@ -106,6 +124,10 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
     judge = build_judge(cfg.judge, cfg.judge_config, run.model)
     verdicts = {reader: read(reader, cfg, run, judge, items, transcripts)                # every reader
                 for reader in [*cfg.baselines, protocol]}
+    if cfg.train_judge is not None:                                                       # trained judges
+        for reader, spec in train_judges(protocol, cfg, run).items():
+            trained = build_judge(spec, cfg.judge_config, run.model)
+            verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, spec)
     metrics = measure(protocol, cfg, items, dropped, transcripts, verdicts)              # metrics
     run.save_metrics({protocol: metrics})
     return Result(metrics, headline(metrics["readers"]),
@@ -114,24 +136,27 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
 
 
 # ---- items -----------------------------------------------------------------------------------------
-def load_items(cfg: PassageProtocolConfig) -> tuple[list[PassageItem], dict]:
-    """The configured split, cut to ``limit`` items by a seeded draw (so a smaller limit takes a subset of
-    a larger one), in file order; and the loader's dropped-line counts."""
+def load_items(cfg: PassageProtocolConfig, split: str | None = None, limit: int | None = None
+               ) -> tuple[list[PassageItem], dict]:
+    """The configured split (or ``split``), cut to ``limit`` items by a seeded draw (so a smaller limit
+    takes a subset of a larger one), in file order; and the loader's dropped-line counts."""
+    split, limit = split or cfg.split, limit if split else cfg.limit
     loaded = load_passage_items(cfg.items, cfg.seed)
-    part = split_items(loaded, cfg.seed, cfg.shares)[cfg.split]
-    if cfg.limit is not None:
-        kept = set(sorted((it.id for it in part), key=lambda i: seeded_unit(cfg.seed, "limit", i))[:cfg.limit])
+    part = split_items(loaded, cfg.seed, cfg.shares)[split]
+    if limit is not None:
+        kept = set(sorted((it.id for it in part), key=lambda i: seeded_unit(cfg.seed, "limit", i))[:limit])
         part = [it for it in part if it.id in kept]
     if not part:
         sizes = ", ".join(f"{name} {len(v)}" for name, v in split_items(loaded, cfg.seed, cfg.shares).items())
-        raise RefereeError(f"{cfg.items}: no items in split '{cfg.split}' ({sizes} of {len(loaded)} items)")
+        raise RefereeError(f"{cfg.items}: no items in split '{split}' ({sizes} of {len(loaded)} items)")
     return part, dict(loaded.dropped)
 
 
 # ---- transcripts -----------------------------------------------------------------------------------
-def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[PassageItem]) -> list[dict]:
+def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[PassageItem],
+          stage: str = "transcripts") -> list[dict]:
     """The arguers' transcripts, one record per item (``debaters.transcript_record``: turns, sides, quote
-    statistics per turn). Stage ``transcripts``."""
+    statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
     models = [run.model(spec) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
@@ -142,7 +167,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
 
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers]}
-    return run.run_stage("transcripts", inputs, compute)
+    return run.run_stage(stage, inputs, compute)
 
 
 def arguer_specs(protocol: str, cfg: PassageProtocolConfig) -> list[str]:
@@ -161,9 +186,10 @@ def _speaker_settings(speaker) -> dict:
 
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
-         transcripts: list[dict]) -> list[dict]:
+         transcripts: list[dict], trained: str | None = None) -> list[dict]:
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
-    sides where there are arguers. Stage ``judge-READER``."""
+    sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
+    as that reader, whose checkpoint spec is ``trained``)."""
     arguing = reader in ARGUING_ROLES
 
     def compute() -> list[dict]:
@@ -178,9 +204,27 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
         return records
 
     shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
-    inputs = {"judge": judge_identity(cfg.judge, cfg.judge_config, run.model), "reader": reader, "items": shown,
-              **({"transcripts": transcripts} if arguing else {})}
-    return run.run_stage(f"judge-{reader}", inputs, compute)
+    inputs = {"judge": judge_identity(trained or cfg.judge, cfg.judge_config, run.model), "reader": reader,
+              "items": shown, **({"transcripts": transcripts} if arguing else {})}
+    return run.run_stage(f"judge-trained-{reader}" if trained else f"judge-{reader}", inputs, compute)
+
+
+# ---- trained judges --------------------------------------------------------------------------------
+def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, str]:
+    """{reader: checkpoint spec}: the judge fine-tuned on the train split as the arguments' reader and as
+    the blind reader, each pair in both orders with the right answer as the target (``train_judge``)."""
+    items, _ = load_items(cfg, "train", cfg.train_judge.items)
+    by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}")
+             for r in argue(protocol, cfg, run, items, stage="transcripts-train")}
+    settings = cfg.train_judge.train
+    specs = {}
+    for reader in (protocol, "blind"):
+        pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
+        specs[reader] = run.checkpoint(f"judge-training-{reader}", f"judge_{reader}",
+                                       {"base": run.model_key(cfg.judge), "pairs": pairs, "settings": settings},
+                                       lambda out, pairs=pairs: train_judge(cfg.judge, pairs, out, settings,
+                                                                            run.model))
+    return specs
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
@@ -200,6 +244,10 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
         out["win_rates"] = win_rates(verdicts["debate"], **kw)
     else:
         out["consultant_halves"] = consultant_halves(verdicts["consultancy"], **kw)
+    arguing, blind = f"{protocol} {TRAINED}", f"blind {TRAINED}"
+    if arguing in verdicts and blind in verdicts:
+        out["trained_minus_blind"] = paired_diff([float(r["correct"]) for r in verdicts[arguing]],
+                                                 [float(r["correct"]) for r in verdicts[blind]], **kw).to_dict()
     return out
 
 
