@@ -430,3 +430,34 @@ def test_judges_trained_on_the_train_split_read_the_test_items_as_extra_readers(
     for reader in ("debate", "blind"):
         spec = json.loads((tmp_path / "run" / "checkpoints" / f"judge_{reader}" / "judge.json").read_text())
         assert spec["template"] == "debate" and spec["examples"]["examples"] == 12  # 6 items, both orders
+
+
+class Uneven(Arguer):
+    """Every arguer writes nothing on the samples whose seed is even, so its N samples differ."""
+
+    def __init__(self):
+        super().__init__("uneven-arguer", silent_every=None)
+
+    def _generate(self, requests):
+        return [Completion("", 10, 0, "stop") if r.seed % 2 == 0 else c
+                for r, c in zip(requests, super()._generate(requests))]
+
+
+def test_best_of_n_debaters_keep_the_argument_the_judge_finds_most_persuasive(tmp_path):
+    accuracy = {}
+    for n in (1, 4):
+        (tmp_path / f"n{n}").mkdir()
+        config = make_config(tmp_path / f"n{n}", debater="uneven-arguer", best_of=n, baselines=[])
+        result, run = play(config, Uneven(), Judge())
+        m = result.metrics
+        accuracy[n] = m["readers"]["debate"]["accuracy"]["value"]
+        assert set(m["persuasiveness"]) == {"debater_a", "debater_b"}
+    # the right answer's debater, when its answer is shown second, wins only by quoting; with four
+    # samples it nearly always has one that quotes, and the judge's preference keeps it
+    assert accuracy[4] > accuracy[1]
+    best = m["best_of"]
+    assert best["n"] == 4 and best["debater_b"]["kept"] >= best["debater_b"]["all"]
+    for t in records(run, "transcripts"):
+        for turn in t["turns"]:
+            scores = [a["score"] for a in turn["alternatives"]]
+            assert len(scores) == 4 and turn["score"] == max(scores)

@@ -217,3 +217,31 @@ def test_turns_do_not_depend_on_the_batch_or_an_interruption(tiny_model_path, tm
     cache = Cache(tmp_path / "calls.sqlite")
     _hf_run(tiny_model_path, ITEMS, schedule[:1], cache)  # killed after the first round
     assert _hf_run(tiny_model_path, ITEMS, schedule, cache) == whole
+
+
+class Drawer(Recorder):
+    """Each sample is 1 to 5 words, by its seed, so the samples of one request differ."""
+
+    def _generate(self, requests):
+        return [Completion(" ".join(["word"] * (1 + r.seed % 5)), 10, 1, "stop") for r in requests]
+
+
+def test_best_of_n_keeps_the_turn_its_preference_ranks_highest_and_records_every_candidate():
+    asked = []
+
+    def prefer(candidates):  # longer is better; three words cannot be read
+        asked.append([len(transcript.turns) for transcript, _ in candidates])
+        return [None if len(turn.text.split()) == 3 else float(len(turn.text.split())) for _, turn in candidates]
+
+    speakers = debaters(Drawer(), best_of=4, prefer=prefer)
+    out = run_dialogue(ITEMS, [Round(("alice", "bob"), simultaneous=True), Round(("alice",))], speakers)
+    assert [len(c) for c in asked] == [3 * 4, 3 * 4, 3 * 4]  # one call per speaker and step, all items at once
+    assert asked[0] == [0] * 12 and asked[2] == [2] * 12  # scored on the transcript it joins
+    for t in out:
+        for turn in t.turns:
+            scores = [a["score"] for a in turn.alternatives]
+            assert len(scores) == 4 and turn.text in [a["text"] for a in turn.alternatives]
+            assert turn.score == max((s for s in scores if s is not None), default=None)
+    assert Transcript.from_record(json.loads(json.dumps(out[0].to_record()))).turns[0].score == out[0].turns[0].score
+    with pytest.raises(RefereeError, match="needs a 'prefer'"):
+        Speaker("x", "y", Drawer(), best_of=2)

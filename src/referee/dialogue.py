@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from referee.chat import Chat
 from referee.errors import RefereeError
@@ -63,13 +63,20 @@ class Turn:
     finish_reason: str | None = None  # as the model reported: "stop", "length" (the token limit), or for an
     #                                   answer a server withheld "content_filter" / "refused"
     truncated: bool = False  # cut at the speaker's word limit
+    score: float | None = None  # best-of-N: the speaker's preference score of this turn
+    alternatives: tuple = ()  # best-of-N: every candidate drawn, {"text", "score"}, this one among them
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The turn's fields; the best-of-N ones only when it was chosen from several."""
+        d = asdict(self)
+        if not self.alternatives:
+            del d["score"], d["alternatives"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "turn") -> "Turn":
-        return cls(**_checked_fields(cls, d, ("speaker", "role", "text"), where))
+        d = _checked_fields(cls, d, ("speaker", "role", "text"), where)
+        return cls(**{**d, "alternatives": tuple(d.get("alternatives", ()))})
 
 
 @dataclass(frozen=True)
@@ -196,12 +203,17 @@ class Speaker:
     view: View = View()
     sampling: Sampling = Sampling()
     word_limit: int | None = None
+    best_of: int = 1  # draw this many turns and keep the one ``prefer`` scores highest
+    prefer: Callable[[list[tuple[Transcript, Turn]]], list[float | None]] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if not self.name or not self.role:
             raise RefereeError("speaker: give a name and a role")
         if self.word_limit is not None and self.word_limit < 1:
             raise RefereeError(f"speaker {self.name}: word_limit must be >= 1, got {self.word_limit}")
+        if self.best_of < 1 or (self.best_of > 1 and self.prefer is None):
+            raise RefereeError(f"speaker {self.name}: best_of must be >= 1, and above 1 it needs a 'prefer' "
+                               f"function to choose among the turns (got best_of={self.best_of})")
 
     def chat(self, transcript: Transcript, round_index: int, rounds: int) -> Chat:
         """The system prompt, then one user message: the transcript as this speaker sees it and the
@@ -289,19 +301,34 @@ def run_dialogue(items: Sequence[Transcript], schedule: Sequence[Round], speaker
 
 def _take_step(transcripts: list[Transcript], step: list[Speaker], round_index: int, rounds: int,
                desc: str) -> None:
-    """Every item's turns for this step, one generate call per (model, sampling); the turns are
-    appended only once all are drawn, so no speaker of the step sees another's."""
+    """Every item's turns for this step, one generate call per (model, sampling, best_of); the turns are
+    appended only once all are drawn, so no speaker of the step sees another's. A best-of-N speaker's
+    candidates are scored by its ``prefer`` in one call per speaker and the highest kept (the first of
+    equals; an unreadable score ranks below every readable one)."""
     groups: dict[tuple, list[tuple[int, Speaker]]] = {}
     for i in range(len(transcripts)):
         for s in step:
-            groups.setdefault((id(s.model), s.sampling), []).append((i, s))
+            groups.setdefault((id(s.model), s.sampling, s.best_of), []).append((i, s))
     new: dict[tuple[int, str], Turn] = {}
+    drawn: dict[str, list[tuple[int, list[Turn]]]] = {}
     for jobs in groups.values():
-        model, sampling = jobs[0][1].model, jobs[0][1].sampling
+        model, sampling, n = jobs[0][1].model, jobs[0][1].sampling, jobs[0][1].best_of
         chats = [s.chat(transcripts[i], round_index, rounds) for i, s in jobs]
         names = ", ".join(dict.fromkeys(s.name for _, s in jobs))
-        outputs = model.generate(chats, sampling, n=1, desc=f"{desc}: {names}")
-        for (i, s), (completion,) in zip(jobs, outputs):
-            new[i, s.name] = s.turn(completion, round_index)
+        outputs = model.generate(chats, sampling, n=n, desc=f"{desc}: {names}")
+        for (i, s), completions in zip(jobs, outputs):
+            turns = [s.turn(c, round_index) for c in completions]
+            if n == 1:
+                new[i, s.name] = turns[0]
+            else:
+                drawn.setdefault(s.name, []).append((i, turns))
+    by_name = {s.name: s for s in step}
+    for name, rows in drawn.items():
+        scores = iter(by_name[name].prefer([(transcripts[i], t) for i, turns in rows for t in turns]))
+        for i, turns in rows:
+            scored = [(t, next(scores)) for t in turns]
+            best, value = max(scored, key=lambda ts: -float("inf") if ts[1] is None else ts[1])
+            alternatives = tuple({"text": t.text, "score": v} for t, v in scored)
+            new[i, name] = replace(best, score=value, alternatives=alternatives)
     for i, t in enumerate(transcripts):
         t.turns.extend(new[i, s.name] for s in step)

@@ -185,6 +185,24 @@ def p_correct(rec: dict, correct: int) -> float | None:
     return sum(values) / len(values)
 
 
+def preference(judge, items: Sequence[PassageItem], reader: str):
+    """A best-of-N arguer's ``prefer``: each candidate turn, appended to its transcript, is shown to the judge
+    as ``reader`` sees a transcript, and scored by the judge's probability of the answer its speaker defends
+    (P(own) / (P(A) + P(B)), as ``p_correct``; None when the judge gives no probabilities). All candidates
+    of a step go to the judge in one call."""
+    by_id = {str(it.id): it for it in items}
+
+    def prefer(candidates: list) -> list[float | None]:
+        pairs, sides = [], []
+        for transcript, turn in candidates:
+            shown = replace(transcript, turns=[*transcript.turns, turn])
+            pairs.append(judge_pair(by_id[transcript.item_id], reader, shown))
+            sides.append(_sides(by_id[transcript.item_id], reader, shown)[turn.role])
+        return [p_correct(rec, side) for rec, side in zip(judge.judge_pairs(pairs), sides)]
+
+    return prefer
+
+
 # ---- accuracy ------------------------------------------------------------------------------------------
 def accuracy_summary(records: Sequence[dict], n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Accuracy with a 95% bootstrap interval (ties and unreadable verdicts count as wrong), the same for

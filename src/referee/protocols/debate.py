@@ -5,6 +5,7 @@ two answers to a question about it is correct.
     items  = the split's first `limit` items in a seeded draw (the loader's seeded coin decides which answer
              is shown first; its dropped lines are counted)
     sides  = debate: debater_a defends answer A, debater_b answer B;
+             (best_of N: each turn is the most persuasive of N drawn, by the judge's P(own answer))
              consultancy: the consultant defends the right answer on half the items (seeded hash of the id)
     transcripts = the arguers speak for `rounds` rounds                              (stage "transcripts")
              debate: simultaneous (a round's turns unseen by each other) or sequential (each turn sees all
@@ -36,14 +37,14 @@ from pydantic import Field, field_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
 from referee.debate.debaters import opening_transcripts, schedule_for, speakers_for, transcript_record
-from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair
+from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig, build_judge, judge_identity
 from referee.protocols import Result, register
 from referee.protocols.judge_training import JudgeTrainSettings, train_judge
 from referee.runs import Run
-from referee.stats import paired_diff, rate
+from referee.stats import mean_ci, paired_diff, rate
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
 
 BASELINES = ("blind", "expert")
@@ -66,6 +67,7 @@ class PassageProtocolConfig(ProtocolConfig):
     baselines: list[Literal["blind", "expert"]] = list(BASELINES)  # the same judge without the arguments
     bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
     train_judge: TrainedJudges | None = None  # also train the judge (arguments, and blind) on the train split
+    best_of: int = Field(1, ge=1, le=64)  # each turn: draw N, keep the one the judge finds most persuasive
 
     @field_validator("judge_config")
     @classmethod
@@ -159,6 +161,9 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
     models = [run.model(spec) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
+    if cfg.best_of > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
+        prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
+        speakers = [replace(s, best_of=cfg.best_of, prefer=prefer) for s in speakers]
     schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
     openings = opening_transcripts(protocol, items, cfg.seed)
 
@@ -166,7 +171,9 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
         return [transcript_record(t) for t in run_dialogue(openings, schedule, speakers, desc=protocol)]
 
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
-              "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers]}
+              "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers],
+              **({"best_of": cfg.best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
+                 if cfg.best_of > 1 else {})}
     return run.run_stage(stage, inputs, compute)
 
 
@@ -238,7 +245,8 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
            "judge": cfg.judge, "readers": readers,
            "ties": {r: s["ties"] for r, s in readers.items()},
            "invalid": {r: s["invalid"] for r, s in readers.items()},
-           "quotes": quote_summary(transcripts)}
+           "quotes": quote_summary(transcripts),
+           "persuasiveness": persuasiveness(verdicts[protocol], **kw), "best_of": best_of_summary(cfg, transcripts)}
     if protocol == "debate":
         out["style"] = cfg.style
         out["win_rates"] = win_rates(verdicts["debate"], **kw)
@@ -263,6 +271,42 @@ def win_rates(records: list[dict], **kw) -> dict:
             "no_decision": sum(r["chosen"] is None for r in records),
             "by_role": {role: wins(records, lambda r, role=role: r["sides"][role])
                         for role in ARGUING_ROLES["debate"]}}
+
+
+def persuasiveness(records: list[dict], **kw) -> dict:
+    """Per arguing role: the judge's mean probability of the answer that role defended (P(own) / (P(A) +
+    P(B))), over items where the judge gave probabilities: how convincing each arguer was, right or wrong."""
+    own: dict[str, list] = {}
+    for r in records:
+        for role, side in r.get("sides", {}).items():
+            p = r["p_correct"]
+            own.setdefault(role, []).append(None if p is None else p if side == r["correct_answer"] else 1 - p)
+    return {role: mean_ci(values, **kw).to_dict() for role, values in own.items()}
+
+
+def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict:
+    """With best-of-N arguers: per role, the mean preference score of the kept turns against the mean over
+    every candidate drawn (how far choosing moved the judge), and candidates the judge could not score."""
+    out: dict = {"n": cfg.best_of}
+    if cfg.best_of == 1:
+        return out
+    for t in transcripts:
+        for turn in t["turns"]:
+            row = out.setdefault(turn["role"], {"turns": 0, "kept": [], "all": [], "unscored": 0})
+            row["turns"] += 1
+            row["kept"].append(turn.get("score"))
+            scores = [a["score"] for a in turn.get("alternatives", [])]
+            row["all"] += [s for s in scores if s is not None]
+            row["unscored"] += sum(s is None for s in scores)
+
+    def mean(values: list) -> float | None:
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    for role, row in out.items():
+        if role != "n":
+            row["kept"], row["all"] = mean(row["kept"]), mean(row["all"])
+    return out
 
 
 def consultant_halves(records: list[dict], **kw) -> dict:
