@@ -461,3 +461,23 @@ def test_best_of_n_debaters_keep_the_argument_the_judge_finds_most_persuasive(tm
         for turn in t["turns"]:
             scores = [a["score"] for a in turn["alternatives"]]
             assert len(scores) == 4 and turn["score"] == max(scores)
+
+
+def test_best_of_n_turns_export_as_trl_preference_and_reward_rows_with_the_prompt_the_arguer_saw(tmp_path):
+    from referee.cli import main
+
+    arguer = Uneven()
+    config = make_config(tmp_path, debater="uneven-arguer", best_of=4, baselines=[], rounds=2, style="sequential")
+    play(config, arguer, Judge())
+    main(["debate", "export", str(tmp_path / "run"), "--out", str(tmp_path / "pref.jsonl")])
+    main(["debate", "export", str(tmp_path / "run"), "--kind", "reward", "--out", str(tmp_path / "reward.jsonl")])
+    prefs = [json.loads(line) for line in (tmp_path / "pref.jsonl").read_text().splitlines()]
+    rewards = [json.loads(line) for line in (tmp_path / "reward.jsonl").read_text().splitlines()]
+    assert len(rewards) == N * 4 * 4  # items x turns (2 debaters x 2 rounds) x candidates
+    assert prefs and all(p["margin"] > 0 and p["chosen"] != p["rejected"] for p in prefs)
+    for p in prefs:  # the prompt is what the arguer was shown when it drew the candidates
+        said = p["chosen"][0]["content"] or p["rejected"][0]["content"]
+        assert p["prompt"][-1]["content"] == arguer.prompt_of[said]
+    silent = [r for r in rewards if r["completion"][0]["content"] == "" and r["p_own"] == 0.0]
+    assert silent and all(r["reward"] < -10 for r in silent)  # the judge's logit of its own answer, clipped
+    assert sum(r["kept"] for r in rewards) == N * 4

@@ -1,0 +1,53 @@
+"""``referee debate export``: a debate or consultancy run's best-of-N turns as training data (TRL formats)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from referee import progress
+from referee.cli import app
+
+debate_app = typer.Typer(no_args_is_help=True, help="Debate and consultancy runs: export their turns.")
+app.add_typer(debate_app, name="debate")
+
+
+@debate_app.command("export")
+def export(run_dir: Path = typer.Argument(..., help="A debate or consultancy run folder (run with best_of >= 2)."),
+           out: Path = typer.Option(..., "--out", "-o", help="JSONL to write."),
+           kind: str = typer.Option("preference", help="preference (best over worst candidate per turn: "
+                                                       "referee train dpo) | reward (every candidate with the "
+                                                       "judge's logit of its own answer minus the other's)."),
+           stage: str = typer.Option("transcripts", help="transcripts (the evaluated split) | transcripts-train "
+                                                         "(the judges' training items).")):
+    """Every best-of-N turn's candidates with the judge's scores, as TRL rows."""
+    from referee import protocols
+    from referee.config import validate
+    from referee.debate.debaters import speakers_for
+    from referee.debate.export import as_transcripts, preference_rows, reward_rows
+    from referee.errors import RefereeError
+    from referee.io import read_jsonl, write_jsonl
+    from referee.protocols.debate import arguer_specs
+    from referee.runs import load_config_file
+
+    if kind not in ("preference", "reward"):
+        raise RefereeError(f"--kind should be preference or reward, got {kind!r}")
+    config_path = run_dir / "config.yaml"
+    data = load_config_file(config_path)
+    name = str(data.get("protocol"))
+    if name not in ("debate", "consultancy"):
+        raise RefereeError(f"{config_path}: a debate or consultancy run is needed, this is {name!r}")
+    cfg = validate(protocols.get(name).config, data, str(config_path))
+    records_path = run_dir / "records" / f"{stage}.jsonl"
+    transcripts = as_transcripts([obj for _, obj in read_jsonl(records_path)], str(records_path))
+    speakers = {s.name: s for s in speakers_for(name, [None] * len(arguer_specs(name, cfg)),
+                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
+    simultaneous = getattr(cfg, "style", "sequential") == "simultaneous" and name == "debate"
+    if kind == "reward":
+        rows, note = reward_rows(transcripts, speakers, cfg.rounds, simultaneous), ""
+    else:
+        rows, skipped = preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
+        note = f" ({skipped['tied']} turns with equal scores and {skipped['unscored']} unscored left out)"
+    write_jsonl(out, rows)
+    progress.say(f"{len(rows)} {kind} rows from {len(transcripts)} transcripts{note}: {out}")
