@@ -481,3 +481,29 @@ def test_best_of_n_turns_export_as_trl_preference_and_reward_rows_with_the_promp
     silent = [r for r in rewards if r["completion"][0]["content"] == "" and r["p_own"] == 0.0]
     assert silent and all(r["reward"] < -10 for r in silent)  # the judge's logit of its own answer, clipped
     assert sum(r["kept"] for r in rewards) == N * 4
+
+
+def test_a_tournament_rates_the_best_of_four_debater_above_best_of_one_and_plots_accuracy_against_elo(tmp_path):
+    from referee.protocols.debate_tournament import TournamentConfig, run_tournament
+
+    config = validate(TournamentConfig, {
+        "items": str(write_items(tmp_path / "items.jsonl")), "shares": [0, 0, 1], "judge": "scripted-judge",
+        "bootstrap": 200, "out": str(tmp_path / "run"),
+        "players": [{"name": "n1", "model": "uneven-arguer", "best_of": 1},
+                    {"name": "n4", "model": "uneven-arguer", "best_of": 4}]}, "test")
+    with Run(config.out, config) as run:
+        run.add_model(Uneven())
+        run.add_model(Judge())
+        m = run_tournament(config, run).metrics
+        drawn = draw_for("debate_tournament", run)
+        stages = set(run.state["stages"])
+    assert {"transcripts-n1-vs-n4", "judge-n4-vs-n1", "transcripts-consultancy-n4", "judge-blind"} <= stages
+    elo = m["elo"]
+    assert elo["n4"]["value"] > elo["n1"]["value"] and elo["n1"]["n"] == N
+    assert all(e["low"] <= e["value"] <= e["high"] for e in elo.values())
+    assert m["matches"]["n4-vs-n1"]["a_score"] > m["matches"]["n1-vs-n4"]["a_score"]
+    assert m["debate_accuracy"]["n4"]["accuracy"]["value"] > m["debate_accuracy"]["n1"]["accuracy"]["value"]
+    assert set(m["consultancy_accuracy"]) == {"n1", "n4"} and set(m["baselines"]) == {"blind", "expert"}
+    assert [p.name for p in drawn] == ["accuracy_vs_elo.png"] and drawn[0].stat().st_size > 10_000
+    with pytest.raises(RefereeError, match="at least two players"):
+        validate(TournamentConfig, {"items": "x", "players": [{"name": "a"}]}, "test")

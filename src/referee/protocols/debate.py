@@ -52,6 +52,14 @@ TRAINED = "(trained judge)"
 
 
 # ---- config ----------------------------------------------------------------------------------------
+class TrainedJudges(StrictModel):
+    """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
+    one blind (Khan et al.'s comparison once both judges have learnt the task)."""
+
+    items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over and trained on
+    train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+
+
 class PassageProtocolConfig(ProtocolConfig):
     """What debate and consultancy share: the items, the judge, the rounds and the baselines."""
 
@@ -86,18 +94,11 @@ class PassageProtocolConfig(ProtocolConfig):
         return value
 
 
-class TrainedJudges(StrictModel):
-    """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
-    one blind (Khan et al.'s comparison once both judges have learnt the task)."""
-
-    items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over and trained on
-    train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
-
-
 class DebateConfig(PassageProtocolConfig):
     protocol: str = "debate"
     debater: str = "embedded"  # both debaters (self-play) ...
     debater_b: str | None = None  # ... unless debater_b names another model for debater_b
+    best_of_b: int | None = Field(None, ge=1, le=64)  # debater_b's N, when it differs from best_of
     style: Literal["simultaneous", "sequential"] = "simultaneous"
 
 
@@ -161,9 +162,10 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
     models = [run.model(spec) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
-    if cfg.best_of > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
+    best_of = arguer_best_of(protocol, cfg)
+    if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
         prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
-        speakers = [replace(s, best_of=cfg.best_of, prefer=prefer) for s in speakers]
+        speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
     schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
     openings = opening_transcripts(protocol, items, cfg.seed)
 
@@ -172,8 +174,8 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
 
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers],
-              **({"best_of": cfg.best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
-                 if cfg.best_of > 1 else {})}
+              **({"best_of": best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
+                 if max(best_of) > 1 else {})}
     return run.run_stage(stage, inputs, compute)
 
 
@@ -182,6 +184,13 @@ def arguer_specs(protocol: str, cfg: PassageProtocolConfig) -> list[str]:
     if protocol == "debate":
         return [cfg.debater, cfg.debater_b or cfg.debater]
     return [cfg.consultant]
+
+
+def arguer_best_of(protocol: str, cfg: PassageProtocolConfig) -> list[int]:
+    """The N of best-of-N of each arguing role, in role order."""
+    if protocol == "debate":
+        return [cfg.best_of, cfg.best_of_b or cfg.best_of]
+    return [cfg.best_of]
 
 
 def _speaker_settings(speaker) -> dict:
@@ -193,10 +202,10 @@ def _speaker_settings(speaker) -> dict:
 
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
-         transcripts: list[dict], trained: str | None = None) -> list[dict]:
+         transcripts: list[dict], trained: str | None = None, stage: str | None = None) -> list[dict]:
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
     sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
-    as that reader, whose checkpoint spec is ``trained``)."""
+    as that reader, whose checkpoint spec is ``trained``), or ``stage``."""
     arguing = reader in ARGUING_ROLES
 
     def compute() -> list[dict]:
@@ -213,7 +222,7 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
     shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
     inputs = {"judge": judge_identity(trained or cfg.judge, cfg.judge_config, run.model), "reader": reader,
               "items": shown, **({"transcripts": transcripts} if arguing else {})}
-    return run.run_stage(f"judge-trained-{reader}" if trained else f"judge-{reader}", inputs, compute)
+    return run.run_stage(stage or (f"judge-trained-{reader}" if trained else f"judge-{reader}"), inputs, compute)
 
 
 # ---- trained judges --------------------------------------------------------------------------------
@@ -287,8 +296,8 @@ def persuasiveness(records: list[dict], **kw) -> dict:
 def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict:
     """With best-of-N arguers: per role, the mean preference score of the kept turns against the mean over
     every candidate drawn (how far choosing moved the judge), and candidates the judge could not score."""
-    out: dict = {"n": cfg.best_of}
-    if cfg.best_of == 1:
+    out: dict = {"n": cfg.best_of, **({"n_b": cfg.best_of_b} if getattr(cfg, "best_of_b", None) else {})}
+    if max(cfg.best_of, getattr(cfg, "best_of_b", None) or 1) == 1:
         return out
     for t in transcripts:
         for turn in t["turns"]:
@@ -304,7 +313,7 @@ def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict
         return sum(values) / len(values) if values else None
 
     for role, row in out.items():
-        if role != "n":
+        if isinstance(row, dict):
             row["kept"], row["all"] = mean(row["kept"]), mean(row["all"])
     return out
 

@@ -1,0 +1,128 @@
+"""``protocol: debate_tournament``: debaters of several strengths play each other; their Elo ratings, and
+the judge's accuracy in debate and in consultancy against them (Khan et al. 2024's central figure: with
+stronger debaters, debate accuracy should rise and consultancy accuracy fall).
+
+    players = named debater configurations: a model and best-of-N
+    items   = the split's items, as in `debate`; the judge, rounds, style and sampling are shared
+    for every ordered pair (x, y) of players, x == y included:               (stages "transcripts-X-vs-Y",
+        a debate, x as debater_a (answer A), y as debater_b; the judge reads it   "judge-X-vs-Y")
+        one game per item: x scores 1 when the judge picks A, 0 for B, 0.5 for a tie or no verdict
+    elo     = Bradley-Terry on the games between different players, 95% intervals by resampling items
+    for each player x:
+        debate accuracy = the judge's accuracy on x's self-play debates (x vs x)
+        consultancy accuracy = the judge's accuracy with x as the consultant      ("transcripts-consultancy-X")
+    baselines: blind and expert, once (the same judge and items)
+    plot: judge accuracy against Elo, debate and consultancy, with both intervals
+
+Who defends the right answer is the loader's seeded coin per item (debater_a on about half the items),
+so both sides of every pairing are played on right and wrong answers alike.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from referee.config import StrictModel
+from referee.debate.elo import bootstrap_elo
+from referee.debate.judging import accuracy_summary
+from referee.judges.build import build_judge
+from referee.protocols import Result, register
+from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
+                                      read)
+from referee.runs import Run
+
+SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
+          "bootstrap", "seed", "out")
+
+
+class Player(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.]+$")  # it names stages and files
+    model: str = "embedded"
+    best_of: int = Field(1, ge=1, le=64)
+
+
+class TournamentConfig(PassageProtocolConfig):
+    protocol: str = "debate_tournament"
+    players: list[Player]
+    style: Literal["simultaneous", "sequential"] = "simultaneous"
+    consultancy: bool = True  # also each player as a consultant
+
+    @field_validator("players")
+    @classmethod
+    def _two_distinct(cls, value: list[Player]) -> list[Player]:
+        names = [p.name for p in value]
+        if len(value) < 2 or len(set(names)) < len(names):
+            raise ValueError(f"name at least two players, each name once; got {names}")
+        return value
+
+    @field_validator("train_judge")
+    @classmethod
+    def _no_training(cls, value):
+        if value is not None:
+            raise ValueError("a tournament does not train judges; run protocol debate with train_judge")
+        return value
+
+    @field_validator("best_of")
+    @classmethod
+    def _per_player(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("give each player its own best_of")
+        return value
+
+
+@register("debate_tournament", TournamentConfig, "debaters of several strengths play each other: Elo, and judge "
+                                                 "accuracy in debate and consultancy against it")
+def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
+    items, dropped = load_items(cfg)
+    judge = build_judge(cfg.judge, cfg.judge_config, run.model)
+    shared = {k: getattr(cfg, k) for k in SHARED}
+    players = {p.name: p for p in cfg.players}
+    kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
+    games: dict[str, list[tuple[str, str, float]]] = {str(it.id): [] for it in items}
+    matches, self_play = {}, {}
+    for x in players.values():                                                    # every ordered pairing
+        for y in players.values():
+            match = DebateConfig.model_validate({**shared, "protocol": "debate", "style": cfg.style,
+                                                 "debater": x.model, "debater_b": y.model,
+                                                 "best_of": x.best_of, "best_of_b": y.best_of, "baselines": []})
+            name = f"{x.name}-vs-{y.name}"
+            transcripts = argue("debate", match, run, items, stage=f"transcripts-{name}")
+            verdicts = read("debate", match, run, judge, items, transcripts, stage=f"judge-{name}")
+            a_wins = [1.0 if r["chosen"] == 0 else 0.0 if r["chosen"] == 1 else 0.5 for r in verdicts]
+            matches[name] = {"a": x.name, "b": y.name, "a_score": sum(a_wins) / len(a_wins),
+                             "decided": sum(r["chosen"] is not None for r in verdicts)}
+            if x.name == y.name:
+                self_play[x.name] = accuracy_summary(verdicts, **kw)
+            else:
+                for r, s in zip(verdicts, a_wins):
+                    games[r["id"]].append((x.name, y.name, s))
+    out = {"items": len(items), "split": cfg.split, "dropped_by_loader": dropped, "judge": cfg.judge,
+           "players": [p.model_dump() for p in cfg.players], "matches": matches,
+           "elo": bootstrap_elo(games, list(players), n_boot=min(cfg.bootstrap, 500), seed=cfg.seed),
+           "debate_accuracy": self_play}
+    if cfg.consultancy:                                                           # each player consults
+        out["consultancy_accuracy"] = {}
+        for x in players.values():
+            ccfg = ConsultancyConfig.model_validate({**shared, "protocol": "consultancy", "consultant": x.model,
+                                                     "best_of": x.best_of, "baselines": []})
+            transcripts = argue("consultancy", ccfg, run, items, stage=f"transcripts-consultancy-{x.name}")
+            verdicts = read("consultancy", ccfg, run, judge, items, transcripts, stage=f"judge-consultancy-{x.name}")
+            out["consultancy_accuracy"][x.name] = accuracy_summary(verdicts, **kw)
+    out["baselines"] = {reader: accuracy_summary(read(reader, cfg, run, judge, items, []), **kw)
+                        for reader in cfg.baselines}
+    run.save_metrics({"debate_tournament": out})
+    return Result(out, _headline(out), f"debate tournament on {len(items)} {cfg.split} items: Elo and judge "
+                                       f"accuracy per player, 95% intervals")
+
+
+def _headline(out: dict) -> list[dict]:
+    rows = []
+    for name, elo in out["elo"].items():
+        consult = out.get("consultancy_accuracy", {}).get(name)
+        rows.append({"player": name, "elo": round(elo["value"]), "elo low": round(elo["low"]),
+                     "elo high": round(elo["high"]),
+                     "debate accuracy": out["debate_accuracy"][name]["accuracy"]["value"],
+                     "consultancy accuracy": consult["accuracy"]["value"] if consult else None})
+    return rows
