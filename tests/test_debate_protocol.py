@@ -507,3 +507,49 @@ def test_a_tournament_rates_the_best_of_four_debater_above_best_of_one_and_plots
     assert [p.name for p in drawn] == ["accuracy_vs_elo.png"] and drawn[0].stat().st_size > 10_000
     with pytest.raises(RefereeError, match="at least two players"):
         validate(TournamentConfig, {"items": "x", "players": [{"name": "a"}]}, "test")
+
+
+class Critic(Model):
+    """Reviews every draft the same way, and remembers what it read."""
+
+    spec, fingerprint = "scripted-critic", "scripted-critic-v1"
+
+    def __init__(self):
+        super().__init__()
+        self.read: list[str] = []
+
+    def _generate(self, requests):
+        self.read += [r.chat[-1]["content"] for r in requests]
+        return [Completion("Quote the passage word for word.", 10, 6, "stop") for _ in requests]
+
+
+class Reviser(Uneven):
+    """Drafts like ``Uneven`` (nothing on even seeds); a revision always argues, with its quote."""
+
+    def _generate(self, requests):
+        out = []
+        for r in requests:
+            if "A reviewer read your argument" in r.chat[-1]["content"]:
+                assert "Quote the passage word for word." in r.chat[-1]["content"]
+                text = self.argue(r.chat[0]["content"], r.chat[1]["content"])
+                out.append(Completion(text, 10, len(text.split()), "stop"))
+            else:
+                out += super()._generate([r])
+        return out
+
+
+def test_critique_then_refine_rewrites_every_draft_with_the_review_in_view(tmp_path):
+    accuracy = {}
+    for refine in (False, True):
+        (tmp_path / str(refine)).mkdir()
+        config = make_config(tmp_path / str(refine), debater="uneven-arguer", baselines=[],
+                             refine={"critic": "scripted-critic"} if refine else None)
+        critic = Critic()
+        result, run = play(config, Reviser(), Judge(), critic)
+        accuracy[refine] = result.metrics["readers"]["debate"]["accuracy"]["value"]
+    assert accuracy[True] == 1.0 > accuracy[False]  # the silent drafts were rewritten with their quote
+    turns = [turn for t in records(run, "transcripts") for turn in t["turns"]]
+    assert all(turn["draft"]["critique"] == "Quote the passage word for word." for turn in turns)
+    assert len(critic.read) == len(turns) and all("Argument:\n" in text for text in critic.read)
+    summary = result.metrics["refine"]
+    assert summary["turns"] == len(turns) and summary["revised"]["verified"] > summary["draft"]["verified"]

@@ -65,12 +65,15 @@ class Turn:
     truncated: bool = False  # cut at the speaker's word limit
     score: float | None = None  # best-of-N: the speaker's preference score of this turn
     alternatives: tuple = ()  # best-of-N: every candidate drawn, {"text", "score"}, this one among them
+    draft: dict | None = None  # a revised turn: {"text": the first draft, "critique": what the critic said}
 
     def to_dict(self) -> dict:
         """The turn's fields; the best-of-N ones only when it was chosen from several."""
         d = asdict(self)
         if not self.alternatives:
             del d["score"], d["alternatives"]
+        if self.draft is None:
+            del d["draft"]
         return d
 
     @classmethod
@@ -205,6 +208,7 @@ class Speaker:
     word_limit: int | None = None
     best_of: int = 1  # draw this many turns and keep the one ``prefer`` scores highest
     prefer: Callable[[list[tuple[Transcript, Turn]]], list[float | None]] | None = field(default=None, repr=False)
+    revise: Callable[[list[tuple[Transcript, Turn]]], list[Turn]] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         if not self.name or not self.role:
@@ -302,9 +306,10 @@ def run_dialogue(items: Sequence[Transcript], schedule: Sequence[Round], speaker
 def _take_step(transcripts: list[Transcript], step: list[Speaker], round_index: int, rounds: int,
                desc: str) -> None:
     """Every item's turns for this step, one generate call per (model, sampling, best_of); the turns are
-    appended only once all are drawn, so no speaker of the step sees another's. A best-of-N speaker's
-    candidates are scored by its ``prefer`` in one call per speaker and the highest kept (the first of
-    equals; an unreadable score ranks below every readable one)."""
+    appended only once all are drawn, so no speaker of the step sees another's. A speaker with ``revise``
+    has all its drafts revised in one call (before any is chosen). A best-of-N speaker's candidates are
+    scored by its ``prefer`` in one call per speaker and the highest kept (the first of equals; an
+    unreadable score ranks below every readable one)."""
     groups: dict[tuple, list[tuple[int, Speaker]]] = {}
     for i in range(len(transcripts)):
         for s in step:
@@ -317,14 +322,17 @@ def _take_step(transcripts: list[Transcript], step: list[Speaker], round_index: 
         names = ", ".join(dict.fromkeys(s.name for _, s in jobs))
         outputs = model.generate(chats, sampling, n=n, desc=f"{desc}: {names}")
         for (i, s), completions in zip(jobs, outputs):
-            turns = [s.turn(c, round_index) for c in completions]
-            if n == 1:
-                new[i, s.name] = turns[0]
-            else:
-                drawn.setdefault(s.name, []).append((i, turns))
+            drawn.setdefault(s.name, []).append((i, [s.turn(c, round_index) for c in completions]))
     by_name = {s.name: s for s in step}
     for name, rows in drawn.items():
-        scores = iter(by_name[name].prefer([(transcripts[i], t) for i, turns in rows for t in turns]))
+        speaker = by_name[name]
+        if speaker.revise is not None:
+            revised = iter(speaker.revise([(transcripts[i], t) for i, turns in rows for t in turns]))
+            rows = [(i, [next(revised) for _ in turns]) for i, turns in rows]
+        if speaker.best_of == 1:
+            new.update({(i, name): turns[0] for i, turns in rows})
+            continue
+        scores = iter(speaker.prefer([(transcripts[i], t) for i, turns in rows for t in turns]))
         for i, turns in rows:
             scored = [(t, next(scores)) for t in turns]
             best, value = max(scored, key=lambda ts: -float("inf") if ts[1] is None else ts[1])

@@ -36,7 +36,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
-from referee.debate.debaters import opening_transcripts, schedule_for, speakers_for, transcript_record
+from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
 from referee.errors import RefereeError
@@ -46,6 +46,7 @@ from referee.protocols.judge_training import JudgeTrainSettings, train_judge
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
+from referee.tasks.quotes import check_quotes
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
@@ -58,6 +59,10 @@ class TrainedJudges(StrictModel):
 
     items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over and trained on
     train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+
+
+class Refine(StrictModel):
+    critic: str | None = None  # the critic's model spec; default: the (first) arguer's own model
 
 
 class PassageProtocolConfig(ProtocolConfig):
@@ -76,6 +81,7 @@ class PassageProtocolConfig(ProtocolConfig):
     bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
     train_judge: TrainedJudges | None = None  # also train the judge (arguments, and blind) on the train split
     best_of: int = Field(1, ge=1, le=64)  # each turn: draw N, keep the one the judge finds most persuasive
+    refine: Refine | None = None  # each draft is critiqued, then written again
 
     @field_validator("judge_config")
     @classmethod
@@ -166,6 +172,10 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
         prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
         speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
+    critic = run.model(cfg.refine.critic or arguer_specs(protocol, cfg)[0]) if cfg.refine is not None else None
+    if critic is not None:  # critique, then refine: every draft (every best-of-N candidate too) is reviewed and rewritten
+        revise = reviser(critic, cfg.sampling.to_sampling(cfg.seed), cfg.rounds, cfg.word_limit, speakers)
+        speakers = [replace(s, revise=revise) for s in speakers]
     schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
     openings = opening_transcripts(protocol, items, cfg.seed)
 
@@ -175,7 +185,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers],
               **({"best_of": best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
-                 if max(best_of) > 1 else {})}
+                 if max(best_of) > 1 else {}), **({"critic": critic} if critic is not None else {})}
     return run.run_stage(stage, inputs, compute)
 
 
@@ -255,7 +265,8 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
            "ties": {r: s["ties"] for r, s in readers.items()},
            "invalid": {r: s["invalid"] for r, s in readers.items()},
            "quotes": quote_summary(transcripts),
-           "persuasiveness": persuasiveness(verdicts[protocol], **kw), "best_of": best_of_summary(cfg, transcripts)}
+           "persuasiveness": persuasiveness(verdicts[protocol], **kw), "best_of": best_of_summary(cfg, transcripts),
+           **({"refine": refine_summary(transcripts)} if cfg.refine else {})}
     if protocol == "debate":
         out["style"] = cfg.style
         out["win_rates"] = win_rates(verdicts["debate"], **kw)
@@ -315,6 +326,25 @@ def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict
     for role, row in out.items():
         if isinstance(row, dict):
             row["kept"], row["all"] = mean(row["kept"]), mean(row["all"])
+    return out
+
+
+def refine_summary(transcripts: list[dict]) -> dict:
+    """With critique-then-refine: quotes and verified quotes in the drafts against the revised turns, and
+    words per turn, summed over every revised turn (did the critique make the arguers quote the passage?)."""
+    out = {"turns": 0, "draft": {"quotes": 0, "verified": 0, "words": 0},
+           "revised": {"quotes": 0, "verified": 0, "words": 0}}
+    for t in transcripts:
+        passage = t["context"]["passage"]
+        for turn in t["turns"]:
+            if not turn.get("draft"):
+                continue
+            out["turns"] += 1
+            for key, text in (("draft", turn["draft"]["text"]), ("revised", turn["text"])):
+                found = check_quotes(text, passage)
+                out[key]["quotes"] += len(found)
+                out[key]["verified"] += sum(q.verified for q in found)
+                out[key]["words"] += len(text.split())
     return out
 
 
