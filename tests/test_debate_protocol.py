@@ -409,22 +409,29 @@ def test_a_tiny_real_model_runs_debate_end_to_end_through_the_command(tmp_path, 
     assert capsys.readouterr().out == out
 
 
-def test_judges_trained_on_the_train_split_read_the_test_items_as_extra_readers(tmp_path, tiny_model_path):
+def test_judges_and_arguers_trained_on_the_train_split_read_and_argue_the_test_items(tmp_path, tiny_model_path):
     """The judge fine-tuned on debates over train-split items (and a blind one on the same items) reads the
-    test items beside the untrained judge; nothing it trained on is evaluated."""
+    test items beside the untrained judge; the debaters trained by DPO on their own best-of-2 turns argue
+    the test items again; nothing that trained is evaluated."""
     cfg = validate(DebateConfig, {
         "protocol": "debate", "items": str(COSMOSQA), "limit": 4, "debater": f"hf:{tiny_model_path}",
         "judge": f"hf:{tiny_model_path}", "rounds": 1, "word_limit": 12, "sampling": {"max_new_tokens": 12},
-        "bootstrap": 100, "baselines": ["blind"],
-        "train_judge": {"items": 6, "train": {"template": "debate", "sft": {
-            "max_steps": 2, "batch_size": 4, "max_length": 640, "lora": None}}}}, "test")
+        "bootstrap": 100, "baselines": ["blind"], "train_items": 6, "best_of": 2,
+        "train_judge": {"train": {"template": "debate", "sft": {
+            "max_steps": 2, "batch_size": 4, "max_length": 640, "lora": None}}},
+        "train_arguers": {"dpo": {"max_steps": 1, "batch_size": 2, "max_length": 640, "lora": {"r": 4}}}}, "test")
     with Run(tmp_path / "run", cfg) as run:
         metrics = run_debate(cfg, run).metrics
         train_ids = {r["id"] for r in run.read_records("transcripts-train")}
         test_ids = {r["id"] for r in run.read_records("transcripts")}
         trained = run.read_records("judge-trained-debate")
+        arguer_training = run.metrics()["arguer_training"]
     assert len(train_ids) == 6 and len(test_ids) == 4 and not train_ids & test_ids
-    assert set(metrics["readers"]) == {"blind", "debate", "debate (trained judge)", "blind (trained judge)"}
+    assert set(metrics["readers"]) == {"blind", "debate", "debate (trained judge)", "blind (trained judge)",
+                                       "debate (trained arguers)"}
+    assert set(metrics["persuasiveness"]) == {"debate", "debate (trained judge)", "debate (trained arguers)"}
+    assert arguer_training["pairs"] > 0 and arguer_training["loss_history"]
+    assert (tmp_path / "run" / "checkpoints" / "arguer_dpo" / "referee-checkpoint.json").exists()
     assert [r["id"] for r in trained] == sorted(test_ids, key=[r["id"] for r in trained].index)
     assert metrics["trained_minus_blind"]["n"] == 4
     for reader in ("debate", "blind"):
@@ -451,7 +458,7 @@ def test_best_of_n_debaters_keep_the_argument_the_judge_finds_most_persuasive(tm
         result, run = play(config, Uneven(), Judge())
         m = result.metrics
         accuracy[n] = m["readers"]["debate"]["accuracy"]["value"]
-        assert set(m["persuasiveness"]) == {"debater_a", "debater_b"}
+        assert set(m["persuasiveness"]["debate"]) == {"debater_a", "debater_b"}
     # the right answer's debater, when its answer is shown second, wins only by quoting; with four
     # samples it nearly always has one that quotes, and the judge's preference keeps it
     assert accuracy[4] > accuracy[1]

@@ -36,6 +36,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
+from referee.trainers import LoraSettings, TrainSettings
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
@@ -50,6 +51,8 @@ from referee.tasks.quotes import check_quotes
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
+TRAINED_ARGUERS = "(trained arguers)"
+ARGUER_FIELDS = {"debate": ("debater",), "consultancy": ("consultant",)}
 
 
 # ---- config ----------------------------------------------------------------------------------------
@@ -57,8 +60,16 @@ class TrainedJudges(StrictModel):
     """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
     one blind (Khan et al.'s comparison once both judges have learnt the task)."""
 
-    items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over and trained on
     train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+
+
+class TrainedArguers(StrictModel):
+    """The arguers trained by DPO on their own best-of-N turns over the train split's items: the candidate
+    the judge found most persuasive over the least, per turn (``debate.export.preference_rows``)."""
+
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
+                                       lora=LoraSettings(r=16, alpha=32))
+    beta: float = Field(0.1, gt=0)
 
 
 class Refine(StrictModel):
@@ -79,7 +90,9 @@ class PassageProtocolConfig(ProtocolConfig):
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)  # the arguers'
     baselines: list[Literal["blind", "expert"]] = list(BASELINES)  # the same judge without the arguments
     bootstrap: int = Field(1000, ge=1, le=MAX_RESAMPLES)
+    train_items: int = Field(200, ge=1, le=MAX_PROMPTS)  # train-split items argued over for any training below
     train_judge: TrainedJudges | None = None  # also train the judge (arguments, and blind) on the train split
+    train_arguers: TrainedArguers | None = None  # also DPO the arguers on their train-split best-of-N turns
     best_of: int = Field(1, ge=1, le=64)  # each turn: draw N, keep the one the judge finds most persuasive
     refine: Refine | None = None  # each draft is critiqued, then written again
 
@@ -137,6 +150,12 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
         for reader, spec in train_judges(protocol, cfg, run).items():
             trained = build_judge(spec, cfg.judge_config, run.model)
             verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, spec)
+    if cfg.train_arguers is not None:                                                     # trained arguers
+        spec = train_arguers(protocol, cfg, run)
+        trained_cfg = cfg.model_copy(update=dict.fromkeys(ARGUER_FIELDS[protocol], spec))
+        said = argue(protocol, trained_cfg, run, items, stage="transcripts-trained-arguers")
+        verdicts[f"{protocol} {TRAINED_ARGUERS}"] = read(protocol, trained_cfg, run, judge, items, said,
+                                                          stage=f"judge-{protocol}-trained-arguers")
     metrics = measure(protocol, cfg, items, dropped, transcripts, verdicts)              # metrics
     run.save_metrics({protocol: metrics})
     return Result(metrics, headline(metrics["readers"]),
@@ -239,7 +258,7 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
 def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, str]:
     """{reader: checkpoint spec}: the judge fine-tuned on the train split as the arguments' reader and as
     the blind reader, each pair in both orders with the right answer as the target (``train_judge``)."""
-    items, _ = load_items(cfg, "train", cfg.train_judge.items)
+    items, _ = load_items(cfg, "train", cfg.train_items)
     by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}")
              for r in argue(protocol, cfg, run, items, stage="transcripts-train")}
     settings = cfg.train_judge.train
@@ -251,6 +270,36 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[st
                                        lambda out, pairs=pairs: train_judge(cfg.judge, pairs, out, settings,
                                                                             run.model))
     return specs
+
+
+def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
+    """The arguers' model after DPO on the train split's best-of-N turns (self-play: one model argues every
+    side, so one model learns from every side's turns). Returns its checkpoint spec."""
+    from referee.debate.export import as_transcripts, preference_rows
+    from referee.trainers import train_dpo
+
+    if cfg.best_of < 2:
+        raise RefereeError(f"{protocol}: train_arguers learns from best-of-N turns; set best_of to 2 or more")
+    if len(set(arguer_specs(protocol, cfg))) > 1:
+        raise RefereeError(f"{protocol}: train_arguers trains one model in self-play; leave debater_b out")
+    items, _ = load_items(cfg, "train", cfg.train_items)
+    transcripts = as_transcripts(argue(protocol, cfg, run, items, stage="transcripts-train"), "transcripts-train")
+    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
+                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
+    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
+    rows, skipped = preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
+    if not rows:
+        raise RefereeError(f"{protocol}: train_arguers found no turn whose candidates the judge scored apart "
+                           f"({skipped['tied']} tied, {skipped['unscored']} unscored)")
+    pairs = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+    settings, base = cfg.train_arguers, arguer_specs(protocol, cfg)[0]
+
+    def fit(out) -> None:
+        _, history = train_dpo(base, pairs, out, settings.dpo, beta=settings.beta)
+        run.save_metrics({"arguer_training": {"pairs": len(pairs), "skipped": skipped, "loss_history": history}})
+
+    return run.checkpoint("arguer-training", "arguer_dpo", {"base": run.model_key(base), "pairs": pairs,
+                                                           "settings": settings}, fit)
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
@@ -265,7 +314,9 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
            "ties": {r: s["ties"] for r, s in readers.items()},
            "invalid": {r: s["invalid"] for r, s in readers.items()},
            "quotes": quote_summary(transcripts),
-           "persuasiveness": persuasiveness(verdicts[protocol], **kw), "best_of": best_of_summary(cfg, transcripts),
+           "persuasiveness": {reader: persuasiveness(records, **kw) for reader, records in verdicts.items()
+                              if reader.startswith(protocol)},
+           "best_of": best_of_summary(cfg, transcripts),
            **({"refine": refine_summary(transcripts)} if cfg.refine else {})}
     if protocol == "debate":
         out["style"] = cfg.style
