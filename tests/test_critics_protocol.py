@@ -19,7 +19,8 @@ QUIXBUGS = "../shared/data/quixbugs"
 def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path, tiny_model_path):
     cfg = validate(cr.CriticsConfig, {
         "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "quixbugs": QUIXBUGS,
-        "limit": 6, "per_program": 1, "critic": {"temperature": 0.0, "max_new_tokens": 8}, "train_critic": True,
+        "limit": 6, "per_program": 2, "two_bugs": True, "critic": {"temperature": 0.0, "max_new_tokens": 8},
+        "train_critic": True,
         "refine": True, "refine_sampling": {"temperature": 0.0, "max_new_tokens": 8},
         "fsbs": {"samples": 2, "lambdas": [0.0, 10.0], "sampling": {"temperature": 1.0, "max_new_tokens": 8},
                  "rm_epochs": 2, "dpo": True, "dpo_settings": {"epochs": 1, "batch_size": 2, "max_length": 512}},
@@ -36,6 +37,11 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert not {i["id"] for i in items} & train  # nothing a critic trained on is evaluated
     assert [i["id"] for i in items] == [i["id"] for i in run.read_records("critiques_random_line")]
     assert m["items"]["natural"] > 0 and m["items"]["correct"] == len(programs) - len(train)
+    two = run.read_records("two_bugs")  # eval programs only, both bugs' spans scored
+    assert two and m["items"]["two_bugs"] == len(two) and not {t["program_id"] for t in two} & train
+    assert {t["id"] for t in two} <= {i["id"] for i in run.read_records("critiques_random_line")}
+    assert all(len(t["spans"]) == 2 and len(t["parts"]) == 2 for t in two)
+    assert m["critics"]["longest_line"]["two_bugs"]["comprehensiveness"]["n"] == len(two)
     random_line = m["critics"]["random_line"]
     assert random_line["tampered"]["unreadable"] == 0 and random_line["tampered"]["cbi"]["n"] > 0
     assert random_line["correct"]["false_alarm_rate"]["value"] == 1.0  # it always flags a line

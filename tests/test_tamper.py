@@ -275,3 +275,27 @@ def test_the_cli_writes_records_and_prints_the_report(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "referee", "critics", "tamper", "--out", str(out)], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: give --humaneval FILE, --quixbugs DIR or both"
+
+
+def test_two_bugs_at_once_keep_both_spans_and_fail_the_tests():
+    from referee.critics.metrics import score_critique
+    from referee.programs.multi_bug import apply_records, two_bug_programs
+
+    programs = load_humaneval(HUMANEVAL, limit=4)
+    records, _ = T.tamper(programs, per_program=3)
+    by_id = {p.id: p for p in programs}
+    for r in records:  # one record applied line by line gives back its own tampered program
+        assert apply_records(by_id[r["program_id"]].source, [r])[0].rstrip("\n") == r["source"].rstrip("\n")
+    two, report = two_bug_programs({p.id: p.source for p in programs}, records, {p.id: p.tests for p in programs})
+    assert two and report["kept"] == len(two) <= 4 and report["pairs_tried"] >= report["kept"]
+    parts = {r["id"]: r for r in records}
+    for t in two:
+        a, b = (parts[i] for i in t["parts"])
+        assert not run_tests(t["source"], by_id[t["program_id"]].tests)["passed"]
+        lines = t["source"].splitlines()
+        for (start, end), r in zip(t["spans"], sorted((a, b), key=lambda r: r["original_line_start"])):
+            assert "\n".join(lines[start - 1:end]) == r["tampered_code"]  # each bug where its span says
+        # a critique quoting one of the two bugs is half comprehensive
+        first = next(r for r in (a, b) if r["tampered_code"].strip())
+        critique = f"<quote>{first['tampered_code'].strip()}</quote> is wrong."
+        assert score_critique(critique, t["source"], [tuple(s) for s in t["spans"]])["comprehensive"] == 0.5

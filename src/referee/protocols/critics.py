@@ -9,6 +9,8 @@
    line), and with ``sft`` set, the model fine-tuned on the train half's tampering records (the
    tampered program in; a critique quoting the changed code and saying what is wrong out; correct
    programs with "No problems found."): ``M-sft``.
+   With ``two_bugs``, eval programs also get two of their tampered bugs at once (``programs.multi_bug``):
+   comprehensiveness is the share of a program's bugs a critique includes.
 4. **Scores.** ``critics.metrics`` scores each critique against the record: CBI on bugs, false alarms
    and nitpicks on correct programs, hallucinated quotes, unreadable critiques counted. A removed
    statement has no line of its own: a quote of the line before or after the gap counts as a catch.
@@ -44,6 +46,7 @@ from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_vs_worst
 from referee.programs.datasets import Program, load_humaneval, load_quixbugs, run_tests
+from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
@@ -52,6 +55,7 @@ from referee.tasks.passages import seeded_unit
 from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 BASELINES = ("random_line", "longest_line")
+SETS = ("tampered", "natural", "correct", "two_bugs")
 
 
 class FsbsSettings(StrictModel):
@@ -75,6 +79,7 @@ class CriticsConfig(ProtocolConfig):
     per_program: int = Field(2, ge=1, le=8)
     eval_share: float = Field(0.5, gt=0, le=1)  # of HumanEval programs
     natural: bool = True
+    two_bugs: bool = False  # also eval programs with two tampered bugs at once (comprehensiveness)
     baselines: list[str] = list(BASELINES)
     critic: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=96)
     train_critic: bool = False  # also fine-tune the model as a critic on the train half (M-sft)
@@ -93,6 +98,8 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         raise RefereeError(f"critics: setting 'baselines': unknown {sorted(unknown)}; known: {', '.join(BASELINES)}")
     programs = _programs(run, cfg)                                   # 1. programs and their split
     bugs = _bugs(run, cfg, programs)                                 # 2. tampered and natural bugs
+    if cfg.two_bugs:
+        bugs["two_bugs"] = _two_bugs(run, cfg, programs, bugs)
     items = eval_items(programs, bugs)
     critics = {"M0": cfg.model}
     if cfg.train_critic:
@@ -114,7 +121,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     if cfg.refine:                                                   # 5. critique, then refine
         critiques = {name: run.read_records(f"critiques_{_stage_name(name)}") for name in critics}
         metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
-    metrics["items"] = {s: sum(i["set"] == s for i in items) for s in ("tampered", "natural", "correct")}
+    metrics["items"] = {s: sum(i["set"] == s for i in items) for s in SETS}
     metrics = run.save_metrics(metrics)  # merged with the bug report the bugs stage saved
     return Result(metrics, _headline(metrics), "critics of code: bugs caught (CBI) and false alarms")
 
@@ -167,9 +174,26 @@ def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
     return {"records": records}
 
 
+def _two_bugs(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> list[dict]:
+    """Eval programs with two of their tampered bugs at once (``programs.multi_bug``), one per program."""
+    evaluated = {pid: p for pid, p in programs.items() if p["split"] == "eval"}
+    tampered = [r for r in bugs["records"] if r["set"] == "tampered"]
+
+    def make() -> list[dict]:
+        records, report = two_bug_programs({pid: p["source"] for pid, p in evaluated.items()}, tampered,
+                                           {pid: p["tests"] for pid, p in evaluated.items()}, cfg.seed)
+        run.save_metrics({"two_bugs": report})
+        return [{**r, "set": "two_bugs"} for r in records]
+
+    return run.run_stage("two_bugs", {"bugs": tampered, "programs": sorted(evaluated), "seed": cfg.seed}, make)
+
+
 def bug_span(record: dict) -> tuple[int, int]:
     """The lines a catch must touch; a removed statement's gap is the lines on both sides of it."""
-    start, end = record["line_start"], record["line_end"]
+    return span_to_touch(record["line_start"], record["line_end"])
+
+
+def span_to_touch(start: int, end: int) -> tuple[int, int]:
     return (start - 1, start) if end < start else (start, end)
 
 
@@ -178,6 +202,9 @@ def eval_items(programs: dict, bugs: dict) -> list[dict]:
     items = [{"id": r["id"], "set": r["set"], "program_id": r["program_id"], "operator": r["operator"],
               "source": r["source"], "bugs": [list(bug_span(r))]}
              for r in bugs["records"] if programs[r["program_id"]]["split"] == "eval"]
+    items += [{"id": r["id"], "set": "two_bugs", "program_id": r["program_id"], "operator": r["operator"],
+               "source": r["source"], "bugs": [list(span_to_touch(*s)) for s in r["spans"]]}
+              for r in bugs.get("two_bugs", [])]
     items += [{"id": p["id"], "set": "correct", "program_id": p["id"], "operator": None, "source": p["source"],
                "bugs": []} for p in programs.values() if p["split"] == "eval"]
     return items
@@ -266,7 +293,7 @@ def _critiqueability(run: Run, cfg: CriticsConfig, name: str, spec: str, items: 
 # ---- 4: scores -------------------------------------------------------------------------------------
 def per_set(records: list[dict], seed: int) -> dict:
     """A critic's summary on each item set, and on all bugs per tampering operator."""
-    out = {s: summarise([r for r in records if r["set"] == s], seed) for s in ("tampered", "natural", "correct")}
+    out = {s: summarise([r for r in records if r["set"] == s], seed) for s in SETS}
     operators = sorted({r["operator"] for r in records if r["set"] == "tampered"})
     out["cbi_by_operator"] = {op: summarise([r for r in records if r["operator"] == op and r["set"] == "tampered"],
                                             seed)["cbi"] for op in operators}
@@ -281,7 +308,8 @@ def _headline(metrics: dict) -> list[dict]:
                      "cbi_natural": m["natural"]["cbi"]["value"],
                      "false_alarms": m["correct"]["false_alarm_rate"]["value"],
                      "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
-                     "unreadable": sum(m[s]["unreadable"] for s in ("tampered", "natural", "correct")),
+                     "comprehensive_two_bugs": m["two_bugs"]["comprehensiveness"]["value"],
+                     "unreadable": sum(m[s]["unreadable"] for s in SETS),
                      "auc_bug_vs_correct": auc_.get("value")})
     return rows
 
@@ -292,7 +320,7 @@ def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: lis
     """Fix rates per review (none, each model critic, gold) on the buggy eval programs."""
     model = run.model(cfg.model)
     records = {r["id"]: r for r in bugs["records"]}
-    buggy = [i for i in items if i["set"] != "correct"]
+    buggy = [i for i in items if i["set"] in ("tampered", "natural")]
     reviews: dict[str, list[str | None]] = {"none": [None] * len(buggy)}
     for name, rows in critiques.items():
         text = {r["id"]: r["critique"] for r in rows}

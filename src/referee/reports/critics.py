@@ -38,15 +38,16 @@ def plot_critics(metrics: dict, path: Path) -> Path:
     names = list(metrics["critics"])
     shown = [("tampered", "cbi", "bugs caught: tampered"), ("natural", "cbi", "bugs caught: QuixBugs' real bugs"),
              ("correct", "false_alarm_rate", "false alarms: correct programs")]
-    colours = ["#3b7dd8", "#5aa469", "#d9534f"]
+    if metrics.get("items", {}).get("two_bugs"):
+        shown.insert(2, ("two_bugs", "comprehensiveness", "share of two bugs caught"))
+    colours = ["#3b7dd8", "#5aa469", "#8e6bbf", "#d9534f"] if len(shown) == 4 else ["#3b7dd8", "#5aa469", "#d9534f"]
     fig, ax = plt.subplots(figsize=(1.6 + 1.6 * len(names), 4))
     width = 0.8 / len(shown)
     for k, (group, key, label) in enumerate(shown):
         for n, name in enumerate(names):
-            _bar(ax, n + (k - 1) * width, metrics["critics"][name][group][key], width, label if n == 0 else None,
-                 colours[k])
-    unreadable = [sum(metrics["critics"][n][g]["unreadable"] for g in ("tampered", "natural", "correct"))
-                  for n in names]
+            _bar(ax, n + (k - (len(shown) - 1) / 2) * width, metrics["critics"][name][group][key], width,
+                 label if n == 0 else None, colours[k])
+    unreadable = [sum(metrics["critics"][n][g]["unreadable"] for g, _, _ in shown) for n in names]
     ax.set_xticks(range(len(names)), [f"{n}\n({u} unreadable)" for n, u in zip(names, unreadable)], fontsize=8)
     ax.set_ylim(0, 1.3)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
