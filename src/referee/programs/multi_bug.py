@@ -83,7 +83,8 @@ def two_bug_programs(correct: dict[str, str], records: list[dict], tests: dict[s
             report["kept"] += 1
             parts = "+".join(r["id"][len(pid) + 1:] for r in (first, second))  # e.g. wrong_return/4+off_by_one/2
             out.append({"id": f"{pid}/two_bugs/{parts}", "program_id": pid, "origin": first["origin"],
-                        "operator": "two_bugs", "source": source, "spans": [list(s) for s in spans], "parts": [first["id"], second["id"]],
+                        "operator": "two_bugs", "source": source, "spans": [list(s) for s in spans],
+                        "parts": [first["id"], second["id"]],
                         "description": " ".join(r["description"] for r in (first, second)),
                         "tests_failed_with": outcome["error"]})
             break
