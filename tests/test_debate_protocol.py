@@ -511,6 +511,7 @@ def test_a_tournament_rates_the_best_of_four_debater_above_best_of_one_and_plots
     assert m["matches"]["n4-vs-n1"]["a_score"] > m["matches"]["n1-vs-n4"]["a_score"]
     assert m["debate_accuracy"]["n4"]["accuracy"]["value"] > m["debate_accuracy"]["n1"]["accuracy"]["value"]
     assert set(m["consultancy_accuracy"]) == {"n1", "n4"} and set(m["baselines"]) == {"blind", "expert"}
+    assert set(m["persuasiveness"]["n4"]) == {"debater_a", "debater_b"}
     assert [p.name for p in drawn] == ["accuracy_vs_elo.png"] and drawn[0].stat().st_size > 10_000
     with pytest.raises(RefereeError, match="at least two players"):
         validate(TournamentConfig, {"items": "x", "players": [{"name": "a"}]}, "test")

@@ -9,7 +9,8 @@ stronger debaters, debate accuracy should rise and consultancy accuracy fall).
         one game per item: x scores 1 when the judge picks A, 0 for B, 0.5 for a tie or no verdict
     elo     = Bradley-Terry on the games between different players, 95% intervals by resampling items
     for each player x:
-        debate accuracy = the judge's accuracy on x's self-play debates (x vs x)
+        debate accuracy = the judge's accuracy on x's self-play debates (x vs x); persuasiveness = the
+            judge's mean P(own answer) there, per role (persuasiveness against N across the players)
         consultancy accuracy = the judge's accuracy with x as the consultant      ("transcripts-consultancy-X")
     baselines: blind and expert, once (the same judge and items)
     plot: judge accuracy against Elo, debate and consultancy, with both intervals
@@ -30,7 +31,7 @@ from referee.debate.judging import accuracy_summary
 from referee.judges.build import build_judge
 from referee.protocols import Result, register
 from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
-                                      read)
+                                      persuasiveness, read)
 from referee.runs import Run
 
 SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
@@ -81,7 +82,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     players = {p.name: p for p in cfg.players}
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
     games: dict[str, list[tuple[str, str, float]]] = {str(it.id): [] for it in items}
-    matches, self_play = {}, {}
+    matches, self_play, persuasive = {}, {}, {}
     for x in players.values():                                                    # every ordered pairing
         for y in players.values():
             match = DebateConfig.model_validate({**shared, "protocol": "debate", "style": cfg.style,
@@ -95,13 +96,14 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
                              "decided": sum(r["chosen"] is not None for r in verdicts)}
             if x.name == y.name:
                 self_play[x.name] = accuracy_summary(verdicts, **kw)
+                persuasive[x.name] = persuasiveness(verdicts, **kw)
             else:
                 for r, s in zip(verdicts, a_wins):
                     games[r["id"]].append((x.name, y.name, s))
     out = {"items": len(items), "split": cfg.split, "dropped_by_loader": dropped, "judge": cfg.judge,
            "players": [p.model_dump() for p in cfg.players], "matches": matches,
            "elo": bootstrap_elo(games, list(players), n_boot=min(cfg.bootstrap, 500), seed=cfg.seed),
-           "debate_accuracy": self_play}
+           "debate_accuracy": self_play, "persuasiveness": persuasive}
     if cfg.consultancy:                                                           # each player consults
         out["consultancy_accuracy"] = {}
         for x in players.values():
@@ -117,6 +119,12 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
                                        f"accuracy per player, 95% intervals")
 
 
+def _mean_own(by_role: dict) -> float | None:
+    """A player's persuasiveness in self-play: the judge's mean P(own answer) over both debater roles."""
+    values = [r["value"] for r in by_role.values() if r["value"] is not None]
+    return sum(values) / len(values) if values else None
+
+
 def _headline(out: dict) -> list[dict]:
     rows = []
     for name, elo in out["elo"].items():
@@ -124,5 +132,6 @@ def _headline(out: dict) -> list[dict]:
         rows.append({"player": name, "elo": round(elo["value"]), "elo low": round(elo["low"]),
                      "elo high": round(elo["high"]),
                      "debate accuracy": out["debate_accuracy"][name]["accuracy"]["value"],
+                     "P(own answer)": _mean_own(out["persuasiveness"][name]),
                      "consultancy accuracy": consult["accuracy"]["value"] if consult else None})
     return rows
