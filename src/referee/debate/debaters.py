@@ -84,6 +84,7 @@ REVISE = ("A reviewer read your argument and wrote:\n\n{critique}\n\nWrite your 
           "At most {word_limit} words. Write only the argument.")
 
 _PLACEHOLDER = re.compile(r"\{(own|other|word_limit|round|rounds)\}")
+_REVISE_FIELD = re.compile(r"\{(critique|own|word_limit)\}")  # one pass: a critique's braces stay as written
 
 
 def _fill(template: str, values: dict[str, str]) -> str:
@@ -108,15 +109,14 @@ def reviser(critic: Model, sampling: Sampling, rounds: int, word_limit: int, arg
                                passage=ctx["passage"], question=ctx["question"], own=ctx[arguer.defends],
                                draft=turn.text.strip() or SILENT)}])
         critiques = [o[0].text.strip() for o in critic.generate(drafts, sampling, desc="critiques of drafts")]
-        jobs: dict[int, list] = {}
+        jobs: dict[tuple, list] = {}
         for k, ((transcript, turn), critique) in enumerate(zip(candidates, critiques)):
             arguer = turn_speaker[turn.speaker]
             values = {"own": transcript.context[arguer.defends], "word_limit": str(word_limit),
                       "critique": critique or "(no comments)"}
             chat = arguer.chat(transcript, turn.round or 0, rounds) + [
                 {"role": "assistant", "content": turn.text.strip() or SILENT},
-                {"role": "user", "content": REVISE.replace("{critique}", values["critique"])
-                 .replace("{own}", values["own"]).replace("{word_limit}", values["word_limit"])}]
+                {"role": "user", "content": _REVISE_FIELD.sub(lambda m: values[m.group(1)], REVISE)}]
             jobs.setdefault((id(arguer.model), arguer.sampling), []).append((k, arguer, chat))
         out: list = [None] * len(candidates)
         for rows in jobs.values():
