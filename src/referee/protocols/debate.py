@@ -13,11 +13,15 @@ two answers to a question about it is correct.
     for reader in baselines + [debate | consultancy]:                                 (stage "judge-READER")
         verdicts[reader] = the judge picks A or B from the question and
              blind: nothing more | expert: the passage | debate, consultancy: the arguments, quotes marked
+    (refine: each draft is reviewed by a critic against the passage and written again)
     if train_judge:                                                        (stages "transcripts-train",
-        the arguers argue `train_judge.items` items of the train split too      "judge-trained-READER")
+        the arguers argue `train_items` items of the train split too            "judge-trained-READER")
         trained[debate | consultancy] = SFT of the judge on (what that reader sees -> the right answer)
         trained[blind] = SFT of the judge on (the question and answers alone -> the right answer)
         verdicts["READER (trained judge)"] = the trained judge of each reads the test items
+    if train_arguers:                                                      (stages "arguer-training",
+        DPO of the arguers' model on their train-split best-of-N turns          "transcripts-trained-arguers")
+        verdicts["PROTOCOL (trained arguers)"] = the judge reads the trained arguers on the test items
     metrics = accuracy with a 95% interval per reader and per shown order; debate: how often the debater
              of the right and of the wrong answer wins; consultancy: accuracy with a right and with a wrong
              consultant apart; quote statistics per arguer and per side; ties and invalid verdicts; with
@@ -36,7 +40,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
-from referee.trainers import LoraSettings, TrainSettings
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
@@ -48,6 +51,7 @@ from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
 from referee.tasks.quotes import check_quotes
+from referee.trainers import LoraSettings, TrainSettings
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
