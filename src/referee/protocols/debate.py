@@ -196,7 +196,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
         prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
         speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
     critic = run.model(cfg.refine.critic or arguer_specs(protocol, cfg)[0]) if cfg.refine is not None else None
-    if critic is not None:  # critique, then refine: every draft (every best-of-N candidate too) is reviewed and rewritten
+    if critic is not None:  # critique, then refine: every draft (each best-of-N candidate too) is written again
         revise = reviser(critic, cfg.sampling.to_sampling(cfg.seed), cfg.rounds, cfg.word_limit, speakers)
         speakers = [replace(s, revise=revise) for s in speakers]
     schedule = schedule_for(protocol, cfg.rounds, getattr(cfg, "style", "sequential"))
