@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.figures import save_figure
+from referee.figures import bar_with_interval, save_figure
 from referee.runs import Run
 
 
@@ -18,15 +18,6 @@ def draw(run: Run) -> list[Path]:
     if metrics.get("fsbs"):
         paths.append(plot_fsbs(metrics["fsbs"], run.plot_path("fsbs.png")))
     return paths
-
-
-def _bar(ax, x: float, estimate: dict, width: float, label: str, colour: str) -> None:
-    value = estimate.get("value")
-    if value is None:
-        return
-    low, high = estimate.get("low"), estimate.get("high")
-    err = [[value - low], [high - value]] if low is not None and high is not None else None
-    ax.bar(x, value, width, yerr=err, capsize=3, label=label, color=colour)
 
 
 def plot_critics(metrics: dict, path: Path) -> Path:
@@ -45,8 +36,8 @@ def plot_critics(metrics: dict, path: Path) -> Path:
     width = 0.8 / len(shown)
     for k, (group, key, label) in enumerate(shown):
         for n, name in enumerate(names):
-            _bar(ax, n + (k - (len(shown) - 1) / 2) * width, metrics["critics"][name][group][key], width,
-                 label if n == 0 else None, colours[k])
+            bar_with_interval(ax, n + (k - (len(shown) - 1) / 2) * width, metrics["critics"][name][group][key],
+                              width, label=label if n == 0 else None, color=colours[k])
     unreadable = [sum(metrics["critics"][n][g]["unreadable"] for g, _, _ in shown) for n in names]
     ax.set_xticks(range(len(names)), [f"{n}\n({u} unreadable)" for n, u in zip(names, unreadable)], fontsize=8)
     ax.set_ylim(0, 1.3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.figures import save_figure
+from referee.figures import bar_with_interval, save_figure
 from referee.runs import Run
 
 PANELS = [("accuracy (judge ties are misses)", ("agreement", "accuracy")),
@@ -44,13 +44,8 @@ def plot_folds(folds: dict, path: Path) -> Path:
     for ax, (title, key) in zip(axes.flat, PANELS):
         for k, name in enumerate(names):
             for f, fold in enumerate(folds.values()):
-                est = _get(fold.get(name, {}), key)
-                if not est or est.get("value") is None:
-                    continue
-                value, low, high = est["value"], est.get("low"), est.get("high")
-                err = [[value - low], [high - value]] if low is not None and high is not None else None
-                ax.bar(f + (k - (len(names) - 1) / 2) * width, value, width, yerr=err, capsize=2,
-                       color=COLOURS[name], label=name if f == 0 else None)
+                bar_with_interval(ax, f + (k - (len(names) - 1) / 2) * width, _get(fold.get(name, {}), key), width,
+                                  capsize=2, color=COLOURS[name], label=name if f == 0 else None)
         ax.set_title(title, fontsize=9)
         ax.set_ylim(0, 1.05)
         ax.set_xticks(range(len(folds)), [f"{name}\n(n={fold['eval_pairs']})" for name, fold in folds.items()],
