@@ -24,11 +24,9 @@ def export(run_dir: Path = typer.Argument(..., help="A debate or consultancy run
     """Every best-of-N turn's candidates with the judge's scores, as TRL rows."""
     from referee import protocols
     from referee.config import validate
-    from referee.debate.debaters import speakers_for
-    from referee.debate.export import as_transcripts, preference_rows, reward_rows
     from referee.errors import RefereeError
     from referee.io import read_jsonl, write_jsonl
-    from referee.protocols.debate import arguer_specs
+    from referee.protocols.debate import exported_turns
     from referee.runs import load_config_file
 
     if kind not in ("preference", "reward"):
@@ -40,14 +38,9 @@ def export(run_dir: Path = typer.Argument(..., help="A debate or consultancy run
         raise RefereeError(f"{config_path}: a debate or consultancy run is needed, this is {name!r}")
     cfg = validate(protocols.get(name).config, data, str(config_path))
     records_path = run_dir / "records" / f"{stage}.jsonl"
-    transcripts = as_transcripts([obj for _, obj in read_jsonl(records_path)], str(records_path))
-    speakers = {s.name: s for s in speakers_for(name, [None] * len(arguer_specs(name, cfg)),
-                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
-    simultaneous = getattr(cfg, "style", "sequential") == "simultaneous" and name == "debate"
-    if kind == "reward":
-        rows, note = reward_rows(transcripts, speakers, cfg.rounds, simultaneous), ""
-    else:
-        rows, skipped = preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
-        note = f" ({skipped['tied']} turns with equal scores and {skipped['unscored']} unscored left out)"
+    records = [obj for _, obj in read_jsonl(records_path)]
+    rows, skipped = exported_turns(name, cfg, records, kind, str(records_path))
+    note = (f" ({skipped['tied']} turns with equal scores and {skipped['unscored']} unscored left out)"
+            if skipped else "")
     write_jsonl(out, rows)
-    progress.say(f"{len(rows)} {kind} rows from {len(transcripts)} transcripts{note}: {out}")
+    progress.say(f"{len(rows)} {kind} rows from {len(records)} transcripts{note}: {out}")

@@ -279,7 +279,6 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[st
 def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
     """The arguers' model after DPO on the train split's best-of-N turns (self-play: one model argues every
     side, so one model learns from every side's turns). Returns its checkpoint spec."""
-    from referee.debate.export import as_transcripts, preference_rows
     from referee.trainers import train_dpo
 
     if cfg.best_of < 2:
@@ -287,11 +286,8 @@ def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
     if len(set(arguer_specs(protocol, cfg))) > 1:
         raise RefereeError(f"{protocol}: train_arguers trains one model in self-play; leave debater_b out")
     items, _ = load_items(cfg, "train", cfg.train_items)
-    transcripts = as_transcripts(argue(protocol, cfg, run, items, stage="transcripts-train"), "transcripts-train")
-    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
-                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
-    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
-    rows, skipped = preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
+    records = argue(protocol, cfg, run, items, stage="transcripts-train")
+    rows, skipped = exported_turns(protocol, cfg, records, "preference", "transcripts-train")
     if not rows:
         raise RefereeError(f"{protocol}: train_arguers found no turn whose candidates the judge scored apart "
                            f"({skipped['tied']} tied, {skipped['unscored']} unscored)")
@@ -304,6 +300,21 @@ def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
 
     return run.checkpoint("arguer-training", "arguer_dpo", {"base": run.model_key(base), "pairs": pairs,
                                                            "settings": settings}, fit)
+
+
+def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict], kind: str, where: str
+                   ) -> tuple[list[dict], dict]:
+    """A run's best-of-N turns as TRL rows (``debate.export``, ``kind`` preference or reward), with the counts
+    of turns left out. The arguers are rebuilt from the config for their prompts only: no model is loaded."""
+    from referee.debate.export import as_transcripts, preference_rows, reward_rows
+
+    transcripts = as_transcripts(records, where)
+    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
+                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
+    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
+    if kind == "reward":
+        return reward_rows(transcripts, speakers, cfg.rounds, simultaneous), {}
+    return preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
