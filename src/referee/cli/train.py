@@ -148,7 +148,7 @@ def judge(data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled pa
     both orders. Use it with `referee judge --judge hf:OUT` (the template and prompt budget come along)."""
     from referee.config import validate
     from referee.models import load_model
-    from referee.protocols.judge_training import JudgeTrainSettings, train_judge
+    from referee.protocols.judge_training import JudgeTrainSettings, tagged, train_judge
     from referee.tasks.pairs import load_pairs
 
     kinds = [k.strip() for k in augment_kinds.split(",") if k.strip()]
@@ -159,16 +159,10 @@ def judge(data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled pa
         items = [it for path in data for it in _graded_items(path)[:limit]]
         evaluate = None
     else:
-        items = [p for path in data for p in _prefixed(load_pairs(path)[:limit], path)]
+        items = [p for path in data for p in tagged(load_pairs(path)[:limit], path.name)]
         evaluate = [p for path in eval_data for p in load_pairs(path)]
     spec, report = train_judge(base, items, out, settings, load_model, evaluate)
     loss = report.get("loss") or {}
     _report(spec, f"{report['examples']['examples']} examples; loss {loss.get('first', float('nan')):.3f} -> "
                   f"{loss.get('last', float('nan')):.3f}; judge with: referee judge --judge {spec} --pairs FILE")
 
-
-def _prefixed(pairs: list, path: Path) -> list:
-    """Pair ids that name their file, so two files numbering their pairs 1, 2, ... never collide."""
-    from dataclasses import replace
-
-    return [replace(p, id=f"{path.name}:{p.id}") for p in pairs]

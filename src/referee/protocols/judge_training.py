@@ -156,7 +156,7 @@ def _draw(pairs: list[Pair], limit: int | None, seed: int, salt: str) -> list[Pa
     return ranked[:limit]
 
 
-def _tagged(pairs: list[Pair], source: str) -> list[Pair]:
+def tagged(pairs: list[Pair], source: str) -> list[Pair]:
     """Pairs with ids that name their file, so pairs from two sets never share an id."""
     return [replace(p, id=f"{source}:{p.id}", meta={**p.meta, "set": source}) for p in pairs]
 
@@ -173,13 +173,13 @@ def run_judge_training(cfg: JudgeTrainingConfig, run: Run) -> Result:
     unknown = set(cfg.eval.checks) - set(CHECKS)
     if unknown:
         raise RefereeError(f"judge_training: eval.checks: unknown {sorted(unknown)}; choose from {', '.join(CHECKS)}")
-    sets = {name: _tagged(load_pairs(path), name) for name, path in cfg.sets.items()}
+    sets = {name: tagged(load_pairs(path), name) for name, path in cfg.sets.items()}
     held_out = cfg.held_out or list(sets)
     missing = [h for h in held_out if h not in sets]
     if missing:
         raise RefereeError(f"judge_training: held_out names {missing}, which are not in sets ({', '.join(sets)})")
     extra = [p for src in cfg.extra_train
-             for p in _draw(_tagged(load_pairs(src.path), Path(src.path).name), src.limit, cfg.seed, src.path)]
+             for p in _draw(tagged(load_pairs(src.path), Path(src.path).name), src.limit, cfg.seed, src.path)]
     metrics = run.metrics().get("folds", {})
     for fold in held_out:
         evaluate = sets[fold][:cfg.eval.limit] if cfg.eval.limit else sets[fold]
