@@ -295,3 +295,27 @@ def test_judge_training_holds_each_set_out_and_measures_every_judge_on_the_same_
     (tmp_path / "beta.json").write_text(json.dumps(rows["beta"]))
     with Run(tmp_path / "run2", cfg) as run, pytest.raises(RefereeError, match="1 evaluation pair"):
         run_judge_training(cfg, run)
+
+
+def test_the_reward_model_route_can_train_lora_weights_too(tiny_model_path, tmp_path):
+    from referee.protocols.judge_training import JudgeTrainingConfig, run_judge_training
+    from referee.runs import Run
+
+    rng = random.Random(1)
+    template = tmp_path / "mini.txt"
+    template.write_text(MINI_TEMPLATE)
+    for name in ("alpha", "beta"):
+        _write_set(tmp_path / f"{name}.json", name, 6, rng)
+    config = {"protocol": "judge_training", "model": f"hf:{tiny_model_path}", "held_out": ["alpha"],
+              "sets": {n: str(tmp_path / f"{n}.json") for n in ("alpha", "beta")},
+              "train": {"template": str(template), "sft": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8,
+                                                          "max_length": 160, "lora": None}},
+              "reward_model": {"epochs": 1, "lr": 1e-3, "max_length": 96, "lora_r": 4, "batch_size": 4},
+              "eval": {"generative_limit": 0, "checks": [], "untrained": False}}
+    cfg = validate(JudgeTrainingConfig, config, "test")
+    with Run(tmp_path / "run", cfg) as run:
+        result = run_judge_training(cfg, run)
+    training = result.metrics["rm_alpha"]["training"]
+    assert training["lora"] is True and training["batch_size"] == 4 and training["epochs"] == 1
+    assert (tmp_path / "run" / "checkpoints" / "rm_alpha" / "adapter").is_dir()
+    assert result.metrics["folds"]["alpha"]["reward model"]["agreement"]["n"] == 6

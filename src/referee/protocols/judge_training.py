@@ -10,7 +10,7 @@ protocol ``judge_training`` is the honest test of it. For each held-out set H (a
    are the audit's attacks with the right verdict (``audit.augment``, in other words than the audit's).
 2. **The judge.** SFT of ``model`` on those pairs (``train_judge``): a checkpoint per fold.
 3. **The reward model** (``reward_model:``), the other route: a Bradley-Terry head on the frozen
-   backbone, trained on the same pairs (ties and attacked copies left out: no tie class).
+   backbone (or with LoRA, ``reward_model.lora_r``), trained on the same pairs (ties and attacked copies left out: no tie class).
 4. **Evaluation on H**, the same pairs for every judge: the trained judge, the untrained model with the
    same prompt, always-longer and the reward model. Probability verdicts in both orders (swap
    ``average``) give agreement (S2), accuracy (judge ties are misses), position consistency and the
@@ -122,9 +122,14 @@ class ExtraSource(StrictModel):
 
 
 class RewardModelSettings(StrictModel):
+    """The defaults fit a frozen backbone (a linear problem: many cheap epochs at a high rate); with
+    ``lora_r`` set the backbone moves too, which wants one or two epochs at a small rate."""
+
     epochs: int = Field(30, ge=1)
     lr: float = Field(1e-2, gt=0)
     max_length: int = Field(640, ge=16)
+    lora_r: int | None = Field(None, ge=1)  # None: frozen backbone, the head alone learns
+    batch_size: int = Field(16, ge=1)
 
 
 class EvalSettings(StrictModel):
@@ -247,7 +252,7 @@ def _generative(run: Run, cfg: JudgeTrainingConfig, prefix: str, model, llm: dic
 
 
 def _reward_model(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair]):
-    """The reward-model route on the same training pairs: a Bradley-Terry head on the frozen backbone."""
+    """The reward-model route on the same training pairs: a Bradley-Terry head, frozen backbone or LoRA."""
     from referee.rewards import load_verifier
     from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
@@ -267,9 +272,9 @@ def _reward_model(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pai
     inputs = {"base": run.model_key(cfg.model), "pairs": prefs, "settings": settings, "seed": cfg.seed}
 
     def fit() -> None:
-        rm, history = train_reward_model(cfg.model, prefs, TrainOptions(epochs=settings.epochs, lr=settings.lr,
-                                                                        seed=cfg.seed),
-                                         max_length=settings.max_length)
+        options = TrainOptions(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                               lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=cfg.seed)
+        rm, history = train_reward_model(cfg.model, prefs, options, max_length=settings.max_length)
         rm.save(folder)
         run.save_metrics({f"rm_{_slug(fold)}": {"pairs": len(prefs), "training": history}})
 
