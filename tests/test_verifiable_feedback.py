@@ -38,7 +38,7 @@ def _coin_checker(problem, text):
 
 
 def test_three_arms_end_to_end_report_and_resume(tiny_model_path, tmp_path, monkeypatch):
-    monkeypatch.setattr(vf, "_checked", _coin_checker)
+    monkeypatch.setattr(vf, "checked", _coin_checker)
     cfg = _config(tiny_model_path, tmp_path / "run")
     with Run(cfg.out, cfg) as run:
         metrics = vf.run_verifiable_feedback(cfg, run).metrics
@@ -170,9 +170,9 @@ def test_the_quick_start_and_every_shipped_config_are_valid():
 
 def test_a_right_number_counts_only_when_stated_as_the_answer():
     p = generate_problems(1, Difficulty(steps=2), seed=6)[0]
-    right = vf._checked(p, "\n".join(p.steps))
+    right = vf.checked(p, "\n".join(p.steps))
     assert right["correct"] and right["grade"] == 5 and not right["no_answer"]
-    lucky = vf._checked(p, f"7: 1 = 2: {p.answer}")  # a degenerate answer whose last number is right
+    lucky = vf.checked(p, f"7: 1 = 2: {p.answer}")  # a degenerate answer whose last number is right
     assert not lucky["correct"] and lucky["no_answer"] and lucky["grade"] == 0
     assert check_solution(p, f"7: 1 = 2: {p.answer}").correct  # the plain checker would have taken it
 

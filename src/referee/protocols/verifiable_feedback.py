@@ -131,25 +131,33 @@ def run_verifiable_feedback(cfg: VerifiableFeedbackConfig, run: Run) -> Result:
 # ---- the steps ---------------------------------------------------------------------------------
 def _problem_sets(run: Run, cfg: VerifiableFeedbackConfig) -> dict[str, list[MathProblem]]:
     """Four sets of distinct problems: a question in one set appears in no other (nor twice in one)."""
-    difficulty = Difficulty(cfg.task.steps, cfg.task.max_number, cfg.task.max_factor, tuple(cfg.task.ops))
     sizes = {"eval": cfg.eval_problems, "sft": cfg.sft_problems, "eft": cfg.eft_problems, "pairs": cfg.pair_problems}
+    sets = distinct_problem_sets(cfg.task, sizes, cfg.seed, "verifiable_feedback")
+    run.run_stage("problems", {"task": cfg.task, "sizes": sizes, "seed": cfg.seed},
+                  lambda: [p.to_record() | {"set": name} for name in SETS for p in sets[name]])
+    return sets
+
+
+def distinct_problem_sets(task: ArithmeticSettings, sizes: dict[str, int], seed: int,
+                          who: str) -> dict[str, list[MathProblem]]:
+    """Sets of arithmetic problems, drawn in the order of ``sizes`` (set k from seed 10 * seed + k), no
+    question in two sets or twice in one: a set drawn first never depends on the sizes of later ones."""
+    difficulty = Difficulty(task.steps, task.max_number, task.max_factor, tuple(task.ops))
     seen: set[str] = set()
     sets: dict[str, list[MathProblem]] = {}
-    for k, name in enumerate(SETS):
+    for k, (name, size) in enumerate(sizes.items()):
         kept = []
-        for p in generate_problems(4 * sizes[name] + 100, difficulty, seed=10 * cfg.seed + k) if sizes[name] else []:
+        for p in generate_problems(4 * size + 100, difficulty, seed=10 * seed + k) if size else []:
             if p.question not in seen:
                 seen.add(p.question)
                 kept.append(p)
-            if len(kept) == sizes[name]:
+            if len(kept) == size:
                 break
-        if len(kept) < sizes[name]:
-            raise RefereeError(f"verifiable_feedback: only {len(kept)} distinct problems left for the {name} set "
-                               f"({sizes[name]} asked); ask for fewer, or for larger problems (task.steps, "
+        if len(kept) < size:
+            raise RefereeError(f"{who}: only {len(kept)} distinct problems left for the {name} set "
+                               f"({size} asked); ask for fewer, or for larger problems (task.steps, "
                                f"task.max_number)")
         sets[name] = kept
-    run.run_stage("problems", {"task": cfg.task, "sizes": sizes, "seed": cfg.seed},
-                  lambda: [p.to_record() | {"set": name} for name in SETS for p in sets[name]])
     return sets
 
 
@@ -193,7 +201,7 @@ def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem
 ANSWER_RULE = "right only if the final answer is stated ('The answer is N', '#### N'), not the last number"
 
 
-def _checked(problem: MathProblem, text: str) -> dict:
+def checked(problem: MathProblem, text: str) -> dict:
     """What the exact checker says of one solution. A final answer counts only where the solution states
     it, as the prompt asks: the last number of a degenerate answer ("3: 6: 3 = 1: 3") is not taken."""
     check = check_solution(problem, text)
@@ -215,7 +223,7 @@ def _evaluate(run: Run, cfg: VerifiableFeedbackConfig, name: str, spec: str, pro
         outs = model.generate([p.chat() for p in problems], Sampling(temperature=0.0,
                               max_new_tokens=cfg.eval_max_new_tokens, seed=cfg.seed), desc=f"{name} answers")
         return [{"id": p.id, "answer": row[0].text, "completion_tokens": row[0].completion_tokens,
-                 **_checked(p, row[0].text)} for p, row in zip(problems, outs)]
+                 **checked(p, row[0].text)} for p, row in zip(problems, outs)]
 
     return run.run_stage(eval_stage(name), {"model": model, "problems": [p.id for p in problems], "rule": ANSWER_RULE,
                                             "max_new_tokens": cfg.eval_max_new_tokens, "seed": cfg.seed}, answer)
@@ -230,7 +238,7 @@ def _candidates(run: Run, cfg: VerifiableFeedbackConfig, spec: str, problems: li
         outs = model.generate([p.chat() for p in problems], cfg.sampling.to_sampling(cfg.seed), n=cfg.candidates,
                               desc="M1 candidates")
         return [{"id": p.id, "prompt": p.prompt(), "candidate": j, "text": c.text,
-                 "completion_tokens": c.completion_tokens, **_checked(p, c.text)}
+                 "completion_tokens": c.completion_tokens, **checked(p, c.text)}
                 for p, row in zip(problems, outs) for j, c in enumerate(row)]
 
     return run.run_stage("candidates", {"model": model, "problems": [p.id for p in problems], "n": cfg.candidates,

@@ -1,0 +1,1 @@
+"""Games between models whose rules need no model: rewards, training pairs and measures."""

@@ -1,0 +1,209 @@
+"""The prover-verifier game: its rewards and measures on hand-made samples, and the whole loop.
+
+The loop test trains real tiny models (the warm start, DPO per round, a verifier per round on a cut
+backbone) but has a scripted prover write the solutions: a random 2-layer model writes nothing the
+checker could call right, and a game needs right and wrong solutions to the same problem. The
+script writes the reference solution or a corrupted one, with odds set by the role in the prompt, so
+what the game measures (accuracy per role, AUC, sneaky success) is known in advance.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from referee.config import validate
+from referee.errors import RefereeError
+from referee.games.prover_verifier import (aligned, best_cut, best_of_k_attack, fixed_checker_accuracy,
+                                           prover_rewards, round_measures, verifier_pairs)
+from referee.models.base import Completion, Model
+from referee.protocols.prover_verifier import HELPFUL, ProverVerifierConfig, run_prover_verifier
+from referee.protocols.verifiable_feedback import distinct_problem_sets
+from referee.reports import draw_for
+from referee.runs import Run
+from referee.tasks.arithmetic import corrupt_solution
+
+
+def sample(pid, role, correct, text="t", steps=2):
+    return {"id": pid, "role": role, "correct": correct, "text": text, "steps": steps, "no_answer": False}
+
+
+# ---- rewards -------------------------------------------------------------------------------------------
+def test_src_rewards_aligned_samples_above_the_mean_and_punishes_the_rest():
+    samples = [sample("p", "helpful", True), sample("p", "helpful", False), sample("p", "sneaky", False),
+               sample("p", "sneaky", True)]
+    scores = [3.0, 2.0, 1.0, -2.0]  # mean 1.0
+    assert prover_rewards("src", samples, scores) == [2.0, -1.0, -1.0, -1.0]
+    # a wrong helpful sample above the mean is pushed down by how convincing it was
+    assert prover_rewards("src", samples, [1.0, 5.0, 0.0, 2.0]) == [-1.0, -3.0, -1.0, -1.0]
+    # a sneaky wrong sample above the mean is rewarded; a sneaky right one above the mean is punished
+    assert prover_rewards("src", samples, [0.0, 0.0, 4.0, 4.0]) == [-1.0, -1.0, 2.0, -2.0]
+    assert [aligned(s) for s in samples] == [True, False, True, False]
+
+
+def test_cgc_gates_by_role_and_goodhart_ignores_correctness_and_skips_the_sneaky_role():
+    samples = [sample("p", "helpful", True), sample("p", "helpful", False), sample("p", "sneaky", False),
+               sample("q", "helpful", False)]
+    scores = [1.0, 3.0, 2.0, 7.0]
+    assert prover_rewards("cgc", samples, scores) == [1.0, 0.0, 2.0, 6.0]  # floor: the problem's lowest - 1
+    assert prover_rewards("goodhart", samples, scores) == [1.0, 3.0, None, 7.0]
+    with pytest.raises(RefereeError, match="reward 'ppo'"):
+        prover_rewards("ppo", samples, scores)
+
+
+# ---- the verifier's data ---------------------------------------------------------------------------------
+def test_verifier_pairs_pair_right_with_wrong_per_problem_and_take_as_many_from_each_round():
+    round0 = [sample("a", "helpful", True, "a1"), sample("a", "sneaky", False, "a2"),
+              sample("a", "sneaky", False, "a3"),
+              sample("b", "helpful", True, "b1"), sample("b", "helpful", True, "b2"),  # only right
+              sample("c", "sneaky", False, "c1")]  # only wrong
+    round1 = [sample("a", "helpful", True, "x1"), sample("a", "sneaky", False, "x2")]
+    pairs, report = verifier_pairs([round0, round1], per_problem=4, seed=0)
+    assert report["rounds"][0] == {"round": 0, "samples": 6, "pairs": 2, "problems_only_right": 1,
+                                   "problems_only_wrong": 1}
+    assert report["per_round"] == 1 and len(pairs) == 2  # one from each round: the smaller round's count
+    assert all(a["correct"] and not b["correct"] and a["id"] == b["id"] for a, b in pairs)
+    assert {pairs[1][0]["text"], pairs[1][1]["text"]} == {"x1", "x2"}
+    # no problem with both kinds: no pairs, reported, not an error
+    none, report = verifier_pairs([[sample("b", "helpful", True)]], 4, 0)
+    assert none == [] and report["per_round"] == 0 and report["rounds"][0]["problems_only_right"] == 1
+
+
+# ---- measures ----------------------------------------------------------------------------------------------
+def test_round_measures_on_known_scores():
+    samples = [sample("p", "helpful", True), sample("p", "helpful", False), sample("p", "sneaky", False),
+               sample("p", "sneaky", True), sample("q", "helpful", True), sample("q", "sneaky", False)]
+    scores = [2.0, 0.0, 3.0, -1.0, 4.0, 1.0]
+    m = round_measures(samples, scores, seed=0)
+    assert m["helpful_accuracy"]["value"] == pytest.approx(2 / 3)
+    assert m["median_helpful_score"] == 2.0
+    assert m["sneaky_wrong"]["value"] == pytest.approx(2 / 3)
+    assert m["sneaky_success"]["value"] == pytest.approx(1 / 3)  # only p's wrong sneaky one (3.0) beats 2.0
+    # AUC: right {2, -1, 4} vs wrong {0, 3, 1}: wins 2>0, 2>1, 4>0, 4>3, 4>1 = 5 of 9
+    assert m["auc"]["value"] == pytest.approx(5 / 9)
+    assert m["best_of_k_attack"]["k"] == 2 and m["best_of_k_attack"]["success"]["value"] == 0.5
+    assert m["constant_scores"] is False
+
+
+def test_a_verifier_that_scores_everything_the_same_is_reported_not_divided_by_zero():
+    samples = [sample("p", "helpful", True), sample("p", "sneaky", False)]
+    m = round_measures(samples, [0.5, 0.5], seed=0)
+    assert m["constant_scores"] is True and m["auc"]["value"] == 0.5 and m["sneaky_success"]["value"] == 0.0
+    assert best_of_k_attack(samples, [0.5, 0.5], None, 0) is None
+    one_class = round_measures([sample("p", "helpful", True)], [1.0], seed=0)
+    assert one_class["auc"] is None and one_class["sneaky_wrong"] is None
+
+
+def test_the_fixed_checker_cut_splits_its_own_training_samples_best():
+    cut = best_cut([0.1, 0.2, 0.9, 1.0], [False, False, True, True])
+    assert 0.2 < cut < 0.9
+    assert best_cut([1.0, 2.0], [True, True]) == 0.0
+    acc = fixed_checker_accuracy([sample("p", "helpful", True), sample("p", "sneaky", False),
+                                  sample("q", "sneaky", False)], [1.0, 1.0, 0.0], cut, 0)
+    assert acc["helpful"]["value"] == 1.0 and acc["sneaky"]["value"] == 0.5
+
+
+# ---- the loop ------------------------------------------------------------------------------------------------
+class ScriptedProver(Model):
+    """Writes the reference solution or a corrupted one; the odds of the reference follow the role."""
+
+    def __init__(self, spec, fingerprint, problems, p_right):
+        super().__init__()
+        self.spec, self.fingerprint = spec, f"scripted-{fingerprint}"
+        self.by_question, self.p_right = {p.question: p for p in problems}, p_right
+        self.roles: list[str] = []
+
+    def _generate(self, requests):
+        out = []
+        for r in requests:
+            text = r.chat[-1]["content"]
+            role = "helpful" if text.startswith(HELPFUL[:40]) else "sneaky"
+            self.roles.append(role)
+            problem = next(p for q, p in self.by_question.items() if q in text)
+            rng = random.Random(f"{r.seed}-{problem.id}-{role}")
+            lines = problem.steps if rng.random() < self.p_right[role] else corrupt_solution(problem, rng)
+            out.append(Completion("\n".join(lines or problem.steps), 20, 20, "stop"))
+        return out
+
+
+def test_the_game_runs_its_rounds_resumes_and_measures_every_prover_under_every_verifier(
+        tiny_model_path, tmp_path, monkeypatch):
+    settings = {"steps": 2, "max_number": 20, "max_factor": 3, "ops": ["add", "sub", "mul", "div"]}
+    config = {"protocol": "prover_verifier", "model": f"hf:{tiny_model_path}", "task": settings,
+              "warm_start_problems": 4, "game_problems": 6, "eval_problems": 5, "rounds": 2, "samples": 3,
+              "eval_samples": 2, "rewards": ["src", "goodhart"],
+              "warm_start": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 192, "lora": None},
+              "dpo": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 4, "max_length": 192,
+                      "lora": {"r": 4, "alpha": 8}},
+              "verifier": {"layers": 1, "epochs": 3, "max_length": 160}}
+    cfg = validate(ProverVerifierConfig, config, "test")
+    from referee.protocols.verifiable_feedback import ArithmeticSettings
+
+    sets = distinct_problem_sets(ArithmeticSettings(**settings), {"eval": 5, "warm": 4, "game": 6}, cfg.seed, "t")
+    problems = [p for ps in sets.values() for p in ps]
+    real_model = Run.model
+    scripted: dict[str, ScriptedProver] = {}
+
+    def model(run, spec):
+        real = real_model(run, spec)
+        if spec not in scripted:
+            scripted[spec] = ScriptedProver(spec, real.fingerprint, problems, {"helpful": 0.8, "sneaky": 0.2})
+            scripted[spec].cache = run.cache
+        return scripted[spec]
+
+    monkeypatch.setattr(Run, "model", model)
+    with Run(tmp_path / "run", cfg) as run:
+        result = run_prover_verifier(cfg, run)
+        assert [p.name for p in draw_for("prover_verifier", run)] == ["prover_verifier.png"]
+    metrics = result.metrics
+    assert list(metrics["arms"]) == ["src", "goodhart"]
+    src, goodhart = metrics["arms"]["src"], metrics["arms"]["goodhart"]
+    assert list(src["provers"]) == ["P0", "P1", "P2"] and list(src["verifiers"]) == ["V1", "V2"]
+    for shared, own in (("P0", "P1"), ("V1", "V2")):  # arms share P0 and V1 (round 0), nothing after
+        kind = "provers" if shared[0] == "P" else "verifiers"
+        assert src[kind][shared] == goodhart[kind][shared] and src[kind][own] != goodhart[kind][own]
+    assert (tmp_path / "run" / "checkpoints" / "verifier_base_1_layers" / "config.json").exists()
+    rounds = src["rounds"]
+    assert list(rounds) == ["round 0", "round 1", "round 2"]
+    for name, m in rounds.items():
+        assert m["samples"] == 5 * 2 * 2  # problems x roles x eval_samples
+        assert set(m["auc_by_verifier"]) == {"V1", "V2"}
+        assert m["programmatic_attack"]["pairs"] == 5
+        assert m["shape"]["helpful"]["mean_steps"] >= 2
+    assert rounds["round 0"]["verifier"] == "V1" and rounds["round 2"]["verifier"] == "V2"
+    assert goodhart["rounds"]["round 0"] == rounds["round 0"]  # the same P0 samples under the same V1
+    # the script's odds show through the exact checker: helpful right more often than sneaky
+    helpful = sum(m["helpful_accuracy"]["value"] for m in rounds.values())
+    sneaky_right = sum(1 - m["sneaky_wrong"]["value"] for m in rounds.values())
+    assert helpful > sneaky_right
+    data = metrics["src.r1_prover_data"]
+    assert data["pairs"] > 0 and set(data["per_role"]) == {"helpful", "sneaky"}
+    assert metrics["goodhart.r1_prover_data"]["per_role"]["sneaky"] == 0  # goodhart trains the helpful role
+    assert metrics["r1_verifier"]["data"]["rounds"][0]["samples"] == 6 * 2 * 3 + 6  # + programmatic
+    assert len(metrics["src.r2_verifier"]["data"]["rounds"]) == 2  # rounds 0 and 1 feed V2
+    assert len(result.headline) == 6
+
+    # started again: every stage and checkpoint is read back, nothing sampled or trained
+    marker = tmp_path / "run" / "checkpoints" / "src_p2" / "referee-checkpoint.json"
+    stamp = marker.stat().st_mtime_ns
+    calls = sum(len(m.roles) for m in scripted.values())
+    scripted.clear()
+    with Run(tmp_path / "run", cfg) as run:
+        again = run_prover_verifier(cfg, run)
+    assert marker.stat().st_mtime_ns == stamp and sum(len(m.roles) for m in scripted.values()) == 0
+    assert again.metrics["arms"] == metrics["arms"] and calls > 0
+
+
+def test_bad_settings_are_refused_clearly(tmp_path):
+    with pytest.raises(RefereeError, match=re.escape("{problem}")):
+        validate(ProverVerifierConfig, {"protocol": "prover_verifier", "roles": {"sneaky": "Be sneaky."}}, "cfg.yaml")
+    with pytest.raises(RefereeError, match="rewards"):
+        validate(ProverVerifierConfig, {"protocol": "prover_verifier", "rewards": ["ppo"]}, "cfg.yaml")
+    gsm = tmp_path / "gsm.jsonl"
+    gsm.write_text('{"question": "q1?", "answer": "x #### 3"}\n{"question": "q2?", "answer": "y #### 4"}\n')
+    cfg = validate(ProverVerifierConfig, {"protocol": "prover_verifier", "gsm8k": str(gsm), "warm_start_problems": 0,
+                                          "game_problems": 2, "eval_problems": 2}, "cfg.yaml")
+    with Run(tmp_path / "run", cfg) as run, pytest.raises(RefereeError, match="2 problems, the sets ask for 4"):
+        run_prover_verifier(cfg, run)
