@@ -197,7 +197,7 @@ def _warm_start(run: Run, cfg: ProverVerifierConfig, problems: list[MathProblem]
         _, history = train_sft(cfg.model, rows, out, cfg.warm_start)
         run.save_metrics({"warm_start": {"examples": len(rows), "loss_history": history}})
 
-    return run.checkpoint("warm_start", "p0", {"base": run.model_key(cfg.model), "rows": rows,
+    return run.checkpoint("warm_start", "p0", {"base": run.model_key(cfg.model), "data": rows,
                                                "settings": cfg.warm_start}, train)
 
 
@@ -282,8 +282,9 @@ def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, da
         rm.save(folder)
         run.save_metrics({stage: {"data": report, "training": history}})
 
-    run.run_stage(stage, {"base": run.model_key(base), "pairs": [(a["text"], b["text"]) for a, b in pairs],
-                                     "settings": s, "seed": cfg.seed}, fit, outputs=[folder / HEAD_NAME])
+    inputs = {"base": run.model_key(base), "pairs": [(a["id"], a["text"], b["text"]) for a, b in pairs],
+              "settings": s, "seed": cfg.seed}
+    run.run_stage(stage, inputs, fit, outputs=[folder / HEAD_NAME])
     return str(folder)
 
 
