@@ -274,10 +274,13 @@ class HFModel(Model):
         tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails], device=self.device)
         mask = torch.cat([head_mask[owner], tail_mask], dim=1)
         tail_pos = head_mask.sum(-1)[owner].unsqueeze(1) + torch.arange(width, device=self.device)
-        last = torch.tensor([[len(t) - 1] for t in tails], device=self.device)  # right padding: each row's own end
+        last = torch.tensor([len(t) - 1 for t in tails], device=self.device)  # right padding: each row's own end
+        # Logits for every tail position, then each row's own last one. (A tensor of one position per row as
+        # logits_to_keep is read per row only from transformers 5.2x on; older ones apply every row's position
+        # to each row and return wrong logits without a word.)
         out = self.model(input_ids=tail_ids, attention_mask=mask, position_ids=tail_pos, past_key_values=cache,
-                         logits_to_keep=last)
-        return out.logits[:, -1]
+                         logits_to_keep=width)
+        return out.logits[torch.arange(len(tails), device=self.device), last]
 
     @torch.inference_mode()
     def _choice(self, chats, options, prefix) -> list[ChoiceResult]:
