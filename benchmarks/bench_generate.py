@@ -39,7 +39,7 @@ def bench_naive(model, chats, n, max_new_tokens) -> tuple[int, float]:
     hf, tok = model.model, model.tokenizer
     tokens, start = 0, time.perf_counter()
     for chat in chats:
-        ids = tok(model.render(chat), return_tensors="pt", add_special_tokens=False)
+        ids = tok(model.render(chat), return_tensors="pt", add_special_tokens=False).to(hf.device)
         for j in range(n):
             torch.manual_seed(j)
             out = hf.generate(**ids, do_sample=True, temperature=0.7, max_new_tokens=max_new_tokens,

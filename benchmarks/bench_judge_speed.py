@@ -56,7 +56,7 @@ def naive_loop(model, chats) -> list[dict]:
     with torch.inference_mode():
         for chat in chats:
             text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) + "[["
-            inputs = tok(text, return_tensors="pt", add_special_tokens=False)
+            inputs = tok(text, return_tensors="pt", add_special_tokens=False).to(net.device)
             probs = torch.softmax(net(**inputs).logits[0, -1], dim=-1)
             raw = {k: float(sum(probs[i] for i in v)) for k, v in ids.items()}
             total = sum(raw.values())

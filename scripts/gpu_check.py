@@ -202,32 +202,6 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-class _DeviceTokenizer:
-    """A tokenizer whose tensors land on the model's device: the benchmarks' naive loops were written for
-    the CPU and leave their inputs there."""
-
-    def __init__(self, tokenizer, device):
-        self._tokenizer, self._device = tokenizer, device
-
-    def __call__(self, *args, **kwargs):
-        out = self._tokenizer(*args, **kwargs)
-        return out.to(self._device) if kwargs.get("return_tensors") == "pt" else out
-
-    def __getattr__(self, name):
-        return getattr(self._tokenizer, name)
-
-
-class OnDevice:
-    """An hf model as the naive loops see it (``.model``, ``.tokenizer``, ``.render``), inputs on its device."""
-
-    def __init__(self, model):
-        self._model = model
-        self.tokenizer = _DeviceTokenizer(model.tokenizer, model.device)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-
 # ---- steps ---------------------------------------------------------------------------------------
 def step_env(res: dict, device: str) -> None:
     import importlib
@@ -379,7 +353,7 @@ def step_sampling(res: dict, folders: dict, device: str, size: dict) -> None:
                 continue
             model = load_model(f"hf:{folder}?device={device}&dtype={dtype}&batch_size={size['gen_batch']}")
             model.generate(bench_generate.prompts(2), Sampling(max_new_tokens=4), n=1)  # warm-up, not timed
-            bench_generate.bench_naive(OnDevice(model), chats[:1], 1, 4)
+            bench_generate.bench_naive(model, chats[:1], 1, 4)
             ledger = Ledger()
             with ledger.activate():
                 _sync(device)
@@ -388,7 +362,7 @@ def step_sampling(res: dict, folders: dict, device: str, size: dict) -> None:
                 _sync(device)
                 secs = time.perf_counter() - start
             tokens = ledger.to_dict()["totals"]["completion_tokens"]
-            naive_tokens, naive_s = bench_generate.bench_naive(OnDevice(model), chats[:size["naive_prompts"]],
+            naive_tokens, naive_s = bench_generate.bench_naive(model, chats[:size["naive_prompts"]],
                                                                size["gen_n"], size["gen_tokens"])
             row = {"referee_tokens": tokens, "referee_seconds": round(secs, 3),
                    "referee_tokens_per_s": round(tokens / secs, 1), "naive_tokens": naive_tokens,
@@ -425,28 +399,23 @@ def step_judging(res: dict, folders: dict, device: str, size: dict, work: Path) 
     progress.set_quiet(True)
     data = work / "judge_pairs.json"
     data.write_text(json.dumps(synthetic_judge_pairs(size["judge_pairs"])))
-    naive = bench_judge_speed.naive_loop
-    bench_judge_speed.naive_loop = lambda model, chats: naive(OnDevice(model), chats)
-    try:
-        for name, folder in folders.items():
-            if name != "135m" and REPORT.left() < LARGE_NEEDS["judging"]:
-                res[name] = {"skipped": "out of time"}
-                continue
-            out = work / f"judge_{name}.json"
-            argv = ["bench_judge_speed.py", "--model", f"hf:{folder}?device={device}", "--data", str(data),
-                    "--dtypes", "float32,bfloat16", "--limit", str(size["judge_pairs"]),
-                    "--generative-limit", str(size["judge_generative"]),
-                    "--max-new-tokens", str(size["judge_tokens"]), "--json", str(out)]
-            saved_argv, sys.argv = sys.argv, argv
-            try:
-                bench_judge_speed.main()
-            finally:
-                sys.argv = saved_argv
-            res[name] = json.loads(out.read_text())
-            save()
-            _free()
-    finally:
-        bench_judge_speed.naive_loop = naive
+    for name, folder in folders.items():
+        if name != "135m" and REPORT.left() < LARGE_NEEDS["judging"]:
+            res[name] = {"skipped": "out of time"}
+            continue
+        out = work / f"judge_{name}.json"
+        argv = ["bench_judge_speed.py", "--model", f"hf:{folder}?device={device}", "--data", str(data),
+                "--dtypes", "float32,bfloat16", "--limit", str(size["judge_pairs"]),
+                "--generative-limit", str(size["judge_generative"]),
+                "--max-new-tokens", str(size["judge_tokens"]), "--json", str(out)]
+        saved_argv, sys.argv = sys.argv, argv
+        try:
+            bench_judge_speed.main()
+        finally:
+            sys.argv = saved_argv
+        res[name] = json.loads(out.read_text())
+        save()
+        _free()
 
 
 def _dpo_pairs(n: int) -> list[dict]:

@@ -96,7 +96,8 @@ def test_choice_and_logprobs_on_the_gpu_agree_with_the_cpu(tiny_model_path, no_t
     assert min((ref_logits[i] - ref_logits[j]).abs().max() for i in range(n) for j in range(i)) > 1e-3
     import transformers
 
-    # (transformers 5.17 reads a 2-D logits_to_keep, one position per row, as positions for every row)
+    # (with a per-row logits_to_keep tensor, transformers 5.17 gave every row the last row's logits: a check
+    # that failed before hf._logits_after_heads read all tail positions)
     assert (got_logits - ref_logits).abs().max() < 1e-4, f"transformers {transformers.__version__}"
 
     conts = ["one", "two three four", "five six"]
