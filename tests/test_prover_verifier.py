@@ -201,6 +201,9 @@ def test_bad_settings_are_refused_clearly(tmp_path):
         validate(ProverVerifierConfig, {"protocol": "prover_verifier", "roles": {"sneaky": "Be sneaky."}}, "cfg.yaml")
     with pytest.raises(RefereeError, match="rewards"):
         validate(ProverVerifierConfig, {"protocol": "prover_verifier", "rewards": ["ppo"]}, "cfg.yaml")
+    twice = validate(ProverVerifierConfig, {"protocol": "prover_verifier", "rewards": ["src", "src"]}, "cfg.yaml")
+    with Run(tmp_path / "twice", twice) as run, pytest.raises(RefereeError, match="at most once"):
+        run_prover_verifier(twice, run)
     gsm = tmp_path / "gsm.jsonl"
     gsm.write_text('{"question": "q1?", "answer": "x #### 3"}\n{"question": "q2?", "answer": "y #### 4"}\n')
     cfg = validate(ProverVerifierConfig, {"protocol": "prover_verifier", "gsm8k": str(gsm), "warm_start_problems": 0,

@@ -110,6 +110,9 @@ class ProverVerifierConfig(ProtocolConfig):
 @register("prover_verifier", ProverVerifierConfig,
           "Prover-verifier game: helpful and sneaky provers against a verifier trained round by round")
 def run_prover_verifier(cfg: ProverVerifierConfig, run: Run) -> Result:
+    if not cfg.rewards or len(set(cfg.rewards)) != len(cfg.rewards):
+        raise RefereeError("prover_verifier: 'rewards' should name each of src, cgc, goodhart at most once, "
+                           "and at least one")
     problems = _problems(run, cfg)
     game, held_out = problems["game"], problems["eval"]
     p0 = _warm_start(run, cfg, problems["warm"])
