@@ -208,5 +208,19 @@ def test_bad_settings_are_refused_clearly(tmp_path):
     gsm.write_text('{"question": "q1?", "answer": "x #### 3"}\n{"question": "q2?", "answer": "y #### 4"}\n')
     cfg = validate(ProverVerifierConfig, {"protocol": "prover_verifier", "gsm8k": str(gsm), "warm_start_problems": 0,
                                           "game_problems": 2, "eval_problems": 2}, "cfg.yaml")
-    with Run(tmp_path / "run", cfg) as run, pytest.raises(RefereeError, match="2 problems, the sets ask for 4"):
+    with Run(tmp_path / "run", cfg) as run, pytest.raises(RefereeError, match="the sets ask for 2 and 2"):
         run_prover_verifier(cfg, run)
+    gsm.write_text('{"question": "q1?", "answer": "x #### 3"}\n{"question": "q2?", "answer": "no final line"}\n')
+    with Run(tmp_path / "run2", cfg) as run, pytest.raises(RefereeError, match=r"gsm.jsonl:2: field 'answer'"):
+        run_prover_verifier(cfg, run)
+
+
+def test_a_problem_without_step_values_is_checked_on_its_stated_final_answer():
+    from referee.protocols.prover_verifier import _check
+    from referee.tasks.math import MathProblem
+
+    problem = MathProblem("g1", "Tom has 3 apples and buys 4. How many?", "7")
+    assert _check(problem, "3 + 4 = 7\n#### 7") == {"correct": True, "no_answer": False, "steps": 2}
+    assert _check(problem, "3 + 4 = 8\nThe answer is 8.")["correct"] is False
+    unstated = _check(problem, "3 + 4 = 7")  # the last number is right, but no answer was stated
+    assert unstated["correct"] is False and unstated["no_answer"] is True

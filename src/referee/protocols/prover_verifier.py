@@ -150,21 +150,18 @@ def _problems(run: Run, cfg: ProverVerifierConfig) -> dict[str, list[MathProblem
 
 
 def _gsm8k_sets(path: str, sizes: dict[str, int], seed: int) -> dict[str, list[MathProblem]]:
-    """GSM8K problems in a seeded order, cut into the sets in turn. A problem without a gold answer stops
-    the run, naming it."""
-    from referee.tasks.gsm8k import load_gsm8k
+    """Held-out problems from GSM8K's held-out split (``tasks.gsm8k.split_held_out``, a tenth by a hash of
+    the id), the warm-start and game problems from the rest, each in file order. A problem without a gold
+    answer stops the run (the loader names its file and line)."""
+    from referee.tasks.gsm8k import load_gsm8k, split_held_out
 
-    problems = load_gsm8k(path).problems
-    missing = [p.id for p in problems if not str(p.answer).strip()]
-    if missing:
-        raise RefereeError(f"{path}: {len(missing)} problems have no gold answer (first: {missing[0]})")
-    random.Random(f"pvg-gsm8k-{seed}").shuffle(problems)
-    if len(problems) < sum(sizes.values()):
-        raise RefereeError(f"{path}: {len(problems)} problems, the sets ask for {sum(sizes.values())}")
-    sets, start = {}, 0
-    for name, size in sizes.items():
-        sets[name], start = problems[start:start + size], start + size
-    return sets
+    train, held = split_held_out(load_gsm8k(path).problems, seed=seed)
+    wanted = sizes["warm"] + sizes["game"]
+    if len(held) < sizes["eval"] or len(train) < wanted:
+        raise RefereeError(f"{path}: {len(held)} held-out and {len(train)} other problems; the sets ask for "
+                           f"{sizes['eval']} and {wanted}")
+    return {"eval": held[:sizes["eval"]], "warm": train[:sizes["warm"]],
+            "game": train[sizes["warm"]:wanted]}
 
 
 def _prompt(cfg: ProverVerifierConfig, role: str, problem: MathProblem) -> str:
