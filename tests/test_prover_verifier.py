@@ -224,3 +224,43 @@ def test_a_problem_without_step_values_is_checked_on_its_stated_final_answer():
     assert _check(problem, "3 + 4 = 8\nThe answer is 8.")["correct"] is False
     unstated = _check(problem, "3 + 4 = 7")  # the last number is right, but no answer was stated
     assert unstated["correct"] is False and unstated["no_answer"] is True
+
+
+def test_two_checkpoints_play_the_two_roles_each_trained_on_its_own(tiny_model_path, tiny_model_path_b, tmp_path,
+                                                                     monkeypatch):
+    from referee.protocols.verifiable_feedback import ArithmeticSettings
+
+    settings = {"steps": 2, "max_number": 20, "max_factor": 3}
+    config = {"protocol": "prover_verifier", "model": f"hf:{tiny_model_path}",
+              "sneaky_model": f"hf:{tiny_model_path_b}", "task": settings, "warm_start_problems": 3,
+              "game_problems": 5, "eval_problems": 4, "rounds": 1, "samples": 3, "eval_samples": 1,
+              "rewards": ["src"],
+              "warm_start": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 192, "lora": None},
+              "dpo": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 4, "max_length": 192,
+                      "lora": {"r": 4, "alpha": 8}},
+              "verifier": {"layers": 1, "epochs": 2, "max_length": 160}}
+    cfg = validate(ProverVerifierConfig, config, "test")
+    sets = distinct_problem_sets(ArithmeticSettings(**settings), {"eval": 4, "warm": 3, "game": 5}, cfg.seed, "t")
+    problems = [p for ps in sets.values() for p in ps]
+    real_model, made = Run.model, {}
+
+    def model(run, spec):
+        if spec not in made:
+            made[spec] = ScriptedProver(spec, real_model(run, spec).fingerprint, problems,
+                                        {"helpful": 0.7, "sneaky": 0.3})
+            made[spec].cache = run.cache
+        return made[spec]
+
+    monkeypatch.setattr(Run, "model", model)
+    with Run(tmp_path / "run", cfg) as run:
+        metrics = run_prover_verifier(cfg, run).metrics
+    provers = metrics["arms"]["src"]["provers"]
+    assert provers["P0"]["helpful"].endswith("p0_helpful") and provers["P0"]["sneaky"].endswith("p0_sneaky")
+    assert provers["P1"]["helpful"].endswith("src_p1_helpful") and provers["P1"]["sneaky"].endswith("src_p1_sneaky")
+    # each policy wrote only its own role's samples, and was trained on its own role's pairs
+    assert set(made[provers["P1"]["helpful"]].roles) == {"helpful"}
+    assert set(made[provers["P1"]["sneaky"]].roles) == {"sneaky"}
+    per_role = metrics["src.r1_prover_data"]["per_role"]
+    assert metrics["src.r1_dpo_helpful"]["pairs"] == per_role["helpful"] > 0
+    assert metrics["src.r1_dpo_sneaky"]["pairs"] == per_role["sneaky"] > 0
+    assert metrics["warm_start_helpful"]["examples"] == 3 and metrics["warm_start_sneaky"]["examples"] == 3

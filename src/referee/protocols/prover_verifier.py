@@ -1,8 +1,8 @@
 """Prover-verifier games (Kirchner et al. 2024, "Prover-verifier games improve legibility of LLM outputs").
 
-One policy plays two provers, told its role in the prompt: a helpful one (right, convincing
-solutions) and a sneaky one (wrong solutions that convince the verifier). A smaller verifier learns to
-tell right from wrong; the provers then learn against it; rounds alternate.
+One policy plays two provers, told its role in the prompt (or two checkpoints, ``sneaky_model``): a
+helpful one (right, convincing solutions) and a sneaky one (wrong solutions that convince the verifier).
+A smaller verifier learns to tell right from wrong; the provers then learn against it; rounds alternate.
 
     problems = synthetic arithmetic (every step checkable) or GSM8K (final answers checked), three
                disjoint sets: warm-start demonstrations, game problems, held-out problems
@@ -86,7 +86,8 @@ class GameVerifierSettings(StrictModel):
 
 class ProverVerifierConfig(ProtocolConfig):
     protocol: str = "prover_verifier"
-    model: str = "embedded"  # the provers' starting policy
+    model: str = "embedded"  # the provers' starting policy (both roles, unless sneaky_model is set)
+    sneaky_model: str | None = None  # two checkpoints: the sneaky prover's own policy, trained on its role alone
     task: ArithmeticSettings = ArithmeticSettings()
     gsm8k: str | None = None  # a GSM8K file instead of arithmetic (final answers checked; no programmatic prover)
     warm_start_problems: int = Field(96, ge=0, le=MAX_PROMPTS)
@@ -118,7 +119,7 @@ def run_prover_verifier(cfg: ProverVerifierConfig, run: Run) -> Result:
     p0 = _warm_start(run, cfg, problems["warm"])
     round0 = _samples(run, cfg, "r0_samples", p0, game, cfg.samples) + _programmatic(cfg, game)
     eval0 = _samples(run, cfg, "r0_eval", p0, held_out, cfg.eval_samples)
-    run.release(p0)
+    _release(run, p0)
     arms = {}
     for reward in cfg.rewards:  # every arm starts from the same P0, round-0 data and V1
         provers, data, evals, verifiers = [p0], [round0], [eval0], []
@@ -128,7 +129,7 @@ def run_prover_verifier(cfg: ProverVerifierConfig, run: Run) -> Result:
             provers.append(_dpo(run, cfg, reward, r, provers[-1], game, data[-1], scores))
             data.append(_samples(run, cfg, f"{reward}.r{r}_samples", provers[-1], game, cfg.samples))
             evals.append(_samples(run, cfg, f"{reward}.r{r}_eval", provers[-1], held_out, cfg.eval_samples))
-            run.release(provers[-1])
+            _release(run, provers[-1])
         arms[reward] = {"provers": {f"P{i}": p for i, p in enumerate(provers)},
                         "verifiers": {f"V{i + 1}": v for i, v in enumerate(verifiers)},
                         "rounds": _measure(run, cfg, reward, verifiers, round0, evals, game, held_out)}
@@ -178,47 +179,70 @@ def _check(problem: MathProblem, text: str) -> dict:
             "steps": len(split_steps(text))}
 
 
-def _warm_start(run: Run, cfg: ProverVerifierConfig, problems: list[MathProblem]) -> str:
-    """P0: the reference solution under the helpful prompt; on arithmetic, a corrupted one under the
-    sneaky prompt too (without it a 135M model has no idea what a subtle slip looks like)."""
+def _warm_start(run: Run, cfg: ProverVerifierConfig, problems: list[MathProblem]) -> dict[str, str]:
+    """P0, the policy of each role: one policy for both (``model``), or ``model`` for the helpful role and
+    ``sneaky_model`` for the sneaky one, each warm-started on its own role's demonstrations."""
+    if cfg.sneaky_model is None:
+        spec = _sft_policy(run, cfg, cfg.model, problems, ROLES, "warm_start", "p0")
+        return {role: spec for role in ROLES}
+    return {"helpful": _sft_policy(run, cfg, cfg.model, problems, ("helpful",), "warm_start_helpful", "p0_helpful"),
+            "sneaky": _sft_policy(run, cfg, cfg.sneaky_model, problems, ("sneaky",), "warm_start_sneaky",
+                                  "p0_sneaky")}
+
+
+def _sft_policy(run: Run, cfg: ProverVerifierConfig, base: str, problems: list[MathProblem], roles: tuple,
+                stage: str, name: str) -> str:
+    """SFT of ``base`` on the reference solution under the helpful prompt and, on arithmetic, a corrupted
+    one under the sneaky prompt (without it a 135M model has no idea what a subtle slip looks like)."""
     if cfg.warm_start is None or not problems:
-        return cfg.model
+        return base
     rows = []
     for p in problems:
-        rows.append({"messages": [{"role": "user", "content": _prompt(cfg, "helpful", p)},
-                                  {"role": "assistant", "content": "\n".join(p.steps)}]})
+        if "helpful" in roles:
+            rows.append({"messages": [{"role": "user", "content": _prompt(cfg, "helpful", p)},
+                                      {"role": "assistant", "content": "\n".join(p.steps)}]})
         bad = corrupt_solution(p, random.Random(f"pvg-warm-{cfg.seed}-{p.id}")) if "values" in p.meta else None
-        if bad:
+        if bad and "sneaky" in roles:
             rows.append({"messages": [{"role": "user", "content": _prompt(cfg, "sneaky", p)},
                                       {"role": "assistant", "content": "\n".join(bad)}]})
+    if not rows:
+        raise RefereeError(f"prover_verifier: no demonstration to warm-start the {roles[0]} prover on (GSM8K has "
+                           "no corrupted solutions); set warm_start to null")
 
     def train(out: Path) -> None:
-        progress.say(f"warm start P0 on {len(rows)} demonstrations")
-        _, history = train_sft(cfg.model, rows, out, cfg.warm_start)
-        run.save_metrics({"warm_start": {"examples": len(rows), "loss_history": history}})
+        progress.say(f"warm start {name} on {len(rows)} demonstrations")
+        _, history = train_sft(base, rows, out, cfg.warm_start)
+        run.save_metrics({stage: {"examples": len(rows), "loss_history": history}})
 
-    return run.checkpoint("warm_start", "p0", {"base": run.model_key(cfg.model), "data": rows,
-                                               "settings": cfg.warm_start}, train)
+    return run.checkpoint(stage, name, {"base": run.model_key(base), "data": rows, "settings": cfg.warm_start},
+                          train)
+
+
+def _release(run: Run, provers: dict[str, str]) -> None:
+    for spec in set(provers.values()):
+        run.release(spec)
 
 
 # ---- samples, the programmatic prover ---------------------------------------------------------------
-def _samples(run: Run, cfg: ProverVerifierConfig, stage: str, spec: str, problems: list[MathProblem],
+def _samples(run: Run, cfg: ProverVerifierConfig, stage: str, provers: dict[str, str], problems: list[MathProblem],
              n: int) -> list[dict]:
-    """``n`` samples per problem and role, each checked exactly."""
-    model = run.model(spec)
+    """``n`` samples per problem and role, each from its role's policy, each checked exactly."""
+    models = {role: run.model(provers[role]) for role in ROLES}
+    shared = provers["helpful"] == provers["sneaky"]
 
     def sample() -> list[dict]:
         out = []
         for role in ROLES:
             chats = [[{"role": "user", "content": _prompt(cfg, role, p)}] for p in problems]
-            rows = model.generate(chats, cfg.sampling.to_sampling(cfg.seed), n=n, desc=f"{stage} {role}")
+            rows = models[role].generate(chats, cfg.sampling.to_sampling(cfg.seed), n=n, desc=f"{stage} {role}")
             out += [{"id": p.id, "role": role, "sample": j, "source": "prover", "text": c.text,
                      "completion_tokens": c.completion_tokens, **_check(p, c.text)}
                     for p, row in zip(problems, rows) for j, c in enumerate(row)]
         return out
 
-    return run.run_stage(stage, {"model": model, "problems": [p.id for p in problems], "n": n,
-                                 "roles": cfg.roles, "sampling": cfg.sampling, "seed": cfg.seed}, sample)
+    who = {"model": models["helpful"]} if shared else {"models": models}
+    return run.run_stage(stage, who | {"problems": [p.id for p in problems], "n": n, "roles": cfg.roles,
+                                       "sampling": cfg.sampling, "seed": cfg.seed}, sample)
 
 
 def _programmatic(cfg: ProverVerifierConfig, problems: list[MathProblem]) -> list[dict]:
@@ -314,9 +338,10 @@ def _verifier_key(folder: str) -> dict:
 
 
 # ---- the provers ------------------------------------------------------------------------------------
-def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, base: str, problems: list[MathProblem],
-         samples: list[dict], scores: list[float]) -> str:
-    """P_r: DPO of P(r-1) on the best against the worst of its samples per problem and role, by reward."""
+def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, provers: dict[str, str],
+         problems: list[MathProblem], samples: list[dict], scores: list[float]) -> dict[str, str]:
+    """P_r: DPO of P(r-1) on the best against the worst of its samples per problem and role, by reward
+    (two policies: each on its own role's pairs; a role without pairs keeps its policy)."""
     by_id = {p.id: p for p in problems}
     own = [i for i, s in enumerate(samples) if s["source"] == "prover"]
     kept = [samples[i] for i in own]
@@ -342,14 +367,26 @@ def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, base: str, pr
         raise RefereeError(f"round {r}: every group of samples was tied under the {reward} reward; no DPO pair "
                            f"(records so far are in {run.folder})")
 
+    if provers["helpful"] == provers["sneaky"]:
+        spec = _dpo_checkpoint(run, cfg, f"{reward}.r{r}_dpo", f"{reward}_p{r}", provers["helpful"], pairs)
+        return {role: spec for role in ROLES}
+    policies = {}
+    for role in ROLES:
+        own = [p for p in pairs if p["role"] == role]
+        policies[role] = (_dpo_checkpoint(run, cfg, f"{reward}.r{r}_dpo_{role}", f"{reward}_p{r}_{role}",
+                                          provers[role], own) if own else provers[role])
+    return policies
+
+
+def _dpo_checkpoint(run: Run, cfg: ProverVerifierConfig, stage: str, name: str, base: str, pairs: list[dict]) -> str:
     def train(out: Path) -> None:
-        progress.say(f"round {r}: DPO P{r} from P{r - 1} on {len(pairs)} pairs ({reward} reward)")
+        progress.say(f"{stage}: DPO {name} on {len(pairs)} pairs")
         _, history = train_dpo(base, [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs], out,
                                cfg.dpo, beta=cfg.dpo_beta)
-        run.save_metrics({f"{reward}.r{r}_dpo": {"pairs": len(pairs), "loss_history": history}})
+        run.save_metrics({stage: {"pairs": len(pairs), "loss_history": history}})
 
     inputs = {"base": run.model_key(base), "pairs": pairs, "settings": cfg.dpo, "beta": cfg.dpo_beta}
-    return run.checkpoint(f"{reward}.r{r}_dpo", f"{reward}_p{r}", inputs, train)
+    return run.checkpoint(stage, name, inputs, train)
 
 
 # ---- measures ---------------------------------------------------------------------------------------
