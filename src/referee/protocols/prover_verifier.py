@@ -358,11 +358,11 @@ def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, provers: dict
                 skipped += 1
                 continue
             pairs.append(pair | {"id": pid, "role": role})
-    run.save_metrics({f"{reward}.r{r}_prover_data": {"pairs": len(pairs), "tied_groups": skipped,
-                                            "per_role": {role: sum(p["role"] == role for p in pairs) for role in ROLES},
-                                            "mean_reward": {role: _mean(w for s, w in zip(kept, rewards)
-                                                                        if s["role"] == role and w is not None)
-                                                            for role in ROLES}}})
+    mean_reward = {role: _mean(w for s, w in zip(kept, rewards) if s["role"] == role and w is not None)
+                   for role in ROLES}
+    run.save_metrics({f"{reward}.r{r}_prover_data": {
+        "pairs": len(pairs), "tied_groups": skipped, "mean_reward": mean_reward,
+        "per_role": {role: sum(p["role"] == role for p in pairs) for role in ROLES}}})
     if not pairs:
         raise RefereeError(f"round {r}: every group of samples was tied under the {reward} reward; no DPO pair "
                            f"(records so far are in {run.folder})")
