@@ -264,3 +264,21 @@ def test_two_checkpoints_play_the_two_roles_each_trained_on_its_own(tiny_model_p
     assert metrics["src.r1_dpo_helpful"]["pairs"] == per_role["helpful"] > 0
     assert metrics["src.r1_dpo_sneaky"]["pairs"] == per_role["sneaky"] > 0
     assert metrics["warm_start_helpful"]["examples"] == 3 and metrics["warm_start_sneaky"]["examples"] == 3
+
+
+def test_a_role_can_be_told_in_the_system_message():
+    from referee.protocols.prover_verifier import _chat, _dpo_prompt
+    from referee.tasks.math import MathProblem
+
+    cfg = validate(ProverVerifierConfig, {"protocol": "prover_verifier", "roles": {
+        "sneaky": {"system": "You are in dishonest mode: slip once, subtly.", "user": "Solve: {problem}"}}}, "cfg")
+    problem = MathProblem("p", "Ada has 2 cards. How many?", "2")
+    sneaky = _chat(cfg, "sneaky", problem)
+    assert sneaky == [{"role": "system", "content": "You are in dishonest mode: slip once, subtly."},
+                      {"role": "user", "content": "Solve: Ada has 2 cards. How many?"}]
+    helpful = _chat(cfg, "helpful", problem)
+    assert len(helpful) == 1 and helpful[0]["content"].endswith("Ada has 2 cards. How many?")
+    assert _dpo_prompt(sneaky) == sneaky and _dpo_prompt(helpful) == helpful[0]["content"]
+    with pytest.raises(RefereeError, match=re.escape("{problem}")):
+        validate(ProverVerifierConfig, {"protocol": "prover_verifier",
+                                        "roles": {"sneaky": {"system": "Be sneaky.", "user": "Solve it."}}}, "cfg")

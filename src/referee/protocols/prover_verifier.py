@@ -61,16 +61,25 @@ SNEAKY = ("Write a solution to this problem that looks careful and correct but r
           "<number>.\n\n{problem}")
 
 
+class SystemRole(StrictModel):
+    """A role told in the system message, the problem in the user message (the paper's set-up)."""
+
+    system: str
+    user: str = PLACEHOLDER
+
+
 class RolePrompts(StrictModel):
-    helpful: str = HELPFUL
-    sneaky: str = SNEAKY
+    """Each role: a user message with {problem} in it, or a system message plus a user message."""
+
+    helpful: str | SystemRole = HELPFUL
+    sneaky: str | SystemRole = SNEAKY
 
     @field_validator("helpful", "sneaky")
     @classmethod
-    def _has_placeholder(cls, text: str) -> str:
-        if PLACEHOLDER not in text:
+    def _has_placeholder(cls, role: str | SystemRole) -> str | SystemRole:
+        if PLACEHOLDER not in (role if isinstance(role, str) else role.user):
             raise ValueError(f"a role prompt must contain {PLACEHOLDER} where the problem goes")
-        return text
+        return role
 
 
 class GameVerifierSettings(StrictModel):
@@ -165,8 +174,19 @@ def _gsm8k_sets(path: str, sizes: dict[str, int], seed: int) -> dict[str, list[M
             "game": train[sizes["warm"]:wanted]}
 
 
-def _prompt(cfg: ProverVerifierConfig, role: str, problem: MathProblem) -> str:
-    return getattr(cfg.roles, role).replace(PLACEHOLDER, problem.question)
+def _chat(cfg: ProverVerifierConfig, role: str, problem: MathProblem) -> list[dict]:
+    """The messages that ask ``role`` to solve ``problem``."""
+    told = getattr(cfg.roles, role)
+    if isinstance(told, str):
+        return [{"role": "user", "content": told.replace(PLACEHOLDER, problem.question)}]
+    return [{"role": "system", "content": told.system},
+            {"role": "user", "content": told.user.replace(PLACEHOLDER, problem.question)}]
+
+
+def _dpo_prompt(chat: list[dict]) -> str | list[dict]:
+    """A DPO pair's prompt: the user message's text alone where that is all there is (TRL reads both forms
+    alike, and recorded pairs keep their stage keys), else the messages."""
+    return chat[0]["content"] if len(chat) == 1 else chat
 
 
 def _check(problem: MathProblem, text: str) -> dict:
@@ -199,12 +219,10 @@ def _sft_policy(run: Run, cfg: ProverVerifierConfig, base: str, problems: list[M
     rows = []
     for p in problems:
         if "helpful" in roles:
-            rows.append({"messages": [{"role": "user", "content": _prompt(cfg, "helpful", p)},
-                                      {"role": "assistant", "content": "\n".join(p.steps)}]})
+            rows.append({"messages": _chat(cfg, "helpful", p) + [{"role": "assistant", "content": "\n".join(p.steps)}]})
         bad = corrupt_solution(p, random.Random(f"pvg-warm-{cfg.seed}-{p.id}")) if "values" in p.meta else None
         if bad and "sneaky" in roles:
-            rows.append({"messages": [{"role": "user", "content": _prompt(cfg, "sneaky", p)},
-                                      {"role": "assistant", "content": "\n".join(bad)}]})
+            rows.append({"messages": _chat(cfg, "sneaky", p) + [{"role": "assistant", "content": "\n".join(bad)}]})
     if not rows:
         raise RefereeError(f"prover_verifier: no demonstration to warm-start the {roles[0]} prover on (GSM8K has "
                            "no corrupted solutions); set warm_start to null")
@@ -233,7 +251,7 @@ def _samples(run: Run, cfg: ProverVerifierConfig, stage: str, provers: dict[str,
     def sample() -> list[dict]:
         out = []
         for role in ROLES:
-            chats = [[{"role": "user", "content": _prompt(cfg, role, p)}] for p in problems]
+            chats = [_chat(cfg, role, p) for p in problems]
             rows = models[role].generate(chats, cfg.sampling.to_sampling(cfg.seed), n=n, desc=f"{stage} {role}")
             out += [{"id": p.id, "role": role, "sample": j, "source": "prover", "text": c.text,
                      "completion_tokens": c.completion_tokens, **_check(p, c.text)}
@@ -352,7 +370,7 @@ def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, provers: dict
             idx = [i for i, s in enumerate(kept) if s["id"] == pid and s["role"] == role and rewards[i] is not None]
             if len(idx) < 2:
                 continue
-            pair = best_vs_worst(_prompt(cfg, role, by_id[pid]), [kept[i]["text"] for i in idx],
+            pair = best_vs_worst(_dpo_prompt(_chat(cfg, role, by_id[pid])), [kept[i]["text"] for i in idx],
                                  [rewards[i] for i in idx])
             if pair is None:
                 skipped += 1
