@@ -10,7 +10,8 @@ protocol ``judge_training`` is the honest test of it. For each held-out set H (a
    are the audit's attacks with the right verdict (``audit.augment``, in other words than the audit's).
 2. **The judge.** SFT of ``model`` on those pairs (``train_judge``): a checkpoint per fold.
 3. **The reward model** (``reward_model:``), the other route: a Bradley-Terry head on the frozen
-   backbone (or with LoRA, ``reward_model.lora_r``), trained on the same pairs (ties and attacked copies left out: no tie class).
+   backbone (or with LoRA, ``reward_model.lora_r``), trained on the same pairs (ties and attacked copies
+   left out: no tie class).
 4. **Evaluation on H**, the same pairs for every judge: the trained judge, the untrained model with the
    same prompt, always-longer and the reward model. Probability verdicts in both orders (swap
    ``average``) give agreement (S2), accuracy (judge ties are misses), position consistency and the
