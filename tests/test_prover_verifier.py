@@ -128,32 +128,38 @@ class ScriptedProver(Model):
         return out
 
 
-def test_the_game_runs_its_rounds_resumes_and_measures_every_prover_under_every_verifier(
-        tiny_model_path, tmp_path, monkeypatch):
-    settings = {"steps": 2, "max_number": 20, "max_factor": 3, "ops": ["add", "sub", "mul", "div"]}
-    config = {"protocol": "prover_verifier", "model": f"hf:{tiny_model_path}", "task": settings,
-              "warm_start_problems": 4, "game_problems": 6, "eval_problems": 5, "rounds": 2, "samples": 3,
-              "eval_samples": 2, "rewards": ["src", "goodhart"],
-              "warm_start": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 192, "lora": None},
-              "dpo": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 4, "max_length": 192,
-                      "lora": {"r": 4, "alpha": 8}},
-              "verifier": {"layers": 1, "epochs": 3, "max_length": 160}}
-    cfg = validate(ProverVerifierConfig, config, "test")
-    from referee.protocols.verifiable_feedback import ArithmeticSettings
+# tiny trainers, so a round takes seconds
+TINY_TRAINING = {"warm_start": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 192, "lora": None},
+                 "dpo": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 4, "max_length": 192,
+                         "lora": {"r": 4, "alpha": 8}}}
 
-    sets = distinct_problem_sets(ArithmeticSettings(**settings), {"eval": 5, "warm": 4, "game": 6}, cfg.seed, "t")
-    problems = [p for ps in sets.values() for p in ps]
-    real_model = Run.model
-    scripted: dict[str, ScriptedProver] = {}
+
+def scripted_provers(monkeypatch, cfg: ProverVerifierConfig, p_right: dict) -> dict[str, ScriptedProver]:
+    """Make every model the run loads write scripted solutions to the run's problems (drawn as the protocol
+    draws them), keeping the real model's fingerprint; returns them by spec, filled as they load."""
+    sizes = {"eval": cfg.eval_problems, "warm": cfg.warm_start_problems, "game": cfg.game_problems}
+    problems = [p for ps in distinct_problem_sets(cfg.task, sizes, cfg.seed, "test").values() for p in ps]
+    real_model, made = Run.model, {}
 
     def model(run, spec):
-        real = real_model(run, spec)
-        if spec not in scripted:
-            scripted[spec] = ScriptedProver(spec, real.fingerprint, problems, {"helpful": 0.8, "sneaky": 0.2})
-            scripted[spec].cache = run.cache
-        return scripted[spec]
+        if spec not in made:
+            made[spec] = ScriptedProver(spec, real_model(run, spec).fingerprint, problems, p_right)
+            made[spec].cache = run.cache
+        return made[spec]
 
     monkeypatch.setattr(Run, "model", model)
+    return made
+
+
+def test_the_game_runs_its_rounds_resumes_and_measures_every_prover_under_every_verifier(
+        tiny_model_path, tmp_path, monkeypatch):
+    config = {"protocol": "prover_verifier", "model": f"hf:{tiny_model_path}",
+              "task": {"steps": 2, "max_number": 20, "max_factor": 3, "ops": ["add", "sub", "mul", "div"]},
+              "warm_start_problems": 4, "game_problems": 6, "eval_problems": 5, "rounds": 2, "samples": 3,
+              "eval_samples": 2, "rewards": ["src", "goodhart"], **TINY_TRAINING,
+              "verifier": {"layers": 1, "epochs": 3, "max_length": 160}}
+    cfg = validate(ProverVerifierConfig, config, "test")
+    scripted = scripted_provers(monkeypatch, cfg, {"helpful": 0.8, "sneaky": 0.2})
     with Run(tmp_path / "run", cfg) as run:
         result = run_prover_verifier(cfg, run)
         assert [p.name for p in draw_for("prover_verifier", run)] == ["prover_verifier.png"]
@@ -228,30 +234,13 @@ def test_a_problem_without_step_values_is_checked_on_its_stated_final_answer():
 
 def test_two_checkpoints_play_the_two_roles_each_trained_on_its_own(tiny_model_path, tiny_model_path_b, tmp_path,
                                                                      monkeypatch):
-    from referee.protocols.verifiable_feedback import ArithmeticSettings
-
-    settings = {"steps": 2, "max_number": 20, "max_factor": 3}
     config = {"protocol": "prover_verifier", "model": f"hf:{tiny_model_path}",
-              "sneaky_model": f"hf:{tiny_model_path_b}", "task": settings, "warm_start_problems": 3,
-              "game_problems": 5, "eval_problems": 4, "rounds": 1, "samples": 3, "eval_samples": 1,
-              "rewards": ["src"],
-              "warm_start": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "max_length": 192, "lora": None},
-              "dpo": {"learning_rate": 1e-4, "epochs": 1, "batch_size": 4, "max_length": 192,
-                      "lora": {"r": 4, "alpha": 8}},
+              "sneaky_model": f"hf:{tiny_model_path_b}", "task": {"steps": 2, "max_number": 20, "max_factor": 3},
+              "warm_start_problems": 3, "game_problems": 5, "eval_problems": 4, "rounds": 1, "samples": 3,
+              "eval_samples": 1, "rewards": ["src"], **TINY_TRAINING,
               "verifier": {"layers": 1, "epochs": 2, "max_length": 160}}
     cfg = validate(ProverVerifierConfig, config, "test")
-    sets = distinct_problem_sets(ArithmeticSettings(**settings), {"eval": 4, "warm": 3, "game": 5}, cfg.seed, "t")
-    problems = [p for ps in sets.values() for p in ps]
-    real_model, made = Run.model, {}
-
-    def model(run, spec):
-        if spec not in made:
-            made[spec] = ScriptedProver(spec, real_model(run, spec).fingerprint, problems,
-                                        {"helpful": 0.7, "sneaky": 0.3})
-            made[spec].cache = run.cache
-        return made[spec]
-
-    monkeypatch.setattr(Run, "model", model)
+    made = scripted_provers(monkeypatch, cfg, {"helpful": 0.7, "sneaky": 0.3})
     with Run(tmp_path / "run", cfg) as run:
         metrics = run_prover_verifier(cfg, run).metrics
     provers = metrics["arms"]["src"]["provers"]
