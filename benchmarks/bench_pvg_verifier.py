@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ SETTINGS = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="a finished prover_verifier run folder")
-    ap.add_argument("--only", default=None, help="comma-separated setting names (default: all)")
+    ap.add_argument("--only", default=None, help="setting names separated by | (default: all)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
@@ -39,37 +38,28 @@ def main() -> None:
     from referee.rewards.data import PreferencePair
     from referee.rewards.heads import resolve_base
     from referee.rewards.training import TrainOptions
+    from referee.config import validate
+    from referee.protocols.prover_verifier import ProverVerifierConfig, attack_pairs, programmatic_solutions
     from referee.runs import load_config_file
     from referee.stats import auc, bootstrap
-    from referee.tasks.arithmetic import corrupt_solution
     from referee.tasks.math import MathProblem
 
-    cfg = load_config_file(args.run / "config.yaml")
+    cfg = validate(ProverVerifierConfig, load_config_file(args.run / "config.yaml"), str(args.run / "config.yaml"))
     records = args.run / "records"
 
     def read(name: str) -> list[dict]:
         return [json.loads(line) for line in (records / f"{name}.jsonl").read_text().splitlines()]
 
     problems = {p["id"]: p for p in read("problems")}
-    round0 = read("r0_samples")
-    for p in problems.values():  # the programmatic prover's round-0 solutions, as the game drew them
-        if p["set"] == "game":
-            problem = MathProblem(p["id"], p["question"], p["answer"], p["steps"], p.get("meta", {}))
-            bad = corrupt_solution(problem, random.Random(f"pvg-attack-{cfg.get('seed', 0)}-{p['id']}"))
-            if bad:
-                round0.append({"id": p["id"], "role": "sneaky", "text": "\n".join(bad), "correct": False})
+    in_set = {name: [MathProblem(p["id"], p["question"], p["answer"], p["steps"], p.get("meta", {}))
+                     for p in problems.values() if p["set"] == name] for name in ("game", "eval")}
+    round0 = read("r0_samples") + programmatic_solutions(cfg, in_set["game"])  # V1's data, as the game drew it
     evals = {"P0": read("r0_eval")}
     for f in sorted(records.glob("*.r*_eval.jsonl")):  # src.r1_eval -> "src P1"
         arm, stage = f.stem.split(".")
         evals[f"{arm} P{stage.split('_')[0][1:]}"] = read(f.stem)
-    attack = []
-    for p in problems.values():
-        if p["set"] == "eval":
-            problem = MathProblem(p["id"], p["question"], p["answer"], p["steps"], p.get("meta", {}))
-            bad = corrupt_solution(problem, random.Random(f"pvg-eval-attack-{cfg.get('seed', 0)}-{p['id']}"))
-            if bad:
-                attack.append((p["id"], "\n".join(p["steps"]), "\n".join(bad)))
-    pairs, _ = verifier_pairs([round0], cfg.get("verifier", {}).get("pairs_per_problem", 4), cfg.get("seed", 0))
+    attack = [(good["id"], good["text"], bad["text"]) for good, bad in attack_pairs(cfg, in_set["eval"])]
+    pairs, _ = verifier_pairs([round0], cfg.verifier.pairs_per_problem, cfg.seed)
     prefs = [PreferencePair([{"role": "user", "content": problems[a["id"]]["prompt"]}], a["text"], b["text"], a["id"])
              for a, b in pairs]
     print(f"{len(prefs)} right-vs-wrong pairs from round 0; held-out sets: {', '.join(evals)}; "
@@ -81,8 +71,8 @@ def main() -> None:
     results = {"lazy baseline: longer solution scores higher": {
         name: bootstrap(auc, [len(s["text"]) for s in rows], [float(s["correct"]) for s in rows]).to_dict()
         for name, rows in evals.items()}}
-    base = cfg.get("model", "embedded")
-    chosen = SETTINGS if not args.only else {k: SETTINGS[k] for k in args.only.split(",")}
+    base = cfg.model
+    chosen = SETTINGS if not args.only else {k: SETTINGS[k] for k in args.only.split("|")}
     work = Path("/tmp/bench_pvg_verifier")
     for name, s in chosen.items():
         spec = base

@@ -126,7 +126,7 @@ def run_prover_verifier(cfg: ProverVerifierConfig, run: Run) -> Result:
     problems = _problems(run, cfg)
     game, held_out = problems["game"], problems["eval"]
     p0 = _warm_start(run, cfg, problems["warm"])
-    round0 = _samples(run, cfg, "r0_samples", p0, game, cfg.samples) + _programmatic(cfg, game)
+    round0 = _samples(run, cfg, "r0_samples", p0, game, cfg.samples) + programmatic_solutions(cfg, game)
     eval0 = _samples(run, cfg, "r0_eval", p0, held_out, cfg.eval_samples)
     _release(run, p0)
     arms = {}
@@ -263,7 +263,7 @@ def _samples(run: Run, cfg: ProverVerifierConfig, stage: str, provers: dict[str,
                                        "sampling": cfg.sampling, "seed": cfg.seed}, sample)
 
 
-def _programmatic(cfg: ProverVerifierConfig, problems: list[MathProblem]) -> list[dict]:
+def programmatic_solutions(cfg: ProverVerifierConfig, problems: list[MathProblem]) -> list[dict]:
     """The programmatic sneaky prover: a reference solution with one slipped step carried forward."""
     if not cfg.programmatic_sneaky:
         return []
@@ -412,7 +412,7 @@ def _measure(run: Run, cfg: ProverVerifierConfig, reward: str, verifiers: list[s
              evals: list[list[dict]], game: list[MathProblem], held_out: list[MathProblem]) -> dict:
     """Every verifier on every round's held-out samples and on the programmatic attack; per round, the
     table the paper draws (each prover under the verifier it trained against), and the legibility proxy."""
-    attack = _attack_samples(cfg, held_out)
+    attack = attack_pairs(cfg, held_out)
     grid = {}  # (verifier round, prover round) -> scores of that prover's held-out samples
     for i, v in enumerate(verifiers, start=1):
         for j, samples in enumerate(evals):
@@ -438,7 +438,7 @@ def _measure(run: Run, cfg: ProverVerifierConfig, reward: str, verifiers: list[s
     return rounds
 
 
-def _attack_samples(cfg: ProverVerifierConfig, held_out: list[MathProblem]) -> list[tuple[dict, dict]]:
+def attack_pairs(cfg: ProverVerifierConfig, held_out: list[MathProblem]) -> list[tuple[dict, dict]]:
     """(reference, corrupted) solutions of each held-out arithmetic problem that can be corrupted."""
     out = []
     for p in held_out:
