@@ -98,6 +98,7 @@ def sign_in(page, url: str, name: str) -> None:
     page.fill("#name", name)
     page.keyboard.press("Enter")
     page.wait_for_selector("#label-form")
+    page.wait_for_load_state("load")  # label.js is deferred: keys pressed before it runs are lost
 
 
 def press(page, *keys: str) -> None:
