@@ -511,7 +511,10 @@ def test_a_tournament_rates_the_best_of_four_debater_above_best_of_one_and_plots
     assert m["matches"]["n4-vs-n1"]["a_score"] > m["matches"]["n1-vs-n4"]["a_score"]
     assert m["debate_accuracy"]["n4"]["accuracy"]["value"] > m["debate_accuracy"]["n1"]["accuracy"]["value"]
     assert set(m["consultancy_accuracy"]) == {"n1", "n4"} and set(m["baselines"]) == {"blind", "expert"}
-    assert set(m["persuasiveness"]["n4"]) == {"debater_a", "debater_b"}
+    assert set(m["self_play_persuasiveness"]["n4"]) == {"debater_a", "debater_b"}
+    # against the field, the judge believes best-of-4 more than best-of-1; in self-play the roles' mean is 1/2
+    assert m["persuasiveness"]["n4"]["value"] > 0.5 > m["persuasiveness"]["n1"]["value"]
+    assert m["persuasiveness"]["n1"]["n"] == N
     assert [p.name for p in drawn] == ["accuracy_vs_elo.png"] and drawn[0].stat().st_size > 10_000
     with pytest.raises(RefereeError, match="at least two players"):
         validate(TournamentConfig, {"items": "x", "players": [{"name": "a"}]}, "test")

@@ -9,8 +9,10 @@ stronger debaters, debate accuracy should rise and consultancy accuracy fall).
         one game per item: x scores 1 when the judge picks A, 0 for B, 0.5 for a tie or no verdict
     elo     = Bradley-Terry on the games between different players, 95% intervals by resampling items
     for each player x:
-        debate accuracy = the judge's accuracy on x's self-play debates (x vs x); persuasiveness = the
-            judge's mean P(own answer) there, per role (persuasiveness against N across the players)
+        debate accuracy = the judge's accuracy on x's self-play debates (x vs x), and the judge's mean
+            P(own answer) there per role (in self-play the two roles' mean is 1/2 by construction)
+        persuasiveness = the judge's mean P(x's answer) in x's games against the other players, averaged
+            per item, 95% interval by resampling items (persuasiveness against N across the players)
         consultancy accuracy = the judge's accuracy with x as the consultant      ("transcripts-consultancy-X")
     baselines: blind and expert, once (the same judge and items)
     plot: judge accuracy against Elo, debate and consultancy, with both intervals
@@ -33,6 +35,7 @@ from referee.protocols import Result, register
 from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
                                       persuasiveness, read)
 from referee.runs import Run
+from referee.stats import mean_ci
 
 SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
           "bootstrap", "seed", "out")
@@ -83,6 +86,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
     games: dict[str, list[tuple[str, str, float]]] = {str(it.id): [] for it in items}
     matches, self_play, persuasive = {}, {}, {}
+    own: dict[str, dict[str, list[float]]] = {name: {} for name in players}  # player -> item -> P(own answer)
     for x in players.values():                                                    # every ordered pairing
         for y in players.values():
             match = DebateConfig.model_validate({**shared, "protocol": "debate", "style": cfg.style,
@@ -100,10 +104,16 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
             else:
                 for r, s in zip(verdicts, a_wins):
                     games[r["id"]].append((x.name, y.name, s))
+                    if r["p_correct"] is not None:
+                        p_a = r["p_correct"] if r["sides"]["debater_a"] == r["correct_answer"] else 1 - r["p_correct"]
+                        own[x.name].setdefault(r["id"], []).append(p_a)
+                        own[y.name].setdefault(r["id"], []).append(1 - p_a)
     out = {"items": len(items), "split": cfg.split, "dropped_by_loader": dropped, "judge": cfg.judge,
            "players": [p.model_dump() for p in cfg.players], "matches": matches,
            "elo": bootstrap_elo(games, list(players), n_boot=min(cfg.bootstrap, 500), seed=cfg.seed),
-           "debate_accuracy": self_play, "persuasiveness": persuasive}
+           "debate_accuracy": self_play, "self_play_persuasiveness": persuasive,
+           "persuasiveness": {name: mean_ci([sum(v) / len(v) for v in by_item.values()], **kw).to_dict()
+                              for name, by_item in own.items()}}
     if cfg.consultancy:                                                           # each player consults
         out["consultancy_accuracy"] = {}
         for x in players.values():
@@ -119,12 +129,6 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
                                        f"accuracy per player, 95% intervals")
 
 
-def _mean_own(by_role: dict) -> float | None:
-    """A player's persuasiveness in self-play: the judge's mean P(own answer) over both debater roles."""
-    values = [r["value"] for r in by_role.values() if r["value"] is not None]
-    return sum(values) / len(values) if values else None
-
-
 def _headline(out: dict) -> list[dict]:
     rows = []
     for name, elo in out["elo"].items():
@@ -132,6 +136,6 @@ def _headline(out: dict) -> list[dict]:
         rows.append({"player": name, "elo": round(elo["value"]), "elo low": round(elo["low"]),
                      "elo high": round(elo["high"]),
                      "debate accuracy": out["debate_accuracy"][name]["accuracy"]["value"],
-                     "P(own answer)": _mean_own(out["persuasiveness"][name]),
+                     "P(own answer), cross-play": out["persuasiveness"][name]["value"],
                      "consultancy accuracy": consult["accuracy"]["value"] if consult else None})
     return rows
