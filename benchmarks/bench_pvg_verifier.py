@@ -35,11 +35,11 @@ def main() -> None:
     from referee.games.prover_verifier import verifier_pairs
     from referee.models.shallow import save_first_layers
     from referee.rewards.bradley_terry import train_reward_model
-    from referee.rewards.data import PreferencePair
     from referee.rewards.heads import resolve_base
     from referee.rewards.training import TrainOptions
     from referee.config import validate
-    from referee.protocols.prover_verifier import ProverVerifierConfig, attack_pairs, programmatic_solutions
+    from referee.protocols.prover_verifier import (ProverVerifierConfig, attack_pairs, programmatic_solutions,
+                                                   verifier_preferences)
     from referee.runs import load_config_file
     from referee.stats import auc, bootstrap
     from referee.tasks.math import MathProblem
@@ -60,8 +60,7 @@ def main() -> None:
         evals[f"{arm} P{stage.split('_')[0][1:]}"] = read(f.stem)
     attack = [(good["id"], good["text"], bad["text"]) for good, bad in attack_pairs(cfg, in_set["eval"])]
     pairs, _ = verifier_pairs([round0], cfg.verifier.pairs_per_problem, cfg.seed)
-    prefs = [PreferencePair([{"role": "user", "content": problems[a["id"]]["prompt"]}], a["text"], b["text"], a["id"])
-             for a, b in pairs]
+    prefs = verifier_preferences(pairs, {pid: p["prompt"] for pid, p in problems.items()})
     print(f"{len(prefs)} right-vs-wrong pairs from round 0; held-out sets: {', '.join(evals)}; "
           f"{len(attack)} attack pairs", flush=True)
 

@@ -365,9 +365,15 @@ def persuasiveness(records: list[dict], **kw) -> dict:
     own: dict[str, list] = {}
     for r in records:
         for role, side in r.get("sides", {}).items():
-            p = r["p_correct"]
-            own.setdefault(role, []).append(None if p is None else p if side == r["correct_answer"] else 1 - p)
+            own.setdefault(role, []).append(p_of_answer(r, side))
     return {role: mean_ci(values, **kw).to_dict() for role, values in own.items()}
+
+
+def p_of_answer(record: dict, answer: int) -> float | None:
+    """The judge's probability of ``answer`` (P(it) / (P(A) + P(B))) in a reader's record; None without
+    probabilities."""
+    p = record["p_correct"]
+    return None if p is None else p if answer == record["correct_answer"] else 1 - p
 
 
 def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict:

@@ -33,7 +33,7 @@ from referee.debate.judging import accuracy_summary
 from referee.judges.build import build_judge
 from referee.protocols import Result, register
 from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
-                                      persuasiveness, read)
+                                      p_of_answer, persuasiveness, read)
 from referee.runs import Run
 from referee.stats import mean_ci
 
@@ -104,8 +104,8 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
             else:
                 for r, s in zip(verdicts, a_wins):
                     games[r["id"]].append((x.name, y.name, s))
-                    if r["p_correct"] is not None:
-                        p_a = r["p_correct"] if r["sides"]["debater_a"] == r["correct_answer"] else 1 - r["p_correct"]
+                    p_a = p_of_answer(r, r["sides"]["debater_a"])
+                    if p_a is not None:
                         own[x.name].setdefault(r["id"], []).append(p_a)
                         own[y.name].setdefault(r["id"], []).append(1 - p_a)
     out = {"items": len(items), "split": cfg.split, "dropped_by_loader": dropped, "judge": cfg.judge,

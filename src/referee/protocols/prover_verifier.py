@@ -220,8 +220,10 @@ def _sft_policy(run: Run, cfg: ProverVerifierConfig, base: str, problems: list[M
     for p in problems:
         if "helpful" in roles:
             rows.append({"messages": _chat(cfg, "helpful", p) + [{"role": "assistant", "content": "\n".join(p.steps)}]})
-        bad = corrupt_solution(p, random.Random(f"pvg-warm-{cfg.seed}-{p.id}")) if "values" in p.meta else None
-        if bad and "sneaky" in roles:
+        if "sneaky" not in roles or "values" not in p.meta:
+            continue
+        bad = corrupt_solution(p, random.Random(f"pvg-warm-{cfg.seed}-{p.id}"))
+        if bad:
             rows.append({"messages": _chat(cfg, "sneaky", p) + [{"role": "assistant", "content": "\n".join(bad)}]})
     if not rows:
         raise RefereeError(f"prover_verifier: no demonstration to warm-start the {roles[0]} prover on (GSM8K has "
@@ -300,7 +302,6 @@ def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, da
     """V_r from the verifier base, on right-vs-wrong pairs from every earlier round (V1, trained on round
     0 alone, is the same in every arm)."""
     from referee.rewards.bradley_terry import train_reward_model
-    from referee.rewards.data import PreferencePair
     from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
 
@@ -309,8 +310,7 @@ def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, da
     if not pairs:
         raise RefereeError(f"round {r}: no problem has both a right and a wrong solution to train the verifier "
                            f"on ({report['rounds']}); records so far are in {run.folder}")
-    prefs = [PreferencePair([{"role": "user", "content": prompts[a["id"]]}], a["text"], b["text"], a["id"])
-             for a, b in pairs]
+    prefs = verifier_preferences(pairs, prompts)
     base = _verifier_base(run, cfg)
     stage = "r1_verifier" if r == 1 else f"{reward}.r{r}_verifier"
     folder = run.folder / "checkpoints" / stage.replace(".", "_")
@@ -328,6 +328,14 @@ def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, da
               "settings": s, "seed": cfg.seed}
     run.run_stage(stage, inputs, fit, outputs=[folder / HEAD_NAME])
     return str(folder)
+
+
+def verifier_preferences(pairs: list[tuple[dict, dict]], prompts: dict[str, str]) -> list:
+    """The verifier's training pairs: the right solution over the wrong one, shown the plain problem."""
+    from referee.rewards.data import PreferencePair
+
+    return [PreferencePair([{"role": "user", "content": prompts[a["id"]]}], a["text"], b["text"], a["id"])
+            for a, b in pairs]
 
 
 def _scores(run: Run, stage: str, verifier: str, problems: list[MathProblem], samples: list[dict]) -> list[float]:
@@ -390,9 +398,9 @@ def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, provers: dict
         return {role: spec for role in ROLES}
     policies = {}
     for role in ROLES:
-        own = [p for p in pairs if p["role"] == role]
+        role_pairs = [p for p in pairs if p["role"] == role]
         policies[role] = (_dpo_checkpoint(run, cfg, f"{reward}.r{r}_dpo_{role}", f"{reward}_p{r}_{role}",
-                                          provers[role], own) if own else provers[role])
+                                          provers[role], role_pairs) if role_pairs else provers[role])
     return policies
 
 
