@@ -8,7 +8,7 @@ import pytest
 
 from referee.config import validate
 from referee.errors import RefereeError
-from referee.feedback.preference_pairs import best_vs_worst, top_pairs
+from referee.feedback.preference_pairs import best_over_reference, best_vs_worst, top_pairs
 from referee.protocols import verifiable_feedback as vf
 from referee.reports import draw_for
 from referee.reports.verifiable_feedback import verdict_lines
@@ -219,3 +219,12 @@ def test_pooling_runs_narrows_the_interval_and_refuses_shared_problems(tmp_path)
     (one / "records" / "eval_m2_checker.jsonl").unlink()
     with pytest.raises(RefereeError, match="has this run evaluated M2-checker"):
         pooled_change([one, two])
+
+
+def test_best_over_reference_only_when_the_best_beats_the_reference():
+    pair = best_over_reference("q", ["a", "b", "c"], [0.2, None, 0.9], "mine", 0.5)
+    assert pair == {"prompt": "q", "chosen": "c", "rejected": "mine", "margin": pytest.approx(0.4)}
+    assert best_over_reference("q", ["a", "c"], [0.2, 0.5], "mine", 0.5) is None  # a tie teaches nothing
+    assert best_over_reference("q", ["a"], [None], "mine", 0.1) is None  # nothing scored
+    assert best_over_reference("q", ["a"], [0.9], "mine", None) is None  # the reference unscored
+    assert best_over_reference("q", ["mine"], [0.9], "mine", 0.1) is None  # never a pair of one text

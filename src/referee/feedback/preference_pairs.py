@@ -1,5 +1,5 @@
-"""Preference pairs from scored candidates: the best against the worst answer to each prompt, or the
-``k`` pairs with the widest score margins."""
+"""Preference pairs from scored candidates: the best against the worst answer to each prompt, the ``k``
+pairs with the widest score margins, or the best against a reference answer."""
 
 from __future__ import annotations
 
@@ -16,6 +16,19 @@ def top_pairs(prompt: str, candidates: list[str], scores: list[float | None], k:
     return [{"prompt": prompt, "chosen": candidates[i], "rejected": candidates[j], "chosen_score": scores[i],
              "rejected_score": scores[j], "margin": margin, "chosen_index": i, "rejected_index": j}
             for margin, i, j in ranked[:k]]
+
+
+def best_over_reference(prompt: str, candidates: list[str], scores: list[float | None], reference: str,
+                        reference_score: float | None) -> dict | None:
+    """A DPO pair of the best-scored candidate over a reference answer (what the policy says now, say), or
+    None when the best does not score above the reference or either has no valid score."""
+    valid = [(score, text) for text, score in zip(candidates, scores) if score is not None]
+    if not valid or reference_score is None:
+        return None
+    best_score, best = max(valid, key=lambda pair: pair[0])
+    if best_score <= reference_score or best == reference:
+        return None
+    return {"prompt": prompt, "chosen": best, "rejected": reference, "margin": best_score - reference_score}
 
 
 def best_vs_worst(prompt: str, candidates: list[str], scores: list[float | None],

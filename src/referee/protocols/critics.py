@@ -35,6 +35,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import Field
 
 from referee import progress
@@ -44,7 +46,7 @@ from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
 from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
-from referee.feedback.preference_pairs import best_vs_worst
+from referee.feedback.preference_pairs import best_over_reference, best_vs_worst
 from referee.programs.datasets import Program, load_humaneval, load_quixbugs, run_tests
 from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
@@ -68,6 +70,9 @@ class FsbsSettings(StrictModel):
     dpo_settings: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
                                                 lora=LoraSettings(r=16, alpha=32))
     dpo_beta: float = Field(0.1, gt=0)
+    # the rejected side of each DPO pair: the RM's worst forced sample, or the critic's own unforced (greedy)
+    # critique of the same buggy program, which is what it says at evaluation ("No problems found." mostly)
+    dpo_rejected: Literal["worst_sample", "own_critique"] = "worst_sample"
 
 
 class CriticsConfig(ProtocolConfig):
@@ -414,16 +419,23 @@ def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tupl
     """M-dpo: DPO from the sampling critic on its own train-half samples, the RM's best over its worst."""
     train, samples = train_samples
     scores = _rm_scores(run, "fsbs_train_rm_scores", rm, train, samples)
-    pairs = [p for i, row, s in zip(train, samples, scores)
-             if (p := best_vs_worst(critique_chat(i["source"]), row, s)) is not None]
+    if cfg.fsbs.dpo_rejected == "own_critique":
+        own = [[r["critique"]] for r in _model_critiques(run, cfg, "own-train", spec, train)]
+        own_scores = _rm_scores(run, "fsbs_train_own_rm_scores", rm, train, own)
+        pairs = [p for i, row, s, mine, m in zip(train, samples, scores, own, own_scores)
+                 if (p := best_over_reference(critique_chat(i["source"]), row, s, mine[0], m[0])) is not None]
+    else:
+        pairs = [p for i, row, s in zip(train, samples, scores)
+                 if (p := best_vs_worst(critique_chat(i["source"]), row, s)) is not None]
     rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
     if not rows:
-        raise RefereeError("critics: the critique RM ties every sample; no DPO pairs")
+        raise RefereeError("critics: the critique RM prefers no sample over what it is paired with; no DPO pairs")
 
     def train_fn(out: Path) -> None:
         progress.say(f"DPO the critic on {len(rows)} pairs ranked by the critique RM")
         _, history = train_dpo(spec, rows, out, cfg.fsbs.dpo_settings, beta=cfg.fsbs.dpo_beta)
-        run.save_metrics({"dpo_critic": {"pairs": len(rows), "loss_history": history}})
+        run.save_metrics({"dpo_critic": {"pairs": len(rows), "of_items": len(train),
+                                         "rejected": cfg.fsbs.dpo_rejected, "loss_history": history}})
 
     return run.checkpoint("dpo_critic", "critic_dpo", {"base": run.model(spec), "pairs": rows,
                                                       "settings": cfg.fsbs.dpo_settings, "beta": cfg.fsbs.dpo_beta},
