@@ -23,7 +23,7 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
         "train_critic": True,
         "refine": True, "refine_sampling": {"temperature": 0.0, "max_new_tokens": 8},
         "fsbs": {"samples": 2, "lambdas": [0.0, 10.0], "sampling": {"temperature": 1.0, "max_new_tokens": 8},
-                 "rm_epochs": 2, "dpo": True, "dpo_rejected": "own_critique",
+                 "rm_epochs": 2, "dpo": True, "dpo_rejected": "own_critique", "dpo_correct": True,
                  "dpo_settings": {"epochs": 1, "batch_size": 2, "max_length": 512}},
         "sft": {"epochs": 1, "batch_size": 4, "max_length": 512, "learning_rate": 1e-3}}, "test")
     with Run(tmp_path / "run", cfg) as run:
@@ -53,6 +53,10 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert fsbs["critic"] == "M-sft" and m["fsbs_rm"]["pairs"]["pairs"] > 0 and m["dpo_critic"]["pairs"] > 0
     own = run.read_records("critiques_own_train")  # DPO's rejected side: the critic's own train-half critiques
     assert len(own) == m["dpo_critic"]["of_items"] and not {r["id"] for r in own} & {i["id"] for i in items}
+    # and a false-alarm pair for each correct train program: "No problems found." over a forced quote
+    assert [r["id"] for r in run.read_records("fsbs_train_correct_samples")] == sorted(train, key=list(programs).index)
+    assert m["dpo_critic"]["false_alarm_pairs"] == len(train)
+    assert m["dpo_critic"]["pairs"] == m["dpo_critic"]["bug_pairs"] + len(train)
     assert [p["lambda"] for p in fsbs["points"]] == [0.0, 10.0]
     kept = run.read_records("fsbs_eval_samples")
     assert len(kept) == len(items) and all(len(r["samples"]) == 2 for r in kept)

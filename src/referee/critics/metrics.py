@@ -25,6 +25,7 @@ from referee.stats import mean_ci, rate
 from referee.tasks.quotes import find_quotes, locate_quote
 
 NO_PROBLEMS = re.compile(r"\bno (problems?|bugs?|issues?|errors?)( found)?\b", re.IGNORECASE)
+NO_PROBLEMS_TEXT = "No problems found."  # what a critique that flags nothing says
 
 
 def highlighted_lines(critique: str, program: str) -> tuple[list[tuple[int, int]], int, int]:
@@ -98,7 +99,7 @@ def random_line_critique(program: str, seed: int, key: str) -> str:
     """Quote one code line drawn at random (seeded by the item): the chance level of CBI."""
     lines = _code_lines(program)
     if not lines:
-        return "No problems found."
+        return NO_PROBLEMS_TEXT
     return f"<quote>{random.Random(f'{seed}:{key}').choice(lines)}</quote> looks wrong."
 
 
@@ -106,5 +107,5 @@ def longest_line_critique(program: str) -> str:
     """Quote the longest code line: bugs hide where there is the most code."""
     lines = _code_lines(program)
     if not lines:
-        return "No problems found."
+        return NO_PROBLEMS_TEXT
     return f"<quote>{max(lines, key=len)}</quote> looks wrong."

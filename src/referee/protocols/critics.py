@@ -43,7 +43,8 @@ from referee import progress
 from referee.config import ProtocolConfig, SamplingConfig, StrictModel
 from referee.critics.critique import critique_chat, critique_programs, critiqueability
 from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
-from referee.critics.metrics import longest_line_critique, random_line_critique, score_critique, summarise
+from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, random_line_critique,
+                                     score_critique, summarise)
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_vs_worst
@@ -73,6 +74,9 @@ class FsbsSettings(StrictModel):
     # the rejected side of each DPO pair: the RM's worst forced sample, or the critic's own unforced (greedy)
     # critique of the same buggy program, which is what it says at evaluation ("No problems found." mostly)
     dpo_rejected: Literal["worst_sample", "own_critique"] = "worst_sample"
+    # also pairs on the correct train programs: "No problems found." over the forced sample the RM likes best
+    # (a false alarm whatever it says), so that DPO cannot teach the critic to flag every program
+    dpo_correct: bool = False
 
 
 class CriticsConfig(ProtocolConfig):
@@ -113,7 +117,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     if cfg.fsbs is not None:                                         # 6. the critique RM, DPO against it
         rm, train_samples = _critique_rm(run, cfg, critics[sampler], programs, bugs)
         if cfg.fsbs.dpo:
-            critics["M-dpo"] = _dpo_critic(run, cfg, critics[sampler], rm, train_samples)
+            critics["M-dpo"] = _dpo_critic(run, cfg, critics[sampler], rm, train_samples, programs)
     scored, metrics = {}, {}
     for name in cfg.baselines:
         scored[name] = score_all(items, _baseline(run, cfg, name, items))
@@ -230,7 +234,7 @@ def sft_target(record: dict, source: str) -> str:
 def critic_training_rows(programs: dict, bugs: dict) -> list[dict]:
     rows = [{"messages": critique_chat(r["source"]) + [{"role": "assistant", "content": sft_target(r, r["source"])}]}
             for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
-    rows += [{"messages": critique_chat(p["source"]) + [{"role": "assistant", "content": "No problems found."}]}
+    rows += [{"messages": critique_chat(p["source"]) + [{"role": "assistant", "content": NO_PROBLEMS_TEXT}]}
              for p in programs.values() if p["split"] == "train"]
     return rows
 
@@ -415,8 +419,9 @@ def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: 
     return (load_verifier("rm", folder), folder), (train, samples)
 
 
-def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tuple) -> str:
-    """M-dpo: DPO from the sampling critic on its own train-half samples, the RM's best over its worst."""
+def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tuple, programs: dict) -> str:
+    """M-dpo: DPO from the sampling critic on its own train-half samples, the RM's best over its worst (or
+    over the critic's own greedy critique), plus false-alarm pairs on correct programs if asked."""
     train, samples = train_samples
     scores = _rm_scores(run, "fsbs_train_rm_scores", rm, train, samples)
     if cfg.fsbs.dpo_rejected == "own_critique":
@@ -430,16 +435,32 @@ def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tupl
     rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
     if not rows:
         raise RefereeError("critics: the critique RM prefers no sample over what it is paired with; no DPO pairs")
+    false_alarms = _false_alarm_pairs(run, cfg, spec, rm, programs) if cfg.fsbs.dpo_correct else []
+    bug_pairs, rows = len(rows), rows + false_alarms
 
     def train_fn(out: Path) -> None:
         progress.say(f"DPO the critic on {len(rows)} pairs ranked by the critique RM")
         _, history = train_dpo(spec, rows, out, cfg.fsbs.dpo_settings, beta=cfg.fsbs.dpo_beta)
-        run.save_metrics({"dpo_critic": {"pairs": len(rows), "of_items": len(train),
+        run.save_metrics({"dpo_critic": {"pairs": len(rows), "of_items": len(train), "bug_pairs": bug_pairs,
+                                         "false_alarm_pairs": len(false_alarms),
                                          "rejected": cfg.fsbs.dpo_rejected, "loss_history": history}})
 
     return run.checkpoint("dpo_critic", "critic_dpo", {"base": run.model(spec), "pairs": rows,
                                                       "settings": cfg.fsbs.dpo_settings, "beta": cfg.fsbs.dpo_beta},
                           train_fn)
+
+
+def _false_alarm_pairs(run: Run, cfg: CriticsConfig, spec: str, critique_rm: tuple, programs: dict) -> list[dict]:
+    correct = [{"id": p["id"], "source": p["source"]} for p in programs.values() if p["split"] == "train"]
+    samples = _samples(run, cfg, "fsbs_train_correct_samples", spec, correct)
+    scores = _rm_scores(run, "fsbs_train_correct_rm_scores", critique_rm, correct, samples)
+    pairs = []
+    for item, row, row_scores in zip(correct, samples, scores):
+        scored = [(score, text) for text, score in zip(row, row_scores) if score is not None]
+        if scored:
+            pairs.append({"prompt": critique_chat(item["source"]), "chosen": NO_PROBLEMS_TEXT,
+                          "rejected": max(scored, key=lambda pair: pair[0])[1]})
+    return pairs
 
 
 def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict]) -> dict:
