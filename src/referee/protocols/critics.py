@@ -27,14 +27,15 @@
    forced samples per eval item are scored by the RM and, for each lambda, the one with the largest
    RM score + lambda * highlights is kept and scored exactly (``critics.fsbs.sweep``). With ``dpo: true``
    the sampling critic is also trained by DPO on its train-half samples, the RM's best over its worst
-   (``M-dpo``), before the critics are evaluated.
+   (``M-dpo``), before the critics are evaluated; ``dpo_rejected: own_critique`` pairs the best with the
+   critic's own greedy critique instead, and ``dpo_correct`` adds "No problems found." over a forced quote
+   on each correct train program.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import Field
