@@ -8,7 +8,7 @@ import pytest
 
 from referee.config import validate
 from referee.errors import RefereeError
-from referee.feedback.preference_pairs import best_over_reference, best_vs_worst, top_pairs
+from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst, top_pairs
 from referee.protocols import verifiable_feedback as vf
 from referee.reports import draw_for
 from referee.reports.verifiable_feedback import verdict_lines
@@ -228,3 +228,4 @@ def test_best_over_reference_only_when_the_best_beats_the_reference():
     assert best_over_reference("q", ["a"], [None], "mine", 0.1) is None  # nothing scored
     assert best_over_reference("q", ["a"], [0.9], "mine", None) is None  # the reference unscored
     assert best_over_reference("q", ["mine"], [0.9], "mine", 0.1) is None  # never a pair of one text
+    assert best_scored(["a", "b", "c"], [0.7, None, 0.7]) == (0.7, "a") and best_scored(["a"], [None]) is None

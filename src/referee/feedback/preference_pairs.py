@@ -1,5 +1,5 @@
 """Preference pairs from scored candidates: the best against the worst answer to each prompt, the ``k``
-pairs with the widest score margins, or the best against a reference answer."""
+pairs with the widest score margins, or the best against a reference answer (``best_scored`` picks it)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,20 @@ def top_pairs(prompt: str, candidates: list[str], scores: list[float | None], k:
             for margin, i, j in ranked[:k]]
 
 
+def best_scored(candidates: list[str], scores: list[float | None]) -> tuple[float, str] | None:
+    """(score, text) of the highest-scored candidate, the first when tied; None when nothing has a score."""
+    valid = [(score, text) for text, score in zip(candidates, scores) if score is not None]
+    return max(valid, key=lambda pair: pair[0]) if valid else None
+
+
 def best_over_reference(prompt: str, candidates: list[str], scores: list[float | None], reference: str,
                         reference_score: float | None) -> dict | None:
     """A DPO pair of the best-scored candidate over a reference answer (what the policy says now, say), or
     None when the best does not score above the reference or either has no valid score."""
-    valid = [(score, text) for text, score in zip(candidates, scores) if score is not None]
-    if not valid or reference_score is None:
+    top = best_scored(candidates, scores)
+    if top is None or reference_score is None:
         return None
-    best_score, best = max(valid, key=lambda pair: pair[0])
+    best_score, best = top
     if best_score <= reference_score or best == reference:
         return None
     return {"prompt": prompt, "chosen": best, "rejected": reference, "margin": best_score - reference_score}

@@ -48,7 +48,7 @@ from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, ra
                                      score_critique, summarise)
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
-from referee.feedback.preference_pairs import best_over_reference, best_vs_worst
+from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
 from referee.programs.datasets import Program, load_humaneval, load_quixbugs, run_tests
 from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
@@ -452,16 +452,13 @@ def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tupl
 
 
 def _false_alarm_pairs(run: Run, cfg: CriticsConfig, spec: str, critique_rm: tuple, programs: dict) -> list[dict]:
+    """On each correct train program, "No problems found." over the forced sample the RM scores highest."""
     correct = [{"id": p["id"], "source": p["source"]} for p in programs.values() if p["split"] == "train"]
     samples = _samples(run, cfg, "fsbs_train_correct_samples", spec, correct)
     scores = _rm_scores(run, "fsbs_train_correct_rm_scores", critique_rm, correct, samples)
-    pairs = []
-    for item, row, row_scores in zip(correct, samples, scores):
-        scored = [(score, text) for text, score in zip(row, row_scores) if score is not None]
-        if scored:
-            pairs.append({"prompt": critique_chat(item["source"]), "chosen": NO_PROBLEMS_TEXT,
-                          "rejected": max(scored, key=lambda pair: pair[0])[1]})
-    return pairs
+    return [{"prompt": critique_chat(item["source"]), "chosen": NO_PROBLEMS_TEXT, "rejected": top[1]}
+            for item, row, row_scores in zip(correct, samples, scores)
+            if (top := best_scored(row, row_scores)) is not None]
 
 
 def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict]) -> dict:
