@@ -417,7 +417,7 @@ def test_judges_and_arguers_trained_on_the_train_split_read_and_argue_the_test_i
         "protocol": "debate", "items": str(COSMOSQA), "limit": 4, "debater": f"hf:{tiny_model_path}",
         "judge": f"hf:{tiny_model_path}", "rounds": 1, "word_limit": 12, "sampling": {"max_new_tokens": 12},
         "bootstrap": 100, "baselines": ["blind"], "train_items": 6, "best_of": 2,
-        "train_judge": {"train": {"template": "debate", "sft": {
+        "train_judge": {"expert": True, "train": {"template": "debate", "sft": {
             "max_steps": 2, "batch_size": 4, "max_length": 640, "lora": None}}},
         "train_arguers": {"dpo": {"max_steps": 1, "batch_size": 2, "max_length": 640, "lora": {"r": 4}}}}, "test")
     with Run(tmp_path / "run", cfg) as run:
@@ -428,13 +428,13 @@ def test_judges_and_arguers_trained_on_the_train_split_read_and_argue_the_test_i
         arguer_training = run.metrics()["arguer_training"]
     assert len(train_ids) == 6 and len(test_ids) == 4 and not train_ids & test_ids
     assert set(metrics["readers"]) == {"blind", "debate", "debate (trained judge)", "blind (trained judge)",
-                                       "debate (trained arguers)"}
+                                       "expert (trained judge)", "debate (trained arguers)"}
     assert set(metrics["persuasiveness"]) == {"debate", "debate (trained judge)", "debate (trained arguers)"}
     assert arguer_training["pairs"] > 0 and arguer_training["loss_history"]
     assert (tmp_path / "run" / "checkpoints" / "arguer_dpo" / "referee-checkpoint.json").exists()
     assert [r["id"] for r in trained] == sorted(test_ids, key=[r["id"] for r in trained].index)
-    assert metrics["trained_minus_blind"]["n"] == 4
-    for reader in ("debate", "blind"):
+    assert metrics["trained_minus_blind"]["n"] == metrics["trained_expert_minus_blind"]["n"] == 4
+    for reader in ("debate", "blind", "expert"):
         spec = json.loads((tmp_path / "run" / "checkpoints" / f"judge_{reader}" / "judge.json").read_text())
         assert spec["template"] == "debate" and spec["examples"]["examples"] == 12  # 6 items, both orders
 

@@ -18,6 +18,7 @@ two answers to a question about it is correct.
         the arguers argue `train_items` items of the train split too            "judge-trained-READER")
         trained[debate | consultancy] = SFT of the judge on (what that reader sees -> the right answer)
         trained[blind] = SFT of the judge on (the question and answers alone -> the right answer)
+        (train_judge.expert: trained[expert] = SFT of the judge on (the passage too -> the right answer))
         verdicts["READER (trained judge)"] = the trained judge of each reads the test items
     if train_arguers:                                                      (stages "arguer-training",
         DPO of the arguers' model on their train-split best-of-N turns          "transcripts-trained-arguers")
@@ -62,9 +63,11 @@ ARGUER_FIELDS = {"debate": ("debater",), "consultancy": ("consultant",)}
 # ---- config ----------------------------------------------------------------------------------------
 class TrainedJudges(StrictModel):
     """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
-    one blind (Khan et al.'s comparison once both judges have learnt the task)."""
+    one blind (Khan et al.'s comparison once both judges have learnt the task), and with ``expert`` one
+    reading the passage: the ceiling, which shows whether the judge can learn the task at all."""
 
     train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+    expert: bool = False
 
 
 class TrainedArguers(StrictModel):
@@ -261,13 +264,14 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
 # ---- trained judges --------------------------------------------------------------------------------
 def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, str]:
     """{reader: checkpoint spec}: the judge fine-tuned on the train split as the arguments' reader and as
-    the blind reader, each pair in both orders with the right answer as the target (``train_judge``)."""
+    the blind reader (and the expert one), each pair in both orders with the right answer as the target
+    (``train_judge``)."""
     items, _ = load_items(cfg, "train", cfg.train_items)
     by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}")
              for r in argue(protocol, cfg, run, items, stage="transcripts-train")}
     settings = cfg.train_judge.train
     specs = {}
-    for reader in (protocol, "blind"):
+    for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
         pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
         specs[reader] = run.checkpoint(f"judge-training-{reader}", f"judge_{reader}",
                                        {"base": run.model_key(cfg.judge), "pairs": pairs, "settings": settings},
@@ -338,10 +342,11 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
         out["win_rates"] = win_rates(verdicts["debate"], **kw)
     else:
         out["consultant_halves"] = consultant_halves(verdicts["consultancy"], **kw)
-    arguing, blind = f"{protocol} {TRAINED}", f"blind {TRAINED}"
-    if arguing in verdicts and blind in verdicts:
-        out["trained_minus_blind"] = paired_diff([float(r["correct"]) for r in verdicts[arguing]],
-                                                 [float(r["correct"]) for r in verdicts[blind]], **kw).to_dict()
+    blind = f"blind {TRAINED}"
+    for reader, key in ((protocol, "trained_minus_blind"), ("expert", "trained_expert_minus_blind")):
+        if f"{reader} {TRAINED}" in verdicts and blind in verdicts:
+            out[key] = paired_diff([float(r["correct"]) for r in verdicts[f"{reader} {TRAINED}"]],
+                                   [float(r["correct"]) for r in verdicts[blind]], **kw).to_dict()
     return out
 
 
