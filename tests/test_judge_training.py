@@ -311,10 +311,17 @@ def test_the_reward_model_route_can_train_lora_weights_too(tiny_model_path, tmp_
               "train": {"template": str(template), "sft": {"learning_rate": 1e-3, "epochs": 1, "batch_size": 8,
                                                           "max_length": 160, "lora": None}},
               "reward_model": {"epochs": 1, "lr": 1e-3, "max_length": 96, "lora_r": 4, "batch_size": 4},
-              "eval": {"generative_limit": 0, "checks": [], "untrained": False}}
+              "eval": {"generative_limit": 0, "checks": [], "untrained": False, "calibration": "batch"}}
     cfg = validate(JudgeTrainingConfig, config, "test")
     with Run(tmp_path / "run", cfg) as run:
         result = run_judge_training(cfg, run)
+        plain, calibrated = (run.read_records(f"alpha.{name}.all") for name in ("trained_judge",
+                                                                                "trained_judge_calibrated"))
+    # the calibrated judge is the trained judge's own probabilities with its position prior divided out
+    orders = [(o, c) for p, q in zip(plain, calibrated) for o, c in zip(p["orders"], q["orders"])]
+    assert len(orders) == 12 and all(c["probs_uncalibrated"] == o["probs"] for o, c in orders)
+    assert any(c["probs"] != o["probs"] for o, c in orders)
+    assert result.metrics["folds"]["alpha"]["trained judge, calibrated"]["agreement"]["n"] == 6
     training = result.metrics["rm_alpha"]["training"]
     assert training["lora"] is True and training["batch_size"] == 4 and training["epochs"] == 1
     assert (tmp_path / "run" / "checkpoints" / "rm_alpha" / "adapter").is_dir()

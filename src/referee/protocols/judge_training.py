@@ -18,7 +18,8 @@ protocol ``judge_training`` is the honest test of it. For each held-out set H (a
    invalid rate; the audit (verbosity, assertiveness, injection, self: the base model's own answers
    against the gold winners) runs on the same pairs (or the first ``audit_limit``); generative verdicts on the first
    ``generative_limit`` pairs give the generative invalid rate. Each judge's accuracy minus
-   always-longer's comes with a paired bootstrap interval.
+   always-longer's comes with a paired bootstrap interval. With ``eval.calibration`` the trained judge
+   is also read with its position prior divided out (the same calls, reweighted).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -140,6 +142,9 @@ class EvalSettings(StrictModel):
     generative_limit: int = Field(20, ge=0)
     generative_max_new_tokens: int = Field(24, ge=1)
     untrained: bool = True
+    # batch | content-free: also the trained judge with its position prior divided out (judges.pairwise),
+    # the same model calls reweighted: "trained judge, calibrated"
+    calibration: Literal["none", "batch", "content-free"] = "none"
 
 
 class JudgeTrainingConfig(ProtocolConfig):
@@ -208,6 +213,9 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
     budget = cfg.train.prompt_budget()
     llm = dict(template=cfg.train.template_name(), cot=cfg.train.cot, max_prompt_tokens=budget, seed=cfg.seed)
     judges = {"trained judge": (PairwiseJudge(run.model(spec), swap="average", **llm), run.model(spec))}
+    if cfg.eval.calibration != "none":
+        judges["trained judge, calibrated"] = (PairwiseJudge(run.model(spec), swap="average",
+                                                             calibration=cfg.eval.calibration, **llm), run.model(spec))
     if cfg.eval.untrained:
         judges["untrained judge"] = (PairwiseJudge(base_model, swap="average", **llm), base_model)
     judges["always longer"] = (LongerJudge(swap="conservative"), None)
@@ -228,7 +236,7 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
         hits[name] = [None if r["label"] not in ("A", "B") else float(r["winner"] == r["label"]) for r in records]
         out[name] = {"agreement": pairwise_agreement(records, per_category=False, seed=cfg.seed),
                      "position": position_bias(records, seed=cfg.seed), "audit": audit}
-        if isinstance(judge, PairwiseJudge) and cfg.eval.generative_limit:
+        if isinstance(judge, PairwiseJudge) and judge.calibration == "none" and cfg.eval.generative_limit:
             out[name]["generative"] = _generative(run, cfg, prefix, judge.model, llm, evaluate)
     for name in judges:
         if name != "always longer":
