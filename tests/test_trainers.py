@@ -43,9 +43,19 @@ def test_sft_then_dpo_checkpoints_chain(tiny_model_path, tmp_path):
     # DPO from the SFT checkpoint: prefer "cherry" over "banana"
     pairs = [{"prompt": p, "chosen": " cherry cherry", "rejected": " banana banana"} for p in PROMPTS]
     margin_before = _mean_logprob(sft_spec, " cherry cherry") - _mean_logprob(sft_spec, " banana banana")
-    dpo_spec, _ = train_dpo(sft_spec, pairs * 2, tmp_path / "dpo", _settings(max_steps=10), beta=0.1)
+    dpo_spec, _ = train_dpo(sft_spec, pairs * 2, tmp_path / "dpo", _settings(max_steps=10, save_every=5), beta=0.1)
     margin_after = _mean_logprob(dpo_spec, " cherry cherry") - _mean_logprob(dpo_spec, " banana banana")
     assert margin_after > margin_before + 0.5, (margin_before, margin_after)
+    # save_every: the policy after 5 steps is a checkpoint of its own, between the start and the end;
+    # the one after 10 is the final policy
+    steps = tmp_path / "dpo" / "steps"
+    assert sorted(p.name for p in steps.iterdir()) == ["step-10", "step-5"]
+    assert json.loads((steps / "step-5" / "referee-checkpoint.json").read_text())["step"] == 5
+    assert not (steps / "step-5" / "optimizer.pt").exists() and not (tmp_path / "dpo" / "trainer").exists()
+    margin = {k: _mean_logprob(f"hf:{steps / k}", " cherry cherry") - _mean_logprob(f"hf:{steps / k}", " banana banana")
+              for k in ("step-5", "step-10")}
+    assert margin["step-10"] == pytest.approx(margin_after, abs=1e-4)
+    assert margin_before < margin["step-5"] < margin_after, (margin_before, margin, margin_after)
     # the chain base -> sft -> dpo has its own fingerprint, and loads as a generating model
     m = load_model(dpo_spec)
     assert m.fingerprint not in (load_model(sft_spec).fingerprint, load_model(base).fingerprint)

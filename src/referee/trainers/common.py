@@ -31,6 +31,8 @@ class TrainSettings(StrictModel):
     max_length: int = Field(512, ge=16)
     seed: int = 0
     lora: LoraSettings | None = LoraSettings()  # None: full fine-tuning
+    save_every: int | None = Field(None, ge=1)  # also keep the policy every N steps (OUT/steps/step-N), to
+    #                                             measure it against training step
     trl: dict[str, Any] = {}  # passed to TRL's config as they are (bf16, deepspeed, fsdp, ...)
 
 
@@ -55,6 +57,8 @@ def trl_args(config_cls, out_dir: Path, settings: TrainSettings, **method_args):
                 logging_steps=1, save_strategy="no", report_to=[], disable_tqdm=progress.is_quiet(),
                 # accelerate joins processes on CPUs (gloo) only when told they are on CPUs
                 use_cpu=not gpu and world_size() > 1)
+    if settings.save_every:
+        args.update(save_strategy="steps", save_steps=settings.save_every, save_only_model=True)
     args.update(method_args)
     accepted = set(inspect.signature(config_cls).parameters)
     unknown = set(settings.trl) - accepted
@@ -101,12 +105,30 @@ def save_checkpoint(trainer, out_dir: Path, base_spec: str, kind: str, settings:
         # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
         write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
                      final_loss=history[-1]["loss"] if history else None, full=settings.lora is None)
+        _keep_steps(out_dir / "trainer", tmp / "steps", base_spec, kind, settings)
         shutil.rmtree(out_dir / "trainer", ignore_errors=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
     wait_for_everyone()
     return f"hf:{out_dir}"
+
+
+def _keep_steps(trainer_dir: Path, steps_dir: Path, base_spec: str, kind: str, settings: TrainSettings) -> None:
+    """The trainer's step snapshots (``save_every``) as checkpoints of their own, ``steps/step-N``, each
+    with the marker that lets ``hf:OUT/steps/step-N`` load it; the trainer's bookkeeping left out."""
+    from transformers.trainer import TRAINING_ARGS_NAME
+
+    from referee.models.checkpoints import write_marker
+
+    for snapshot in sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
+        step = int(snapshot.name.split("-")[1])
+        for name in (TRAINING_ARGS_NAME, "trainer_state.json", "rng_state.pth", "optimizer.pt", "scheduler.pt"):
+            (snapshot / name).unlink(missing_ok=True)
+        write_marker(snapshot, base_spec, kind, step=step, settings=settings.model_dump(mode="json"),
+                     full=settings.lora is None)
+        steps_dir.mkdir(parents=True, exist_ok=True)
+        snapshot.rename(steps_dir / f"step-{step}")
 
 
 def fit(trainer) -> None:
