@@ -132,3 +132,8 @@ def test_a_full_fine_tune_is_marked_finished_and_loads_on_its_own(tiny_model_pat
     assert json.loads((tmp_path / "full" / "referee-checkpoint.json").read_text())["full"] is True
     assert base_folder_and_adapters(spec) == (str(tmp_path / "full"), [], None)
     assert load_model(spec).generate([[{"role": "user", "content": "hi"}]])[0][0].completion_tokens >= 1
+
+
+def test_settings_without_snapshots_dump_as_before_so_earlier_runs_keep_their_stages():
+    assert "save_every" not in TrainSettings().model_dump(mode="json")
+    assert TrainSettings(save_every=25).model_dump(mode="json")["save_every"] == 25

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from referee import noise, progress
 from referee.config import StrictModel
@@ -34,6 +34,15 @@ class TrainSettings(StrictModel):
     save_every: int | None = Field(None, ge=1)  # also keep the policy every N steps (OUT/steps/step-N), to
     #                                             measure it against training step
     trl: dict[str, Any] = {}  # passed to TRL's config as they are (bf16, deepspeed, fsdp, ...)
+
+    @model_serializer(mode="wrap")
+    def _unset_save_every_left_out(self, handler):
+        """Settings without snapshots dump as they did before ``save_every`` existed, so the training stages
+        of earlier run folders keep their fingerprints (and are not trained again)."""
+        data = handler(self)
+        if data.get("save_every") is None:
+            data.pop("save_every", None)
+        return data
 
 
 def peft_config(settings: TrainSettings):
