@@ -322,6 +322,11 @@ def test_the_reward_model_route_can_train_lora_weights_too(tiny_model_path, tmp_
     assert len(orders) == 12 and all(c["probs_uncalibrated"] == o["probs"] for o, c in orders)
     assert any(c["probs"] != o["probs"] for o, c in orders)
     assert result.metrics["folds"]["alpha"]["trained judge, calibrated"]["agreement"]["n"] == 6
+    # another calibration in the same folder is read afresh, not taken from the stage of the first
+    other = validate(JudgeTrainingConfig, {**config, "eval": {**config["eval"], "calibration": "content-free"}}, "t")
+    with Run(tmp_path / "run", other) as run:
+        run_judge_training(other, run)
+        assert {r["calibration"] for r in run.read_records("alpha.trained_judge_calibrated.all")} == {"content-free"}
     training = result.metrics["rm_alpha"]["training"]
     assert training["lora"] is True and training["batch_size"] == 4 and training["epochs"] == 1
     assert (tmp_path / "run" / "checkpoints" / "rm_alpha" / "adapter").is_dir()

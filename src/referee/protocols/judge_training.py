@@ -228,6 +228,8 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
         # self needs a model whose answers are "its own" (the base model's, for every judge)
         checks = [c for c in cfg.eval.checks if c != "position" and (model is not None or c != "self")]
         key = {"judge": name, "model": model, "settings": llm}
+        if getattr(judge, "calibration", "none") != "none":  # batch and content-free read differently
+            key["calibration"] = judge.calibration
         records = run.run_stage(prefix + "all", {"judge": key, "pairs": evaluate},
                                 lambda: judge.judge_pairs(evaluate))
         audited = evaluate[:cfg.eval.audit_limit] if cfg.eval.audit_limit else evaluate
