@@ -439,6 +439,36 @@ def test_judges_and_arguers_trained_on_the_train_split_read_and_argue_the_test_i
         assert spec["template"] == "debate" and spec["examples"]["examples"] == 12  # 6 items, both orders
 
 
+def test_the_reward_model_route_trains_a_bradley_terry_judge_per_reader_that_reads_the_test_items(
+        tmp_path, tiny_model_path):
+    """route reward_model: a head on the (frozen, tiny) judge model, trained on train-split items with the
+    right answer over the wrong one. The right answer is always "red" here, so even the blind RM can learn
+    it, in whichever order the item shows it; trained on the wrong side it would score 0, not 1."""
+    rows = [{"id": f"room-{i}", "passage": f"The ball in room {i} was red. It was a sunny day in town {i}.",
+             "question": f"What colour was the ball in room {i}?", "answers": ["red", "blue"][::1 - 2 * (i % 2)],
+             "correct": i % 2} for i in range(N)]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = validate(DebateConfig, {
+        "protocol": "debate", "items": str(items), "shares": [0.5, 0, 0.5], "limit": 10, "train_items": 16,
+        "debater": "scripted-arguer", "judge": f"hf:{tiny_model_path}", "baselines": ["blind"], "bootstrap": 100,
+        "out": str(tmp_path / "run"),
+        "train_judge": {"route": "reward_model", "reward_model": {"epochs": 40, "lr": 0.05, "batch_size": 8}}},
+        "test")
+    result, run = play(cfg, Arguer(silent_every=None))
+    readers = result.metrics["readers"]
+    assert set(readers) == {"blind", "debate", "blind (trained judge)", "debate (trained judge)"}
+    blind = readers["blind (trained judge)"]
+    assert blind["accuracy"]["value"] == 1.0 and blind["p_correct"]["value"] > 0.5
+    assert {r["correct_answer"] for r in records(run, "judge-trained-blind")} == {0, 1}  # both orders of answers
+    assert all(r["verdict_mode"] == "score" for r in records(run, "judge-trained-debate"))
+    for reader in ("blind", "debate"):
+        assert (tmp_path / "run" / "checkpoints" / f"rm-training-{reader}").is_dir()
+        assert run.metrics()[f"rm-training-{reader}"]["pairs"] == len(records(run, "transcripts-train")) > 8
+    again, _ = play(cfg, Arguer(silent_every=None))  # every stage read back, the same numbers
+    assert again.metrics["readers"] == readers
+
+
 class Uneven(Arguer):
     """Every arguer writes nothing on the samples whose seed is even, so its N samples differ."""
 

@@ -166,7 +166,10 @@ def shown_orders(rec: dict) -> list[str]:
 
 def p_correct(rec: dict, correct: int) -> float | None:
     """P(right answer) / (P(A) + P(B)) from the verdict probabilities, the mean over shown orders (over a
-    panel's members); None when some order has no probabilities (generative verdicts, baselines)."""
+    panel's members); None when some order has no probabilities (generative verdicts, baselines). A reward
+    model's record (verdict mode ``score``) gives its Bradley-Terry P(A) instead."""
+    if rec.get("verdict_mode") == "score" and rec.get("p_a") is not None:
+        return rec["p_a"] if correct == 0 else 1.0 - rec["p_a"]
     if "orders" not in rec and rec.get("members"):
         values = [p_correct(m, correct) for m in rec["members"]]
     else:

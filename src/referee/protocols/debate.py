@@ -18,6 +18,7 @@ two answers to a question about it is correct.
         the arguers argue `train_items` items of the train split too            "judge-trained-READER")
         trained[debate | consultancy] = SFT of the judge on (what that reader sees -> the right answer)
         trained[blind] = SFT of the judge on (the question and answers alone -> the right answer)
+        (route reward_model: a Bradley-Terry head instead, the right answer over the wrong one)
         (train_judge.expert: trained[expert] = SFT of the judge on (the passage too -> the right answer))
         verdicts["READER (trained judge)"] = the trained judge of each reads the test items
     if train_arguers:                                                      (stages "arguer-training",
@@ -47,7 +48,7 @@ from referee.dialogue import Transcript, run_dialogue
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig, build_judge, judge_identity
 from referee.protocols import Result, register
-from referee.protocols.judge_training import JudgeTrainSettings, train_judge
+from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings, reward_model_judge, train_judge
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
@@ -64,9 +65,13 @@ ARGUER_FIELDS = {"debate": ("debater",), "consultancy": ("consultant",)}
 class TrainedJudges(StrictModel):
     """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
     one blind (Khan et al.'s comparison once both judges have learnt the task), and with ``expert`` one
-    reading the passage: the ceiling, which shows whether the judge can learn the task at all."""
+    reading the passage: the ceiling, which shows whether the judge can learn the task at all. Two routes:
+    ``sft`` fine-tunes the judge's chat model to write the right verdict (``train``); ``reward_model`` puts a
+    Bradley-Terry head on it, scoring what the reader sees followed by each answer (``reward_model``)."""
 
+    route: Literal["sft", "reward_model"] = "sft"
     train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+    reward_model: RewardModelSettings = RewardModelSettings()
     expert: bool = False
 
 
@@ -154,9 +159,8 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
     verdicts = {reader: read(reader, cfg, run, judge, items, transcripts)                # every reader
                 for reader in [*cfg.baselines, protocol]}
     if cfg.train_judge is not None:                                                       # trained judges
-        for reader, spec in train_judges(protocol, cfg, run).items():
-            trained = build_judge(spec, cfg.judge_config, run.model)
-            verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, spec)
+        for reader, (trained, identity) in train_judges(protocol, cfg, run).items():
+            verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, identity)
     if cfg.train_arguers is not None:                                                     # trained arguers
         spec = train_arguers(protocol, cfg, run)
         trained_cfg = cfg.model_copy(update=dict.fromkeys(ARGUER_FIELDS[protocol], spec))
@@ -238,10 +242,10 @@ def _speaker_settings(speaker) -> dict:
 
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
-         transcripts: list[dict], trained: str | None = None, stage: str | None = None) -> list[dict]:
+         transcripts: list[dict], trained: dict | str | None = None, stage: str | None = None) -> list[dict]:
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
     sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
-    as that reader, whose checkpoint spec is ``trained``), or ``stage``."""
+    as that reader, whose identity is ``trained``), or ``stage``."""
     arguing = reader in ARGUING_ROLES
 
     def compute() -> list[dict]:
@@ -256,28 +260,36 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
         return records
 
     shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
-    inputs = {"judge": judge_identity(trained or cfg.judge, cfg.judge_config, run.model), "reader": reader,
+    identity = trained if trained is not None else judge_identity(cfg.judge, cfg.judge_config, run.model)
+    inputs = {"judge": identity, "reader": reader,
               "items": shown, **({"transcripts": transcripts} if arguing else {})}
     return run.run_stage(stage or (f"judge-trained-{reader}" if trained else f"judge-{reader}"), inputs, compute)
 
 
 # ---- trained judges --------------------------------------------------------------------------------
-def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, str]:
-    """{reader: checkpoint spec}: the judge fine-tuned on the train split as the arguments' reader and as
-    the blind reader (and the expert one), each pair in both orders with the right answer as the target
-    (``train_judge``)."""
+def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, tuple]:
+    """{reader: (trained judge, its identity for the stage key)}: the judge trained on the train split as
+    the arguments' reader and as the blind reader (and the expert one), the right answer as the target:
+    route sft, each pair in both orders as a chat ending in the verdict; route reward_model, each pair as
+    the right answer over the wrong one (``train_judge``)."""
     items, _ = load_items(cfg, "train", cfg.train_items)
     by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}")
              for r in argue(protocol, cfg, run, items, stage="transcripts-train")}
     settings = cfg.train_judge.train
-    specs = {}
+    judges = {}
     for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
         pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
-        specs[reader] = run.checkpoint(f"judge-training-{reader}", f"judge_{reader}",
-                                       {"base": run.model_key(cfg.judge), "pairs": pairs, "settings": settings},
-                                       lambda out, pairs=pairs: train_judge(cfg.judge, pairs, out, settings,
-                                                                            run.model))
-    return specs
+        if cfg.train_judge.route == "reward_model":
+            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{reader}",
+                                            cfg.train_judge.reward_model, cfg.seed)
+            judges[reader] = (judge, {"reward_model": key})
+            continue
+        spec = run.checkpoint(f"judge-training-{reader}", f"judge_{reader}",
+                              {"base": run.model_key(cfg.judge), "pairs": pairs, "settings": settings},
+                              lambda out, pairs=pairs: train_judge(cfg.judge, pairs, out, settings, run.model))
+        judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
+                          judge_identity(spec, cfg.judge_config, run.model))
+    return judges
 
 
 def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:

@@ -204,7 +204,6 @@ def run_judge_training(cfg: JudgeTrainingConfig, run: Run) -> Result:
 
 def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], evaluate: list[Pair]) -> dict:
     from referee.judges.pairwise import PairwiseJudge
-    from referee.judges.scored import ScoredPairJudge
 
     spec = run.checkpoint(f"judge_{_slug(fold)}", f"judge_{_slug(fold)}",
                           {"base": run.model_key(cfg.model), "pairs": train, "settings": cfg.train},
@@ -220,8 +219,8 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
         judges["untrained judge"] = (PairwiseJudge(base_model, swap="average", **llm), base_model)
     judges["always longer"] = (LongerJudge(swap="conservative"), None)
     if cfg.reward_model is not None:
-        rm, rm_key = _reward_model(run, cfg, fold, train)
-        judges["reward model"] = (ScoredPairJudge(rm, "reward model"), rm_key)
+        judges["reward model"] = reward_model_judge(run, cfg.model, train, f"rm_{_slug(fold)}", cfg.reward_model,
+                                                    cfg.seed)
     out, hits = {"train_pairs": len(train), "eval_pairs": len(evaluate), "checkpoint": spec}, {}
     for name, (judge, model) in judges.items():
         prefix = f"{_slug(fold)}.{_slug(name)}."
@@ -262,8 +261,13 @@ def _generative(run: Run, cfg: JudgeTrainingConfig, prefix: str, model, llm: dic
             "agreement": pairwise_agreement(records, per_category=False, seed=cfg.seed)}
 
 
-def _reward_model(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair]):
-    """The reward-model route on the same training pairs: a Bradley-Terry head, frozen backbone or LoRA."""
+def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settings: RewardModelSettings,
+                       seed: int):
+    """The reward-model route on labelled pairs: a Bradley-Terry head (frozen backbone or LoRA) on ``base``,
+    trained as stage ``name`` into checkpoints/NAME, each pair's labelled answer over the other (ties and
+    unlabelled pairs left out). Returns (the RM as a pairwise judge, the fingerprint of what it was made
+    from), so any protocol with labelled pairs can read with an RM where it reads with an LLM judge."""
+    from referee.judges.scored import ScoredPairJudge
     from referee.rewards import load_verifier
     from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
@@ -278,19 +282,20 @@ def _reward_model(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pai
         side_b = (p.answer_b, p.turns_b[:-1] if p.turns_b else p.question)
         (chosen, prompt), (rejected, other) = (side_a, side_b) if p.label == "A" else (side_b, side_a)
         prefs.append(PreferencePair(prompt, chosen, rejected, p.id, None if other == prompt else other))
-    folder = run.folder / "checkpoints" / f"rm_{_slug(fold)}"
-    settings = cfg.reward_model
-    inputs = {"base": run.model_key(cfg.model), "pairs": prefs, "settings": settings, "seed": cfg.seed}
+    if not prefs:
+        raise RefereeError(f"{name}: no pair labelled A or B to train a reward model on")
+    folder = run.folder / "checkpoints" / name
+    inputs = {"base": run.model_key(base), "pairs": prefs, "settings": settings, "seed": seed}
 
     def fit() -> None:
         options = TrainOptions(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                               lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=cfg.seed)
-        rm, history = train_reward_model(cfg.model, prefs, options, max_length=settings.max_length)
+                               lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=seed)
+        rm, history = train_reward_model(base, prefs, options, max_length=settings.max_length)
         rm.save(folder)
-        run.save_metrics({f"rm_{_slug(fold)}": {"pairs": len(prefs), "training": history}})
+        run.save_metrics({name: {"pairs": len(prefs), "training": history}})
 
-    run.run_stage(f"rm_{_slug(fold)}", inputs, fit, outputs=[folder / HEAD_NAME])
-    return load_verifier("rm", folder), fingerprint(inputs)
+    run.run_stage(name, inputs, fit, outputs=[folder / HEAD_NAME])
+    return ScoredPairJudge(load_verifier("rm", folder), "reward model"), fingerprint(inputs)
 
 
 def _pct(estimate: dict | None) -> str | None:
