@@ -467,6 +467,17 @@ def test_the_reward_model_route_trains_a_bradley_terry_judge_per_reader_that_rea
         assert run.metrics()[f"rm-training-{reader}"]["pairs"] == len(records(run, "transcripts-train")) > 8
     again, _ = play(cfg, Arguer(silent_every=None))  # every stage read back, the same numbers
     assert again.metrics["readers"] == readers
+    # the trained RM is a judge spec of its own (rm:FOLDER): another run's blind reader is that judge
+    rm = tmp_path / "run" / "checkpoints" / "rm-training-blind"
+    reuse = cfg.model_copy(update={"judge": f"rm:{rm}", "train_judge": None, "out": str(tmp_path / "reuse")})
+    reused, _ = play(reuse, Arguer(silent_every=None))
+    assert reused.metrics["readers"]["blind"]["accuracy"] == blind["accuracy"]
+    from referee.judges.build import JudgeConfig, build_judge
+
+    with pytest.raises(RefereeError, match="mode pairwise"):
+        build_judge(f"rm:{rm}", JudgeConfig(mode="single"), None)
+    with pytest.raises(RefereeError, match="nowhere: not a saved verifier"):
+        play(reuse.model_copy(update={"judge": f"rm:{tmp_path / 'nowhere'}"}), Arguer(silent_every=None))
 
 
 class Uneven(Arguer):
