@@ -472,10 +472,9 @@ def test_the_reward_model_route_trains_a_bradley_terry_judge_per_reader_that_rea
     reuse = cfg.model_copy(update={"judge": f"rm:{rm}", "train_judge": None, "out": str(tmp_path / "reuse")})
     reused, _ = play(reuse, Arguer(silent_every=None))
     assert reused.metrics["readers"]["blind"]["accuracy"] == blind["accuracy"]
-    from referee.judges.build import JudgeConfig, build_judge
-
-    with pytest.raises(RefereeError, match="mode pairwise"):
-        build_judge(f"rm:{rm}", JudgeConfig(mode="single"), None)
+    with pytest.raises(RefereeError, match="no position prior"):
+        play(reuse.model_copy(update={"judge_config": reuse.judge_config.model_copy(
+            update={"calibration": "batch"})}), Arguer(silent_every=None))
     with pytest.raises(RefereeError, match="nowhere: not a saved verifier"):
         play(reuse.model_copy(update={"judge": f"rm:{tmp_path / 'nowhere'}"}), Arguer(silent_every=None))
 

@@ -1,8 +1,6 @@
 """One judge builder: a spec string plus a ``JudgeConfig`` gives the judge every command and protocol uses.
 
     baseline:longer | baseline:random   a baseline pairwise verifier (reads no model)
-    rm:FOLDER                           a trained Bradley-Terry reward model (``referee rm``, a judge trained by
-                                        a protocol's reward-model route): each answer scored, the higher wins
     MODEL_SPEC                          an LLM judge on that model (pairwise, or grading in mode single)
     several specs                       a panel of those judges, combined by majority or mean
 """
@@ -109,8 +107,6 @@ def trained_settings(spec: str, cfg: JudgeConfig) -> JudgeConfig:
 def _one(spec: str, cfg: JudgeConfig, load_model: Callable):
     if spec.startswith("baseline:"):
         return _baseline(spec, cfg)
-    if spec.startswith("rm:"):
-        return _reward_model(spec, cfg)
     cfg = trained_settings(spec, cfg)
     from referee.models.base import Sampling
 
@@ -146,34 +142,13 @@ def _baseline(spec: str, cfg: JudgeConfig):
     return LongerJudge(swap=swap) if spec == "baseline:longer" else RandomJudge(seed=cfg.seed, swap=swap)
 
 
-def _reward_model(spec: str, cfg: JudgeConfig):
-    """A reward model reads each answer on its own: no template, order or verdict probabilities to set."""
-    if cfg.mode != "pairwise":
-        raise RefereeError(f"--judge {spec}: a reward model compares two answers here (mode pairwise), not {cfg.mode}")
-    if cfg.calibration != "none":
-        raise RefereeError(f"--judge {spec}: a reward model has no position prior to calibrate")
-    from referee.judges.scored import ScoredPairJudge
-    from referee.rewards import load_verifier
-
-    return ScoredPairJudge(load_verifier("rm", spec[3:]), f"reward model {spec[3:]}")
-
-
-def _reward_model_identity(spec: str) -> dict:
-    """What a reward model's scores depend on: every file of its folder (head, config, LoRA adapter)."""
-    folder = Path(spec[3:])
-    if not folder.is_dir():
-        raise RefereeError(f"--judge {spec}: no reward model folder at {folder}")
-    return {"rm": {str(f.relative_to(folder)): _file_hash(str(f)) for f in sorted(folder.rglob("*")) if f.is_file()}}
-
-
 def judge_identity(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable) -> dict:
     """What a judge's verdicts depend on, for a stage fingerprint: its settings and its models' weights."""
     specs = [specs] if isinstance(specs, str) else list(specs)
     files = {name: _file_hash(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
              if path and Path(path).is_file()}
     return {"settings": cfg, "files": files,
-            "models": [spec if spec.startswith("baseline:") else _reward_model_identity(spec) if spec.startswith("rm:")
-                       else load_model(spec) for spec in specs]}
+            "models": [spec if spec.startswith("baseline:") else load_model(spec) for spec in specs]}
 
 
 def _file_hash(path: str) -> str:

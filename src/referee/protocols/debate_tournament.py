@@ -30,10 +30,9 @@ from pydantic import Field, field_validator
 from referee.config import StrictModel
 from referee.debate.elo import bootstrap_elo
 from referee.debate.judging import accuracy_summary
-from referee.judges.build import build_judge
 from referee.protocols import Result, register
 from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
-                                      p_of_answer, persuasiveness, read)
+                                      make_judge, p_of_answer, persuasiveness, read)
 from referee.runs import Run
 from referee.stats import mean_ci
 
@@ -80,7 +79,7 @@ class TournamentConfig(PassageProtocolConfig):
                                                  "accuracy in debate and consultancy against it")
 def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     items, dropped = load_items(cfg)
-    judge = build_judge(cfg.judge, cfg.judge_config, run.model)
+    judge = make_judge(cfg.judge, cfg.judge_config, run)
     shared = {k: getattr(cfg, k) for k in SHARED}
     players = {p.name: p for p in cfg.players}
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
