@@ -269,7 +269,7 @@ def judge_key(spec: str, cfg: JudgeConfig, run: Run) -> dict:
 
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
-         transcripts: list[dict], trained: dict | str | None = None, stage: str | None = None) -> list[dict]:
+         transcripts: list[dict], trained: dict | None = None, stage: str | None = None) -> list[dict]:
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
     sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
     as that reader, whose identity is ``trained``), or ``stage``."""
