@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar" / "natural.json"
+DEFAULT_DATA = "data:llmbar/natural.json"  # under the data root (referee data list)
 
 
 def best_seconds(fn, repeats: int = 3) -> float:

@@ -28,7 +28,7 @@ from referee.judges.pairwise import OPTIONS
 from referee.models import load_model
 from referee.tasks.pairs import load_pairs
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmbar" / "natural.json"
+DEFAULT_DATA = "data:llmbar/natural.json"  # under the data root (referee data list)
 
 
 REPEATS = 1  # --repeats: each row is timed this many times and its fastest run kept

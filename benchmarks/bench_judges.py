@@ -27,8 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from referee.paths import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "llmbar"
+DEFAULT_DATA = data_root()[0] / "llmbar"  # the data root: referee data list
 DATASETS = ("natural", "mt_bench_human", "faireval", "llmeval2")
 
 

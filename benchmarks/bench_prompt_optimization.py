@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import time
 from pathlib import Path
+
+from referee.paths import data_root
 
 REPO = Path(__file__).resolve().parents[1]
 SELECTORS = ("ucb", "brute_force", "ucb_e", "successive_rejects", "successive_halving")
@@ -36,15 +39,12 @@ ARMS = (*SELECTORS, "paraphrase_only")
 
 
 def load(name: str, data: Path, out: Path, overrides: dict) -> dict:
-    """A shipped config with its data paths under ``data`` and its run folder under ``out``."""
+    """A shipped config with its data:SET/FILE paths read under ``data`` (the data root) and its run folder
+    under ``out``."""
     from referee.runs import load_config_file
 
+    os.environ["REFEREE_DATA"] = str(data)
     cfg = load_config_file(REPO / "configs" / name)
-    for key in ("train", "test", "pairs"):
-        if key in cfg:
-            cfg[key] = str(data / Path(cfg[key]).relative_to("../shared/data"))
-    if "other" in cfg:
-        cfg["other"] = [str(data / Path(p).relative_to("../shared/data")) for p in cfg["other"]]
     return {**cfg, **overrides, "out": str(out)}
 
 
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     parser.add_argument("--race-budget", type=int, default=768, help="task-model queries per selection")
     parser.add_argument("--judge", action="store_true", help="also run the judge-template optimisation")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench_protegi")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=data_root()[0], help="the data root (referee data list)")
     parser.add_argument("--json", type=Path, default=None, help="also write the LIAR results here")
     args = parser.parse_args(argv)
 

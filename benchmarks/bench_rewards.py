@@ -22,13 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"))
-    ap.add_argument("--gsm8k", default=str(DATA / "gsm8k" / "train.jsonl"))
+    ap.add_argument("--data", default="data:hh_rlhf/harmless_base_test.jsonl.gz")
+    ap.add_argument("--gsm8k", default="data:gsm8k/train.jsonl")
     ap.add_argument("--base", default="embedded")
     ap.add_argument("--limit", type=int, default=None, help="Use only this many pairs (shuffled first).")
     ap.add_argument("--train-frac", type=float, default=0.5)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+from referee.paths import data_root
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,10 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 def config_for(task: str, limit: int | None, out: Path, data_dir: Path) -> dict:
     from referee.runs import load_config_file
 
+    os.environ["REFEREE_DATA"] = str(data_dir)  # the config's data:SET/FILE paths are read under it
     cfg = load_config_file(REPO / "configs" / f"w2s_{task}.yaml")
-    for key in ("train", "test"):
-        if cfg["data"].get(key):
-            cfg["data"][key] = str(data_dir / Path(cfg["data"][key]).relative_to("../shared/data"))
     if limit:
         cfg["split"] = {"n_weak": limit, "n_w2s": limit, "n_test": limit}
         cfg["n_boot"] = 100
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", nargs="+", default=["csqa2", "liar"], choices=["csqa2", "liar"])
     parser.add_argument("--limit", type=int, default=None, help="examples per split (smoke test)")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=data_root()[0], help="the data root (referee data list)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
 

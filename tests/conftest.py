@@ -7,14 +7,32 @@ from pathlib import Path
 
 import pytest
 
+from referee.paths import data_root
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The public data sets (referee.paths.data_root: $REFEREE_DATA, ../shared/data beside the checkout, or the
+# folder `referee data get` fills). Tests that read them are marked @pytest.mark.data("SET/FILE", ...).
+DATA = data_root()[0]
+os.environ.setdefault("REFEREE_DATA", str(DATA))  # data:SET/FILE paths in the tests read the same folder
 
 # The embedded model's safetensors copy is kept in the user's cache across test runs (it takes ~20 s to
 # make); everything else referee writes goes to a fresh folder per test session.
 _DEFAULT_EMBEDDED = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "referee" / "embedded" / "smollm2-135m-instruct"
 os.environ.setdefault("REFEREE_EMBEDDED_DIR", str(_DEFAULT_EMBEDDED))
 os.environ.setdefault("REFEREE_QUIET", "1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked ``data`` needs those files of the public sets: without them it is skipped with the
+    command that gets them, except under CI, where a skip would hide a missing set, so it fails."""
+    missing = [f for mark in item.iter_markers("data") for f in mark.args if not (DATA / f).exists()]
+    if missing:
+        sets = sorted({f.split("/")[0] for f in missing})
+        reason = f"needs {', '.join(missing)} under {DATA}: referee data get {' '.join(sets)}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI runs every test, so a missing data set fails)", pytrace=False)
+        pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,7 +5,7 @@ import json
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from conftest import SHARED_DATA
+from conftest import DATA
 from referee.audit.agreement import graded_agreement, margin_correlation, pairwise_agreement
 from referee.judges.grades import grades_to_records
 from referee.judges.baselines import LongerJudge, RandomJudge
@@ -76,9 +76,10 @@ def test_margin_correlation_matches_scipy():
     assert m["spearman"].value == pytest.approx(spearmanr(margins, human).statistic)
 
 
+@pytest.mark.data("llmbar/natural.json")
 def test_longer_baseline_on_real_llmbar_data():
     """On real human-labelled pairs the longer answer baseline agrees as often as its picks match."""
-    pairs = load_pairs(SHARED_DATA / "llmbar" / "natural.json")
+    pairs = load_pairs(DATA / "llmbar" / "natural.json")
     recs = LongerJudge().judge_pairs(pairs)
     m = pairwise_agreement(recs, n_boot=300)
     expected = sum((len(p.answer_a.strip()) > len(p.answer_b.strip()) and p.label == "A") or

@@ -347,15 +347,16 @@ def test_self_answer_pairs_with_tiny_model(tiny_model):
 
 
 @pytest.mark.slow
+@pytest.mark.data("llmbar/natural.json")
 def test_position_audit_with_embedded_judge_on_real_pairs():
     """The real embedded judge on the three shortest real LLMBar pairs: every verdict readable in probability mode, the
     position classes cover every pair, and P(A) is a probability."""
-    from conftest import SHARED_DATA
+    from conftest import DATA
     from referee.judges import PairwiseJudge
     from referee.models import load_model
     from referee.tasks.pairs import load_pairs
 
-    pairs = sorted(load_pairs(SHARED_DATA / "llmbar" / "natural.json"),
+    pairs = sorted(load_pairs(DATA / "llmbar" / "natural.json"),
                    key=lambda p: len(p.question[-1]["content"]) + len(p.answer_a) + len(p.answer_b))[:3]
     model = load_model("embedded")
     m = run_audit(PairwiseJudge(model, verdict="probability", swap="conservative"), pairs, ["position"], n_boot=100)

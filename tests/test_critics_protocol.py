@@ -12,10 +12,11 @@ from referee.errors import RefereeError
 from referee.protocols import critics as cr
 from referee.runs import Run
 
-HUMANEVAL = "../shared/data/humaneval/HumanEval.jsonl.gz"
-QUIXBUGS = "../shared/data/quixbugs"
+HUMANEVAL = "data:humaneval/HumanEval.jsonl.gz"
+QUIXBUGS = "data:quixbugs"
 
 
+@pytest.mark.data("humaneval/HumanEval.jsonl.gz", "quixbugs/correct_python_programs", "quixbugs/json_testcases")
 def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path, tiny_model_path):
     cfg = validate(cr.CriticsConfig, {
         "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "quixbugs": QUIXBUGS,
@@ -103,6 +104,7 @@ def test_sft_targets_quote_the_tampered_code():
     assert cr.bug_span(removed) == (2, 3)
 
 
+@pytest.mark.data("humaneval/HumanEval.jsonl.gz")
 def test_critics_config_errors(tmp_path):
     cfg = validate(cr.CriticsConfig, {"protocol": "critics"}, "test")
     with Run(tmp_path / "r", cfg) as run, pytest.raises(RefereeError, match="give 'humaneval'"):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DATA
 
 from referee import progress
 from referee.config import validate
@@ -31,7 +32,8 @@ from referee.reports import draw_for
 from referee.runs import Run
 from referee.tasks.passages import load_passage_items
 
-COSMOSQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cosmosqa" / "valid_half.jsonl"
+COSMOSQA = DATA / "cosmosqa" / "valid_half.jsonl"
+needs_cosmosqa = pytest.mark.data("cosmosqa/valid_half.jsonl")
 COLOURS = ("red", "blue", "green", "yellow", "purple")
 ROOM = re.compile(r"The ball in room (\d+) was (\w+)\.")
 ANSWER = {side: re.compile(rf"### Answer {side}\n(.*?)\n### End of answer {side}", re.S) for side in "AB"}
@@ -378,7 +380,7 @@ def test_bad_settings_through_the_command_are_one_line(tmp_path, capsys):
 
 
 # ---- one real model, end to end ------------------------------------------------------------------------
-@pytest.mark.skipif(not COSMOSQA.exists(), reason="CosmosQA is not in ../shared/data")
+@needs_cosmosqa
 def test_a_tiny_real_model_runs_debate_end_to_end_through_the_command(tmp_path, tiny_model_path, tiny_model_path_b,
                                                                       capsys):
     from referee.cli import main
@@ -409,6 +411,7 @@ def test_a_tiny_real_model_runs_debate_end_to_end_through_the_command(tmp_path, 
     assert capsys.readouterr().out == out
 
 
+@needs_cosmosqa
 def test_judges_and_arguers_trained_on_the_train_split_read_and_argue_the_test_items(tmp_path, tiny_model_path):
     """The judge fine-tuned on debates over train-split items (and a blind one on the same items) reads the
     test items beside the untrained judge; the debaters trained by DPO on their own best-of-2 turns argue

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import DATA
 from servers import LlamaServer, llama_server_missing
 
-COSMOSQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cosmosqa" / "valid_half.jsonl"
+COSMOSQA = DATA / "cosmosqa" / "valid_half.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def llama(tmp_path_factory):
 
 
 @pytest.mark.server
-@pytest.mark.skipif(not COSMOSQA.exists(), reason="CosmosQA is not in ../shared/data")
+@pytest.mark.data("cosmosqa/valid_half.jsonl")
 def test_debaters_on_a_server_and_a_local_judge_run_and_resume_through_the_command(tmp_path, llama, tiny_model_path,
                                                                                    capsys):
     from referee.cli import main

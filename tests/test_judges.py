@@ -19,7 +19,7 @@ from referee.judges import GradingJudge, PairwiseJudge, Panel, load_template, pa
 from referee.models.base import ChoiceResult, Completion, Model
 from referee.tasks.pairs import Pair
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA
 
 
 class Scripted(Model):
@@ -531,11 +531,12 @@ def test_cli_bad_input_names_file_line_and_field(tiny_model_path, tmp_path, caps
 
 # ---- the real embedded model -------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.data("llmbar/natural.json")
 def test_embedded_probability_judge_on_llmbar():
     from referee.models import load_model
     from referee.tasks.pairs import load_pairs
 
-    ps = sorted(load_pairs(SHARED_DATA / "llmbar" / "natural.json"),
+    ps = sorted(load_pairs(DATA / "llmbar" / "natural.json"),
                 key=lambda p: len(p.answer_a) + len(p.answer_b) + len(p.question[0]["content"]))[:2]
     recs = PairwiseJudge(load_model("embedded"), swap="conservative").judge_pairs(ps)
     for r in recs:

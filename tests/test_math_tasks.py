@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import DATA
 from referee.errors import RefereeError
 from referee.rewards import load_solutions, load_steps
 from referee.tasks.arithmetic import (Difficulty, check_solution, corrupt_solution, find_calculations,
@@ -20,7 +20,7 @@ from referee.tasks.math import (MathProblem, Solution, StepwiseRecord, answers_m
                                 format_number, parse_number, safe_eval, split_steps, write_stepwise)
 from referee.verifiers.programmatic import ExactAnswerVerifier, summarize
 
-GSM8K = SHARED_DATA / "gsm8k" / "train.jsonl"
+GSM8K = DATA / "gsm8k" / "train.jsonl"
 
 
 # ---- extraction ------------------------------------------------------------------------------------
@@ -88,6 +88,7 @@ def test_number_helpers():
 
 
 # ---- GSM8K -----------------------------------------------------------------------------------------
+@pytest.mark.data("gsm8k/train.jsonl")
 def test_gsm8k_loader_on_real_data():
     data = load_gsm8k(GSM8K, limit=200)
     assert len(data.problems) == 200
@@ -361,6 +362,7 @@ def test_cli_check_scores_samples(tmp_path, capsys):
     assert code == 2 and "bad.jsonl:1" in err and "'answer'" in err
 
 
+@pytest.mark.data("gsm8k/train.jsonl")
 def test_cli_gsm8k_export(tmp_path, capsys):
     code, _, err = _cli(["tasks", "gsm8k", "--file", str(GSM8K), "--limit", "300", "--split", "held_out",
                          "--out", str(tmp_path / "g.jsonl")], capsys)

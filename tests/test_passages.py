@@ -9,13 +9,13 @@ import re
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import DATA
 from referee.errors import RefereeError
 from referee.tasks.passages import (PassageItem, PassageSet, is_catch_all, load_cosmosqa, load_passage_items,
                                     split_items)
 
-COSMOSQA = SHARED_DATA / "cosmosqa" / "valid_half.jsonl"
-needs_cosmosqa = pytest.mark.skipif(not COSMOSQA.exists(), reason="CosmosQA is not in ../shared/data")
+COSMOSQA = DATA / "cosmosqa" / "valid_half.jsonl"
+needs_cosmosqa = pytest.mark.data("cosmosqa/valid_half.jsonl")
 SLICE = 60
 
 

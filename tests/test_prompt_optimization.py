@@ -28,7 +28,7 @@ from referee.optimize.template import LOST_FORMAT, LOST_PLACEHOLDER, PromptTempl
 from referee.protocols.prompt_optimization import PromptOptimizationConfig, run_prompt_optimization
 from referee.runs import Run
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA
 MAGIC = "carefully"
 FORMAT = "Answer Yes or No."
 TEMPLATE = "Is this statement a lie?\n{text}\n" + FORMAT
@@ -407,13 +407,13 @@ def test_templates_answers_and_written_prompts():
 
 
 # ---- one real model, end to end ----------------------------------------------------------------------
-@pytest.mark.skipif(not (SHARED_DATA / "liar" / "train.jsonl").exists(), reason="LIAR is not in ../shared/data")
+@pytest.mark.data("liar/train.jsonl", "liar/test.jsonl")
 def test_a_tiny_real_model_runs_end_to_end_through_the_command(tmp_path, tiny_model_path, capsys):
     from referee.cli import main
 
     folder = tmp_path / "run"
-    args = ["optimize", "prompt", "--train", str(SHARED_DATA / "liar" / "train.jsonl"),
-            "--test", str(SHARED_DATA / "liar" / "test.jsonl"), "--labels", "0=No", "--labels", "1=Yes",
+    args = ["optimize", "prompt", "--train", str(DATA / "liar" / "train.jsonl"),
+            "--test", str(DATA / "liar" / "test.jsonl"), "--labels", "0=No", "--labels", "1=Yes",
             "--template", TEMPLATE, "--format-instruction", FORMAT, "--task-model", f"hf:{tiny_model_path}",
             "--rounds", "1", "--beam", "1", "--minibatch", "4", "--errors-per-gradient", "2", "--gradients", "1",
             "--paraphrases", "1", "--expansion", "1", "--items-per-pull", "2", "--budget", "4", "--test-limit", "4",

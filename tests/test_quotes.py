@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import DATA
 from referee.tasks.quotes import (QUOTE_CLOSE, QUOTE_OPEN, Quote, check_quotes, find_quotes, mark_quotes, normalise,
                                   quote_stats)
 
-COSMOSQA = SHARED_DATA / "cosmosqa" / "valid_half.jsonl"
+COSMOSQA = DATA / "cosmosqa" / "valid_half.jsonl"
 PASSAGE = ("Yesterday I mentioned that the school bus did n't show up until 20 til 8 . Only 10 minutes before "
            "the start of school . Little Miss was only 25 minutes late for school . If they count her late I will "
            "be flying all over some body 's head .")
@@ -85,7 +85,7 @@ def test_check_quotes_keeps_order_and_text():
                                       Quote("Little Miss", False)]
 
 
-@pytest.mark.skipif(not COSMOSQA.exists(), reason="CosmosQA is not in ../shared/data")
+@pytest.mark.data("cosmosqa/valid_half.jsonl")
 def test_every_sentence_of_real_passages_verifies_and_a_changed_one_does_not():
     with open(COSMOSQA, encoding="utf-8") as f:
         passages = [json.loads(next(f))["context"] for _ in range(50)]

@@ -19,7 +19,7 @@ from referee.rewards.evaluate import eval_pairs, eval_steps
 from referee.rewards.prm import step_loss
 from referee.rewards.training import Example
 
-from conftest import SHARED_DATA
+from conftest import DATA
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "table", "music", "light", "paper", "house", "seven", "blue"]
 
@@ -315,8 +315,9 @@ def test_outcome_labels_and_errors(tmp_path):
         load_solutions(bad)
 
 
+@pytest.mark.data("hh_rlhf/harmless_base_test.jsonl.gz")
 def test_hh_rlhf_file_loads_as_prompt_and_final_answer():
-    path = SHARED_DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
+    path = DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
     pairs = load_preferences(path, limit=200)
     assert len(pairs) == 200
     with gzip.open(path, "rt") as f:
@@ -439,8 +440,9 @@ def test_cli_train_folder_repeats_with_referee_run(base, tmp_path, capsys, monke
 
 # ---- the real embedded model ----------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.data("hh_rlhf/harmless_base_test.jsonl.gz")
 def test_embedded_backbone_trains_on_hh_rlhf_and_round_trips(tmp_path):
-    path = SHARED_DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
+    path = DATA / "hh_rlhf" / "harmless_base_test.jsonl.gz"
     pairs = load_preferences(path, limit=4)
     rm, metrics = train_reward_model("embedded", pairs, TrainOptions(epochs=5, batch_size=4), max_length=64)
     assert metrics["examples"] == 4 and metrics["loss_last_epoch"] < metrics["loss_first_epoch"]

@@ -15,16 +15,16 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED_DATA
+from conftest import DATA, REPO
 from referee.errors import RefereeError
 from referee.programs import tamper as T
 from referee.programs.datasets import (Program, check_programs, load_humaneval, load_quixbugs, run_tests)
 from referee.programs.sandbox import Limits
 
-HUMANEVAL = SHARED_DATA / "humaneval" / "HumanEval.jsonl.gz"
-QUIXBUGS = SHARED_DATA / "quixbugs"
-needs_humaneval = pytest.mark.skipif(not HUMANEVAL.exists(), reason="HumanEval is not in ../shared/data")
-needs_quixbugs = pytest.mark.skipif(not QUIXBUGS.exists(), reason="QuixBugs is not in ../shared/data")
+HUMANEVAL = DATA / "humaneval" / "HumanEval.jsonl.gz"
+QUIXBUGS = DATA / "quixbugs"
+needs_humaneval = pytest.mark.data("humaneval/HumanEval.jsonl.gz")
+needs_quixbugs = pytest.mark.data("quixbugs/correct_python_programs", "quixbugs/python_programs", "quixbugs/json_testcases")
 FAST = Limits(timeout_s=5, cpu_s=5)
 
 SAMPLE = (
@@ -277,6 +277,7 @@ def test_the_cli_writes_records_and_prints_the_report(tmp_path):
     assert bad.returncode == 2 and bad.stderr.strip() == "error: give --humaneval FILE, --quixbugs DIR or both"
 
 
+@needs_humaneval
 def test_two_bugs_at_once_keep_both_spans_and_fail_the_tests():
     from referee.critics.metrics import score_critique
     from referee.programs.multi_bug import apply_records, two_bug_programs

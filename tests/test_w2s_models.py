@@ -130,15 +130,16 @@ def test_lora_rung_trains_and_leaves_the_backbone_as_it_was(hf):
 
 
 @pytest.mark.slow
+@pytest.mark.data("csqa2/dev.json")
 def test_embedded_backbone_features_on_real_questions(tmp_path):
     """The embedded SmolLM2 as a frozen backbone: 576-wide features, stopping after block 2 of 30."""
     import json
 
-    from conftest import SHARED_DATA
+    from conftest import DATA
     from referee.models import load_model
 
     hf = load_model("embedded")
-    with open(SHARED_DATA / "csqa2" / "dev.json") as f:
+    with open(DATA / "csqa2" / "dev.json") as f:
         texts = [json.loads(next(f))["question"] for _ in range(6)]
     feats = backbone_features(hf, texts, [1, 2], "mean", 64, batch_size=3, cache_dir=tmp_path)
     assert feats[2].shape == (6, 576) and np.isfinite(feats[2]).all()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import DATA
 from referee.errors import RefereeError
 from referee.w2s import data as d
 from referee.w2s.losses import AuxConfidenceLoss, NaiveLoss, aux_weight, harden, soft_cross_entropy
@@ -135,13 +135,14 @@ def _head(src, dst, n):
     return dst
 
 
+@pytest.mark.data("csqa2/train.json", "liar/train.jsonl")
 def test_csqa2_and_liar_loaders_on_real_slices(tmp_path):
-    cs = d.load_csqa2(_head(SHARED_DATA / "csqa2" / "train.json", tmp_path / "cs.json", 40))
+    cs = d.load_csqa2(_head(DATA / "csqa2" / "train.json", tmp_path / "cs.json", 40))
     assert cs.classes == ["no", "yes"] and len(cs.examples) == 40
     raw = [json.loads(line) for line in (tmp_path / "cs.json").read_text().splitlines()]
     assert [e.label for e in cs.examples] == [int(r["answer"] == "yes") for r in raw]
     assert cs.examples[0].text == raw[0]["question"].strip()
-    liar = d.load_liar(_head(SHARED_DATA / "liar" / "train.jsonl", tmp_path / "liar.jsonl", 30))
+    liar = d.load_liar(_head(DATA / "liar" / "train.jsonl", tmp_path / "liar.jsonl", 30))
     raw = [json.loads(line) for line in (tmp_path / "liar.jsonl").read_text().splitlines()]
     assert [e.label for e in liar.examples] == [r["label"] for r in raw]
 
@@ -170,8 +171,9 @@ def test_empty_text_and_missing_fields_are_errors(tmp_path):
         d.load_classification(p, "text", "label", ["x"])
 
 
+@pytest.mark.data("llmbar/natural.json")
 def test_pairs_become_balanced_is_a_better_classification(tmp_path):
-    task = d.load_pair_task(SHARED_DATA / "llmbar" / "natural.json")
+    task = d.load_pair_task(DATA / "llmbar" / "natural.json")
     assert task.classes == ["B", "A"] and len(task.examples) == 100
     share = np.mean([e.label for e in task.examples])
     assert 0.3 < share < 0.7  # the side swap balances the classes

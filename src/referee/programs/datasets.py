@@ -28,6 +28,7 @@ from pathlib import Path
 
 from referee.errors import RefereeError
 from referee.io import read_json_lines, read_records, read_text, require
+from referee.paths import data_path
 from referee.programs.sandbox import Limits, run_python
 
 HUMANEVAL_FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
@@ -78,7 +79,7 @@ def load_quixbugs(folder: str | os.PathLike, which: str = "correct",
                   limit: int | None = None) -> tuple[list[Program], list[str]]:
     """QuixBugs programs that have JSON test cases, sorted by name (the first ``limit``), and the names of all
     those that have none (skipped). ``which``: "correct" (correct_python_programs) or "buggy" (python_programs)."""
-    folder = Path(folder)
+    folder = data_path(folder)
     subfolder = {"correct": "correct_python_programs", "buggy": "python_programs"}.get(which)
     if subfolder is None:
         raise RefereeError(f"which={which!r}: expected 'correct' or 'buggy'")
