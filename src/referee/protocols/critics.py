@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,8 @@ from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, ra
 from referee.critics.refine import extract_program, refine_programs
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
-from referee.programs.datasets import Program, load_humaneval, load_quixbugs, run_tests
+from referee.programs import sandbox
+from referee.programs.datasets import DEFAULT_LIMITS, Program, load_humaneval, load_quixbugs, run_tests
 from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
@@ -98,6 +100,9 @@ class CriticsConfig(ProtocolConfig):
     fsbs: FsbsSettings | None = None
     sft: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=2, batch_size=4, gradient_accumulation=2,
                                        max_length=768, lora=LoraSettings(r=16, alpha=32))
+    # protections the sandbox must give before a program runs (e.g. [pid, mount, net]); without one the run
+    # stops with an error naming it, instead of running untrusted code with less isolation
+    sandbox_require: list[Literal[sandbox.PROTECTIONS]] = []
 
 
 @register("critics", CriticsConfig, "Critics of code: CBI, false alarms and hallucinated quotes on tampered and real "
@@ -106,6 +111,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     unknown = set(cfg.baselines) - set(BASELINES)
     if unknown:
         raise RefereeError(f"critics: setting 'baselines': unknown {sorted(unknown)}; known: {', '.join(BASELINES)}")
+    run.save_metrics({"sandbox": sandbox.summary()})  # what isolated the programs this run ran
     programs = _programs(run, cfg)                                   # 1. programs and their split
     bugs = _bugs(run, cfg, programs)                                 # 2. tampered and natural bugs
     if cfg.two_bugs:
@@ -155,6 +161,11 @@ def _programs(run: Run, cfg: CriticsConfig) -> dict:
     return {r["id"]: r for r in records}
 
 
+def _limits(cfg: CriticsConfig):
+    """The sandbox's usual limits, with the protections the config requires (None, the usual: nothing required)."""
+    return replace(DEFAULT_LIMITS, require=tuple(cfg.sandbox_require)) if cfg.sandbox_require else None
+
+
 def _program_record(p) -> dict:
     return {"id": p.id, "origin": p.origin, "source": p.source, "entry_point": p.entry_point, "tests": p.tests,
             "meta": p.meta}
@@ -168,10 +179,10 @@ def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
     def make() -> list[dict]:
         with progress.bar(total=2 * len(programs), desc="tamper", unit="program") as bar:
             records, report = tamper(_as_programs(list(programs.values())), cfg.seed, cfg.per_program,
-                                     on_program=lambda _: bar.update())
+                                     limits=_limits(cfg), on_program=lambda _: bar.update())
         out = [{**r, "set": "tampered"} for r in records]
         if cfg.natural and cfg.quixbugs:
-            natural, natural_report = natural_bugs(cfg.quixbugs, limit=cfg.limit)
+            natural, natural_report = natural_bugs(cfg.quixbugs, _limits(cfg), limit=cfg.limit)
             out += [{**r, "set": "natural"} for r in natural]
             report = {"tampered": report, "natural": natural_report}
         else:
@@ -191,7 +202,8 @@ def _two_bugs(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> list[
 
     def make() -> list[dict]:
         records, report = two_bug_programs({pid: p["source"] for pid, p in evaluated.items()}, tampered,
-                                           {pid: p["tests"] for pid, p in evaluated.items()}, cfg.seed)
+                                           {pid: p["tests"] for pid, p in evaluated.items()}, cfg.seed,
+                                           _limits(cfg))
         run.save_metrics({"two_bugs": report})
         return [{**r, "set": "two_bugs"} for r in records]
 
@@ -344,7 +356,7 @@ def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: lis
             out = []
             for item, reply in zip(buggy, replies):
                 program = extract_program(reply)
-                result = run_tests(program, programs[item["program_id"]]["tests"]) if program else None
+                result = run_tests(program, programs[item["program_id"]]["tests"], _limits(cfg)) if program else None
                 out.append({"id": item["id"], "set": item["set"], "reply": reply, "has_program": program is not None,
                             "passed": bool(result and result["passed"]), "error": result and result["error"]})
             return out
