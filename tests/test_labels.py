@@ -14,6 +14,7 @@ from referee.errors import RefereeError
 from referee.labels.app import create_app
 from referee.labels.assignment import shown_order, with_critique
 from referee.labels.critique import Critique, critique_items, critique_view, load_critiques, segments
+from referee.labels.guard import Hosts, Throttle
 from referee.labels.export import export_records
 from referee.labels.items import LabelItem, load_items
 from referee.labels.stats import assistance, between_annotators, gold_score, summary
@@ -42,8 +43,9 @@ def make_store(tmp_path, items, name="labels.sqlite") -> LabelStore:
 
 
 # ---- items, quotes, assignment ------------------------------------------------------------------------
+@pytest.mark.data("llmbar/natural.json")
 def test_load_items_from_shared_files(tmp_path):
-    items = load_items("../shared/data/llmbar/natural.json", "pairs", limit=3)
+    items = load_items("data:llmbar/natural.json", "pairs", limit=3)
     assert len(items) == 3 and items[0].mode == "pairs" and items[0].gold in ("A", "B")
     path = tmp_path / "steps.jsonl"
     path.write_text(json.dumps({"id": "x", "prompt": "q", "completions": ["a", "b"], "labels": [None, None]}) + "\n"
@@ -201,8 +203,15 @@ def _csrf(page: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
 
 
+LOCAL = "http://127.0.0.1:8765"  # the page's own address: the Host header it answers
+
+
+def local(app, **kw) -> TestClient:
+    return TestClient(app, base_url=LOCAL, **kw)
+
+
 def signed_in(store, name="ann", **kw) -> tuple[TestClient, str]:
-    client = TestClient(create_app(store, **kw))
+    client = local(create_app(store, **kw))
     page = client.get("/")
     page = client.post("/login", data={"name": name, "csrf": _csrf(page.text)})
     assert page.status_code == 200, page.text
@@ -237,7 +246,7 @@ def test_posts_need_the_form_token_and_this_origin(tmp_path):
 
 def test_a_token_is_asked_before_anything_is_served(tmp_path):
     store = make_store(tmp_path, pair_items(2))
-    client = TestClient(create_app(store, token="s3cret"))
+    client = local(create_app(store, token="s3cret"))
     page = client.get("/")
     assert 'name="token"' in page.text
     wrong = client.post("/login", data={"name": "ann", "token": "nope", "csrf": _csrf(page.text)})
@@ -246,9 +255,9 @@ def test_a_token_is_asked_before_anything_is_served(tmp_path):
     ok = client.post("/login", data={"name": "ann", "token": "s3cret", "csrf": _csrf(page.text)})
     assert ok.status_code == 200 and "/item/" in str(ok.url)
     assert client.get("/item/0", follow_redirects=False).status_code == 200
-    restarted = TestClient(create_app(store, token="another"), cookies=client.cookies)  # a new token
+    restarted = local(create_app(store, token="another"), cookies=client.cookies)  # a new token
     assert restarted.get("/item/0", follow_redirects=False).status_code == 303
-    same = TestClient(create_app(store, token="s3cret"), cookies=client.cookies)  # a restart, same token
+    same = local(create_app(store, token="s3cret"), cookies=client.cookies)  # a restart, same token
     assert same.get("/item/0", follow_redirects=False).status_code == 200
 
 
@@ -294,7 +303,7 @@ def test_serve_prepares_the_store_once_and_refuses_bad_options(tmp_path, tiny_mo
     import subprocess
     import sys
 
-    from referee.cli.label import _loopback, prepare_store
+    from referee.cli.label import prepare_store
 
     pairs = tmp_path / "pairs.json"
     pairs.write_text(json.dumps([{"input": f"Q{k}", "output_1": "yes", "output_2": "no", "label": 1}
@@ -304,13 +313,99 @@ def test_serve_prepares_the_store_once_and_refuses_bad_options(tmp_path, tiny_mo
     assert sorted(made) == [("1", 0), ("1", 1), ("2", 0), ("2", 1)]  # the first 2 items, both answers
     again = prepare_store(tmp_path / "s.sqlite", pairs, "pairs", 2, f"hf:{tiny_model_path}", None, 4, 0)
     assert again.critiques() == made and again.meta()["critic"] == f"hf:{tiny_model_path}"
-    assert _loopback("127.0.0.1") and _loopback("localhost") and _loopback("::1")
-    assert not _loopback("0.0.0.0") and not _loopback("192.168.1.4")
     done = subprocess.run([sys.executable, "-m", "referee", "label", "serve"], capture_output=True, text=True)
     assert done.returncode == 2 and "give one of --pairs FILE or --steps FILE" in done.stderr
     done = subprocess.run([sys.executable, "-m", "referee", "label", "stats", "--store", str(tmp_path / "none")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no label store there" in done.stderr
+
+
+def test_a_page_reached_under_another_name_is_refused(tmp_path):
+    """DNS rebinding: a foreign page whose name now resolves to 127.0.0.1 sends its own name as Host."""
+    store = make_store(tmp_path, pair_items(2))
+    app = create_app(store)
+    evil = TestClient(app, base_url="http://evil.example:8765")
+    page = evil.get("/")
+    assert page.status_code == 421 and "--allowed-host" in page.text
+    assert evil.post("/login", data={"name": "ann", "csrf": "x"}).status_code == 421
+    assert evil.get("/item/0").status_code == 421 and evil.get("/static/label.css").status_code == 421
+    assert store.rows() == []
+    for url in (LOCAL, "http://localhost:9000", "http://[::1]:8765", "http://LOCALHOST:8765"):  # 9000: a tunnel
+        assert TestClient(app, base_url=url).get("/").status_code == 200, url
+    for name in ("app.localhost", "127.0.0.1.nip.io", "localhost.evil.example", "192.168.1.4"):
+        assert TestClient(app, base_url=f"http://{name}:8765").get("/").status_code == 421, name
+    named = create_app(store, hosts=Hosts.bound("127.0.0.1", ["labels.example.org", "Other.Example:443"]))
+    assert TestClient(named, base_url="https://other.example").get("/").status_code == 200
+    assert TestClient(named, base_url="https://labels.example.org").get("/").status_code == 200
+    assert TestClient(named, base_url="http://evil.example").get("/").status_code == 421
+    everywhere = create_app(store, token="t", hosts=Hosts.bound("0.0.0.0"))  # reached by this machine's addresses
+    assert TestClient(everywhere, base_url="http://192.168.1.4:8765").get("/").status_code == 200
+    assert TestClient(everywhere, base_url="http://[fe80::1]:8765").get("/").status_code == 200
+    assert TestClient(everywhere, base_url="http://evil.example:8765").get("/").status_code == 421
+    assert Hosts.bound("10.0.0.7").allows("10.0.0.7:8765") and not Hosts.bound("10.0.0.7").allows("10.0.0.8")
+    assert not Hosts.bound("127.0.0.1").allows(None) and not Hosts.bound("127.0.0.1").allows("")
+
+
+def test_a_huge_body_is_refused_before_it_is_parsed(tmp_path):
+    store = make_store(tmp_path, pair_items(2))
+    client = local(create_app(store))
+    csrf = _csrf(client.get("/").text)
+    big = client.post("/login", data={"name": "ann", "csrf": csrf}, files={"pad": ("pad.bin", b"x" * 2_000_000)})
+    assert big.status_code == 413 and "/item/" not in str(big.url)
+
+    def chunks():  # no Content-Length: the cap counts what arrives
+        yield f"name=ann&csrf={csrf}&pad=".encode()
+        for _ in range(40):
+            yield b"x" * 50_000
+
+    streamed = client.post("/login", content=chunks(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert streamed.status_code == 413
+    small = local(create_app(store, max_body=100))
+    csrf = _csrf(small.get("/").text)
+    assert small.post("/login", data={"name": "ann", "csrf": csrf, "pad": "x" * 200}).status_code == 413
+    ok = client.post("/login", data={"name": "ann", "csrf": _csrf(client.get("/").text)})
+    assert ok.status_code == 200 and "/item/" in str(ok.url)
+
+
+def test_wrong_tokens_lock_the_address_out_for_longer_each_time(tmp_path):
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    client = local(create_app(make_store(tmp_path, pair_items(2)), token="s3cret", throttle=throttle))
+    csrf = _csrf(client.get("/").text)
+
+    def attempt(token: str):
+        return client.post("/login", data={"name": "ann", "token": token, "csrf": csrf})
+
+    assert [attempt("nope").status_code for _ in range(5)] == [403] * 5
+    locked = attempt("s3cret")  # even the right token waits: else the lock-out would tell nothing apart
+    assert locked.status_code == 429 and locked.headers["retry-after"] == "1" and "Too many wrong tokens" in locked.text
+    now[0] += 1.5
+    assert attempt("nope").status_code == 403  # the sixth: locked out twice as long
+    now[0] += 1.5
+    assert attempt("s3cret").status_code == 429
+    now[0] += 1
+    ok = attempt("s3cret")
+    assert ok.status_code == 200 and "/item/" in str(ok.url)
+    assert throttle.wait("testclient") == 0 and throttle.failures == {}  # a right token forgets the wrong ones
+    for _ in range(5):
+        throttle.failed("10.0.0.1")
+    assert throttle.wait("10.0.0.1") == 1 and throttle.wait("10.0.0.2") == 0  # per address
+    for _ in range(40):
+        throttle.failed("10.0.0.1")
+    assert throttle.wait("10.0.0.1") == throttle.longest
+
+
+def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    pairs = tmp_path / "pairs.json"
+    pairs.write_text(json.dumps([{"input": "Q", "output_1": "yes", "output_2": "no", "label": 1}]))
+    for port in ("70000", "0", "-1"):
+        done = subprocess.run([sys.executable, "-m", "referee", "label", "serve", "--pairs", str(pairs),
+                               "--store", str(tmp_path / "s.sqlite"), "--port", port], capture_output=True, text=True)
+        assert done.returncode == 2 and "--port should be from 1 to 65535" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_agreement_with_a_judges_records(tmp_path):

@@ -112,7 +112,7 @@ def test_a_bad_pool_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_each_server_of_a_pool_gets_the_key_of_its_own_host(monkeypatch):
-    for var in ("OPENAI_API_KEY", "REFEREE_API_KEY"):
+    for var in ("OPENAI_API_KEY", "REFEREE_API_KEY", "REFEREE_KEY_ENVS", "REFEREE_ALLOW_INSECURE_KEY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test")
     pool = load_model("openai:gpt-x@https://api.openai.com/v1,https://llm.example.test/v1")
@@ -123,7 +123,8 @@ def test_each_server_of_a_pool_gets_the_key_of_its_own_host(monkeypatch):
     monkeypatch.setenv("REFEREE_API_KEY", "sk-referee-test")
     with pytest.raises(RefereeError, match=r"will not send \$REFEREE_API_KEY over plain http to 10.1.2.3"):
         load_model("openai:x@http://127.0.0.1:9/v1,http://10.1.2.3:8000/v1")
-    trusted = load_model("openai:x@http://127.0.0.1:9/v1,http://10.1.2.3:8000/v1?allow_insecure_key=1")
+    monkeypatch.setenv("REFEREE_ALLOW_INSECURE_KEY", "1")  # the user's environment, never a spec, allows it
+    trusted = load_model("openai:x@http://127.0.0.1:9/v1,http://10.1.2.3:8000/v1")
     assert all(trusted._headers(url)["Authorization"] == "Bearer sk-referee-test" for url in trusted.urls)
     assert trusted.describe()["api_key"] == "from $REFEREE_API_KEY"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
@@ -14,21 +13,13 @@ import typer
 from referee import progress
 from referee.cli import app
 from referee.errors import RefereeError
+from referee.net import is_loopback
 
 label_app = typer.Typer(no_args_is_help=True, help="Label pairs and solution steps in a web page; export and "
                                                    "measure the labels.")
 app.add_typer(label_app, name="label")
 
 TOKEN_ENV = "REFEREE_LABEL_TOKEN"
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @label_app.command("serve")
@@ -44,7 +35,10 @@ def serve(
     store_path: Path = typer.Option(Path("labels.sqlite"), "--store", help="The SQLite file the labels go to."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; any but loopback needs a token "
                                                f"(${TOKEN_ENV}, or one is made and printed)."),
-    port: int = typer.Option(8765),
+    port: int = typer.Option(8765, help="Port to listen on (1 to 65535)."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="Another name people reach the page under "
+                                           "(a proxy's, this machine's; repeatable). The page refuses requests "
+                                           "under names it was not started with, which stops DNS rebinding."),
     limit: Optional[int] = typer.Option(None, help="Only the first N items."),
     seed: int = typer.Option(0, help="Seed of the answer order and of who sees which critique."),
     critique_share: float = typer.Option(0.5, help="Share of items each annotator sees with the critique (the "
@@ -55,7 +49,10 @@ def serve(
     import uvicorn
 
     from referee.labels.app import create_app
+    from referee.labels.guard import Hosts
 
+    if not 1 <= port <= 65535:
+        raise RefereeError("--port should be from 1 to 65535")
     if (pairs is None) == (steps is None):
         raise RefereeError("give one of --pairs FILE or --steps FILE")
     if critic and critiques:
@@ -68,10 +65,11 @@ def serve(
                           critic_tokens, seed)
     keep_design(store, seed, critique_share)
     token = os.environ.get(TOKEN_ENV) or None
-    if not _loopback(host) and token is None:
+    if not is_loopback(host) and token is None:
         token = secrets.token_urlsafe(16)
         progress.say(f"listening beyond this machine: people sign in with this token (or set ${TOKEN_ENV}): {token}")
-    web = create_app(store, seed=seed, critique_share=critique_share, token=token)
+    web = create_app(store, seed=seed, critique_share=critique_share, token=token,
+                     hosts=Hosts.bound(host, allowed_host))
     progress.say(f"labelling page: http://{host}:{port}/  (labels go to {store.path}; Ctrl-C stops, nothing "
                  f"submitted is lost)")
     uvicorn.run(web, host=host, port=port, log_level="warning")

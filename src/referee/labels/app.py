@@ -9,7 +9,10 @@ Safety. Answers, questions and critiques are untrusted: Jinja2 escapes everythin
 nothing marked safe), and the Content-Security-Policy allows only this server's own script and style
 file, so even an escaping mistake could not run a script. Every POST carries the session's CSRF token
 and, when the browser sends an Origin, it must be this server. The store is fixed when the app is made;
-no request names a file. With a token, nothing but the sign-in page is served before it is given.
+no request names a file. With a token, nothing but the sign-in page is served before it is given, and an
+address that keeps giving wrong tokens is locked out for longer each time (``guard.Throttle``). Before
+any of that, ``guard.Guard`` refuses a Host header the page was not started under (a DNS-rebinding page
+would otherwise be same-origin with it) and a body over 1 MiB, before it is parsed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from referee.labels.assignment import shown_order, with_critique
 from referee.labels.critique import critique_view, question_text, segments
+from referee.labels.guard import MAX_BODY, Guard, Hosts, Throttle
 from referee.labels.items import STEP_LABELS, LabelItem
 from referee.labels.store import LabelStore
 
@@ -44,7 +48,10 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, token: str | None = None) -> FastAPI:
+def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, token: str | None = None, *,
+               hosts: Hosts | None = None, max_body: int = MAX_BODY, throttle: Throttle | None = None) -> FastAPI:
+    """The page over ``store``. ``hosts``: the Host names it answers (default: loopback ones only)."""
+    throttle = throttle or Throttle()
     items = store.items()
     position = {item.id: k for k, item in enumerate(items)}
     critiques = store.critiques()
@@ -64,6 +71,8 @@ def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, to
         response = await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    app.add_middleware(Guard, hosts=hosts or Hosts.bound(), max_body=max_body)  # added last: runs first
 
     # ---- helpers ------------------------------------------------------------------------------------
     def csrf(request: Request) -> str:
@@ -87,6 +96,23 @@ def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, to
         if name and request.session.get("token") != token_mark:
             return None
         return name
+
+    def token_refusal(request: Request, given: str) -> HTMLResponse | None:
+        """None for the right token; else the sign-in page again. A wrong token counts against the client's
+        address, and while the address is locked out not even the right one is compared: guessing gains
+        nothing, and the page says when to try again."""
+        who = request.client.host if request.client else "?"
+        if throttle.wait(who) > 0:
+            seconds = throttle.retry_after(who)
+            refused = page(request, "login.html", status=429, need_token=True,
+                           error=f"Too many wrong tokens: try again in {seconds} s.")
+            refused.headers["Retry-After"] = str(seconds)
+            return refused
+        if secrets.compare_digest(token.encode(), given.encode()):
+            throttle.succeeded(who)
+            return None
+        throttle.failed(who)
+        return page(request, "login.html", status=403, need_token=True, error="Wrong token.")
 
     def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         who = annotator(request)
@@ -125,8 +151,9 @@ def create_app(store: LabelStore, seed: int = 0, critique_share: float = 0.5, to
         if not NAME.match(name):
             return page(request, "login.html", status=400, need_token=token is not None,
                         error="A name of 1 to 40 letters, digits, spaces, dots, @ or dashes.")
-        if token is not None and not secrets.compare_digest(token.encode(), given_token.encode()):
-            return page(request, "login.html", status=403, need_token=True, error="Wrong token.")
+        refusal = token_refusal(request, given_token) if token is not None else None
+        if refusal is not None:
+            return refusal
         request.session.update(annotator=name, token=token_mark, shown={})
         return go("/next")
 

@@ -6,8 +6,9 @@ Spec strings name a model everywhere in referee:
 - ``hf:PATH_OR_HUB_ID``: a transformers causal LM (local folder or hub id);
 - ``openai:MODEL@BASE_URL``: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp,
   Ollama, hosted APIs); which key goes to which server is decided in ``referee.models.openai``
-  (``api_key_env`` names one; REFEREE_API_KEY goes to the server a spec names; OPENAI_API_KEY only to
-  api.openai.com). A spec holding a key or credentials is refused without being quoted.
+  (``api_key_env`` names one the user allowed; REFEREE_API_KEY goes to the server a spec names;
+  OPENAI_API_KEY only to api.openai.com). A spec holding a key or credentials (any kind of spec:
+  ``referee.models.credentials``) is refused without being quoted.
 - ``openai:MODEL@BASE_URL,BASE_URL,...`` or ``openai:MODEL@file:PATH`` (one base URL a line): a pool of
   servers of that model, each request to the least busy one (``referee.models.openai``).
 
@@ -23,13 +24,14 @@ from urllib.parse import parse_qsl
 from referee.cache import Cache
 from referee.errors import RefereeError
 from referee.models.base import ChoiceResult, Completion, Model, Sampling, TokenLogprobs
+from referee.models.credentials import refuse_credentials, shown
 
 __all__ = ["ChoiceResult", "Completion", "Model", "Sampling", "TokenLogprobs", "load_model", "parse_spec",
            "SPEC_FORMS"]
 
 SPEC_FORMS = ("embedded", "hf:PATH_OR_HUB_ID", "openai:MODEL@BASE_URL")
 HF_OPTIONS = {"adapter", "device", "dtype", "batch_size"}
-OPENAI_OPTIONS = {"concurrency", "retries", "timeout", "tokenizer", "api_key_env", "max_wait", "allow_insecure_key"}
+OPENAI_OPTIONS = {"concurrency", "retries", "timeout", "tokenizer", "api_key_env", "max_wait"}
 
 
 def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -39,6 +41,7 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         from referee.models.openai import refuse_secrets
 
         refuse_secrets(spec)  # before any message below could echo a key
+    refuse_credentials(spec, HF_OPTIONS | OPENAI_OPTIONS)
     base, _, query = spec.partition("?")
     options = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
     if base == "embedded":
@@ -55,8 +58,8 @@ def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
         raise RefereeError(f"unknown model spec {spec!r}; accepted forms: {', '.join(SPEC_FORMS)}")
     allowed = OPENAI_OPTIONS if kind == "openai" else HF_OPTIONS
     unknown = set(options) - allowed
-    if unknown:
-        raise RefereeError(f"model spec {spec!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+    if unknown:  # named, their values not quoted: a value may be something private
+        raise RefereeError(f"model spec {base!r}: unknown option(s) {', '.join(sorted(map(shown, unknown)))}; "
                            f"accepted: {', '.join(sorted(allowed))}")
     return kind, target, options
 

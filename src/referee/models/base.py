@@ -236,7 +236,9 @@ class Model:
                 if len(failures) - failed_before == len(batch):
                     break  # not one answer in a whole batch: the rest would fail the same way
         if failures:
-            raise _failure_report(self.spec, failures, answered=tried - len(failures), skipped=len(todo) - tried)
+            withheld = sum(r.get("finish_reason", "stop") not in FINISHED for r, cached in done.values() if not cached)
+            raise _failure_report(self.spec, failures, answered=tried - len(failures), skipped=len(todo) - tried,
+                                  withheld=withheld, cached=self.cache is not None)
         return done
 
     def _run_batch(self, batch: list, compute: Callable[[list], Any], keys: dict, requests: dict, done: dict,
@@ -314,12 +316,19 @@ def _arrival_groups(results: list | Iterable[tuple[int, Any]]) -> Iterator[list[
         yield [pair]
 
 
-def _failure_report(spec: str, failures: list[RefereeError], answered: int, skipped: int) -> RefereeError:
-    """One error for the calls that failed for good, of the first failure's kind, quoting it."""
+def _failure_report(spec: str, failures: list[RefereeError], answered: int, skipped: int, withheld: int = 0,
+                    cached: bool = True) -> RefereeError:
+    """One error for the calls that failed for good, of the first failure's kind, quoting it. Answers the
+    server withheld (content filter, refusal) count as answered but are never cached: said apart, since a
+    rerun asks for them again."""
     first = failures[0]
     text = f"{spec}: {len(failures)} of {len(failures) + answered + skipped} calls failed"
-    if answered:
-        text += f" ({answered} answered and cached: a rerun asks only for the others)"
+    kept = answered - withheld
+    if kept:
+        text += (f" ({kept} answered and cached: a rerun asks only for the others)" if cached
+                 else f" ({kept} answered; not cached, as there is no cache)")
+    if withheld:
+        text += f"; {withheld} withheld by the server (content filter or refusal), not cached"
     if skipped:
         text += f"; {skipped} not tried after a whole batch failed"
     return type(first)(f"{text}; {'the first: ' if len(failures) > 1 else ''}{first}")

@@ -52,14 +52,22 @@ Features a server may lack, checked on each answer and named with the server whe
   it samples at a temperature above 0 (which server draws a sample is chance in a pool; one that ignores
   seeds would make the records depend on it). ``check_features`` asks for any of the three explicitly.
 
-Which key goes where (a shared config must not be able to send your key to someone else's server):
+Which key goes where (a shared config must not be able to send your key to someone else's server, so
+what a spec may ask for is bounded by what the user's own environment allows):
 
-- ``api_key_env=VAR`` in the spec: the value of ``$VAR``, to the servers the spec names.
+- ``api_key_env=VAR`` in the spec: the value of ``$VAR``, to the servers the spec names, but only for a
+  variable the user allowed: a name ``REFEREE_..._KEY`` (``REFEREE_VLLM_KEY``; not referee's settings such
+  as ``REFEREE_HOME`` or ``REFEREE_LABEL_TOKEN``), or one listed in ``$REFEREE_KEY_ENVS`` (comma-separated).
+  ``OPENAI_API_KEY`` is allowed without being listed only for ``https://api.openai.com``.
 - else ``REFEREE_API_KEY``: referee's own variable, to the servers any spec names.
 - else ``OPENAI_API_KEY``: only to ``https://api.openai.com``; other servers get no key.
-- No key at all goes over plain http to a host other than loopback, unless the spec says
-  ``allow_insecure_key=1``. Credentials in the URL itself (``user:pw@host``, ``?api_key=``) are refused
-  without being quoted, as they would end up in the cache, ledger, manifest and config.
+- No key at all goes over plain http to a host other than loopback (``referee.net.is_loopback``: 127.0.0.0/8,
+  ::1 and ``localhost`` itself), unless the user's environment says ``REFEREE_ALLOW_INSECURE_KEY=1``; a
+  spec cannot say so (the option ``allow_insecure_key`` is refused).
+- Credentials in the spec itself (``user:pw@host``; an option named like a key, token, secret, password
+  or auth, or whose value looks like a key, after any ``?``, ``&``, ``;`` or ``#``) are refused without being
+  quoted (``referee.models.credentials``), as they would end up in the cache, ledger, manifest and config;
+  unknown options are named, their values never quoted.
 - In a pool, the rules are applied to each server's host on its own: ``OPENAI_API_KEY`` goes only to
   the pool's servers at api.openai.com, and a pool with one server that a key may not reach over plain
   http is refused as a whole, naming that host.
@@ -72,28 +80,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import math
 import os
 import queue
+import re
 import threading
 import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, NamedTuple, Sequence
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
 from referee.errors import RefereeError, ServerError, UnsupportedError
+from referee.models import OPENAI_OPTIONS
 from referee.models.base import ChoiceResult, Completion, GenRequest, Model, TokenLogprobs
+from referee.models.credentials import refuse_credentials, shown, split_options
 from referee.models.server_pool import Outcome, Server, ServerPool
+from referee.net import is_loopback
 
 TOP_LOGPROBS = 20  # the most OpenAI's API and vLLM's defaults allow
 SEED_MASK = 0x7FFFFFFF  # servers take 32-bit seeds at most (llama.cpp: uint32, with 2^32-1 meaning "random")
 RETRY_STATUSES = {408, 409, 429} | set(range(500, 600))
-OPENAI_HOST = "api.openai.com"  # the one host OPENAI_API_KEY is sent to unless a spec names it
-# Options that would put a secret into the spec string itself (and so into every file that records it).
-SECRET_OPTIONS = {"api_key", "apikey", "key", "token", "access_token", "password", "secret", "authorization"}
+OPENAI_HOST = "api.openai.com"  # the one host OPENAI_API_KEY is sent to unless the user allows it elsewhere
+KEY_ENVS = "REFEREE_KEY_ENVS"  # the user's list of further variables a spec's api_key_env may name
+INSECURE_ENV = "REFEREE_ALLOW_INSECURE_KEY"  # the user's leave to send a key over plain http
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 QUOTE_LIMIT = 300  # characters of a server's own words kept in an error message
 # A server lacking a feature: what it does not do, what needs it, and which servers do it.
 FEATURES = {
@@ -126,7 +138,7 @@ class OpenAIModel(Model):
     def __init__(self, name: str, servers: str | Sequence[str], *, spec: str | None = None, cache=None,
                  concurrency: int | str = 8, retries: int | str = 5, timeout: float | str = 120,
                  max_wait: float | str = 30, tokenizer: str | None = None, api_key_env: str | None = None,
-                 allow_insecure_key: bool | str = False):
+                 allow_insecure_key: bool | str | None = None):
         super().__init__(cache=cache)
         # First: a URL holding credentials must not reach any message.
         urls = server_urls(name, servers) if isinstance(servers, str) else _checked_urls(name, list(servers))
@@ -142,7 +154,9 @@ class OpenAIModel(Model):
         self.tokenizer_spec = tokenizer or None
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
-        insecure = _flag(where, "allow_insecure_key", allow_insecure_key)
+        # From Python code (the caller's own say), else the user's environment; never from a spec.
+        insecure = _flag(where, "allow_insecure_key", allow_insecure_key) if allow_insecure_key is not None \
+            else _flag(where, f"${INSECURE_ENV}", os.environ.get(INSECURE_ENV, ""))
         # (key, the variable it came from) for each server, by the rules for its own host
         self._keys = {url: _choose_api_key(where, _check_url(name, url), api_key_env, insecure) for url in urls}
         # The server's model name and address are all we know of its weights; a pool serves the model
@@ -508,8 +522,9 @@ class OpenAIModel(Model):
 
     def _unsent_key_hint(self, server: str, status: int) -> str:
         if status in (401, 403) and not self._keys[server][0] and os.environ.get("OPENAI_API_KEY"):
-            return (f" ($OPENAI_API_KEY is sent only to https://{OPENAI_HOST}; to send it to this server, "
-                    f"add api_key_env=OPENAI_API_KEY to the model spec)")
+            return (f" ($OPENAI_API_KEY is sent only to https://{OPENAI_HOST}; to send it to this server, add "
+                    f"OPENAI_API_KEY to ${KEY_ENVS} in your environment and api_key_env=OPENAI_API_KEY to the "
+                    f"model spec)")
         return ""
 
     def _quote(self, text: str, limit: int = QUOTE_LIMIT) -> str:
@@ -633,14 +648,24 @@ def load_tokenizer(spec: str, where: str = "tokenizer"):
 
 
 def refuse_secrets(spec: str) -> None:
-    """Refuse, without quoting it, an openai spec that carries a secret: a key among its options or
-    credentials in its URL. The spec is written to the cache, ledger, manifest and config.yaml."""
-    base, _, query = spec.strip().partition("?")
-    named = {k.lower() for k, _ in parse_qsl(query, keep_blank_values=True)} & SECRET_OPTIONS
-    if named:
-        raise RefereeError(f"an openai model spec names its key itself ({', '.join(sorted(named))}=...), where it "
-                           f"would be written to every run's files; put the key in an environment variable and "
-                           f"name that with ?api_key_env=VAR")
+    """Refuse, without quoting it, an openai spec that carries a secret (a key among its options, wherever
+    it hides, or credentials in its URL), and any spec whose options are malformed or unknown (named, their
+    values not quoted). The CLI calls this before a run folder is written: the spec goes to the cache,
+    ledger, manifest and config.yaml."""
+    spec = spec.strip()
+    options = refuse_credentials(spec, OPENAI_OPTIONS | {"allow_insecure_key"})  # the latter refused below
+    base, _, malformed = split_options(spec)
+    if malformed:
+        raise RefereeError("an openai model spec takes its options after one '?', joined by '&' (no second '?', "
+                           "';' or '#'): openai:MODEL@URL?concurrency=8&timeout=60")
+    names = {name for name, _ in options}
+    if "allow_insecure_key" in names:
+        raise RefereeError(f"a model spec cannot allow a key over plain http (allow_insecure_key), since a shared "
+                           f"config could: set {INSECURE_ENV}=1 in your own environment instead")
+    unknown = names - OPENAI_OPTIONS
+    if unknown:
+        raise RefereeError(f"an openai model spec: unknown option(s) {', '.join(sorted(map(shown, unknown)))}; "
+                           f"accepted: {', '.join(sorted(OPENAI_OPTIONS))}")
     name, _, servers = base.partition(":")[2].partition("@")
     server_urls(name, servers)
 
@@ -682,8 +707,9 @@ def _check_url(name: str, url: str) -> tuple[str, str]:
     """(scheme, host) of a server URL; refuses credentials in it without quoting them, and bad ports."""
     where = f"openai model {name!r}"
     parts = urlsplit(url.strip())
-    if "@" in parts.netloc or parts.query:
-        raise RefereeError(f"{where}: the server URL holds credentials or a query (user:password@host, ?...), "
+    if "@" in parts.netloc or parts.query or "#" in url:
+        raise RefereeError(f"{where}: the server URL holds credentials, a query or a fragment (user:password@host, "
+                           f"?..., #...), "
                            f"which would be written to the cache, ledger and manifest; put a key in an "
                            f"environment variable and name that with ?api_key_env=VAR after the URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -703,6 +729,7 @@ def _choose_api_key(where: str, address: tuple[str, str], api_key_env: str | Non
     """(key, variable it came from) for this server, by the rules in the module's docstring."""
     scheme, host = address
     if api_key_env:
+        _check_key_env(where, api_key_env, address)
         value = os.environ.get(api_key_env)
         if not value:
             raise RefereeError(f"{where}: api_key_env names ${api_key_env}, which is not set")
@@ -716,20 +743,30 @@ def _choose_api_key(where: str, address: tuple[str, str], api_key_env: str | Non
     key = key.strip()  # a key pasted with its newline
     if not key or not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
         raise RefereeError(f"{where}: ${source} holds spaces or control characters, which no key has")
-    if scheme == "http" and not _is_loopback(host) and not allow_insecure_key:
+    if scheme == "http" and not is_loopback(host) and not allow_insecure_key:
         raise RefereeError(f"{where}: will not send ${source} over plain http to {host}, where anyone on the "
-                           f"way can read it; use https, or add allow_insecure_key=1 to the spec if you trust "
-                           f"the network" + (", or unset $REFEREE_API_KEY" if source == "REFEREE_API_KEY" else ""))
+                           f"way can read it; use https, or set {INSECURE_ENV}=1 in your environment if you "
+                           f"trust the network"
+                           + (", or unset $REFEREE_API_KEY" if source == "REFEREE_API_KEY" else ""))
     return key, source
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _check_key_env(where: str, var: str, address: tuple[str, str]) -> None:
+    """Refuse an ``api_key_env`` the user did not allow: otherwise a shared config could name any variable
+    of theirs (a cloud secret, a token) and have it sent to its own server."""
+    if not ENV_NAME.fullmatch(var):
+        raise RefereeError(f"{where}: api_key_env should name an environment variable (letters, digits, _)")
+    listed = {name.strip() for name in os.environ.get(KEY_ENVS, "").split(",")}
+    if var in listed or (var.startswith("REFEREE_") and var.endswith("_KEY") and var != INSECURE_ENV):
+        return
+    if var == "OPENAI_API_KEY":
+        if address == ("https", OPENAI_HOST):
+            return
+        raise RefereeError(f"{where}: api_key_env names $OPENAI_API_KEY, which goes only to https://{OPENAI_HOST}; "
+                           f"to send it to this server, add OPENAI_API_KEY to ${KEY_ENVS} in your own environment")
+    raise RefereeError(f"{where}: api_key_env names ${var}, which is not allowed for keys: a spec may name a "
+                       f"variable REFEREE_..._KEY, or one listed in ${KEY_ENVS} (comma-separated) in your own "
+                       f"environment; else a shared config could send any of your variables to its server")
 
 
 def _number(where: str, key: str, value, kind, minimum):
