@@ -87,6 +87,20 @@ def test_round_measures_on_known_scores():
     assert m["constant_scores"] is False
 
 
+def test_intervals_resample_problems_not_samples():
+    """Two samples of each problem that always agree carry one problem's evidence: the interval by problem
+    is wider than one that counted the samples as independent (the ids made unique)."""
+    rng = random.Random(0)
+    right = [rng.random() < 0.6 for _ in range(30)]
+    twice = [sample(f"p{i}", "helpful", r, f"{i}-{j}") for i, r in enumerate(right) for j in range(2)]
+    apart = [{**s, "id": f"{s['id']}-{k}"} for k, s in enumerate(twice)]
+    scores = [float(s["correct"]) for s in twice]
+    by_problem, by_sample = (round_measures(x, scores, seed=0)["helpful_accuracy"] for x in (twice, apart))
+    assert by_problem["value"] == by_sample["value"]
+    assert by_problem["high"] - by_problem["low"] > 1.2 * (by_sample["high"] - by_sample["low"])
+    assert round_measures(twice, scores, seed=0)["problems"] == 30
+
+
 def test_a_verifier_that_scores_everything_the_same_is_reported_not_divided_by_zero():
     samples = [sample("p", "helpful", True), sample("p", "sneaky", False)]
     m = round_measures(samples, [0.5, 0.5], seed=0)

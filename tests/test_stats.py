@@ -135,3 +135,30 @@ def test_estimate_format_and_json():
     assert est.fmt(percent=True) == "62% [50, 75]" or est.fmt(percent=True) == "63% [50, 75]"
     assert stats.Estimate(None, None, None, 0).fmt() == "n/a"
     assert stats.jsonable({"x": [est]}) == {"x": [{"value": 0.625, "low": 0.5, "high": 0.75, "n": 40}]}
+
+
+# ---- resampling groups of rows ------------------------------------------------------------------------
+def test_clusters_of_one_row_give_the_row_bootstrap_and_correlated_clusters_a_wider_interval():
+    rng = np.random.default_rng(1)
+    per_problem = rng.random(40) < 0.5  # 40 problems, each answered the same way by all its 8 samples
+    flags = [bool(f) for f in per_problem for _ in range(8)]
+    problems = [i for i in range(40) for _ in range(8)]
+    rows = stats.rate(flags)
+    assert stats.rate(flags, clusters=list(range(len(flags)))) == rows  # singleton groups: the same resamples
+    grouped = stats.rate(flags, clusters=problems)
+    assert grouped.value == rows.value and grouped.n == rows.n
+    # 8 identical samples a problem carry the evidence of 1: the interval is about sqrt(8) times wider
+    ratio = (grouped.high - grouped.low) / (rows.high - rows.low)
+    assert 2.0 < ratio < 4.0
+    noise = rng.normal(0, 1, 40)  # a verifier's score, shared by a problem's samples
+    scores, labels = [float(f) + noise[p] for f, p in zip(flags, problems)], [float(f) for f in flags]
+    auc_rows = stats.bootstrap(stats.auc, scores, labels)
+    auc_grouped = stats.bootstrap(stats.auc, scores, labels, clusters=problems)
+    assert auc_grouped.value == auc_rows.value and auc_grouped.high - auc_grouped.low > auc_rows.high - auc_rows.low
+
+
+def test_clusters_skip_the_rows_left_out_and_must_cover_every_row():
+    values = [1.0, None, 0.0, 1.0]
+    assert stats.mean_ci(values, clusters=["a", "a", "b", "b"]).n == 3
+    with pytest.raises(RefereeError, match="every row"):
+        stats.mean_ci(values, clusters=["a", "b"])

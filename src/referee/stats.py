@@ -2,7 +2,9 @@
 
 Every function returns an ``Estimate``: the value on the data as given, and a percentile bootstrap
 interval from resampling *items* (pairs, answers) with replacement under a fixed seed, so the same data
-always gives the same interval. Items a statistic does not apply to (say, a pair without a human label)
+always gives the same interval. Where rows come in groups that are not independent (several samples of
+one problem), pass ``clusters`` (each row's group): whole groups are resampled, rows kept together, so
+the interval is not made narrow by counting one problem's samples as separate evidence. Items a statistic does not apply to (say, a pair without a human label)
 are passed as ``None`` and left out of the value and of every resample alike.
 
 Agreement with people follows the two setups of the MT-Bench paper (Zheng et al., 2023), as its released
@@ -72,6 +74,22 @@ def _indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _groups(clusters: Sequence, keep: Sequence[int]) -> list[np.ndarray]:
+    """The kept rows' positions (0..len(keep)-1) grouped by cluster, in order of first appearance."""
+    if len(clusters) < (max(keep) + 1 if len(keep) else 0):
+        raise RefereeError("stats: clusters must give a group for every row")
+    groups: dict = {}
+    for pos, row in enumerate(keep):
+        groups.setdefault(clusters[row], []).append(pos)
+    return [np.asarray(g) for g in groups.values()]
+
+
+def _resampled_rows(groups: list[np.ndarray], n_boot: int, seed: int):
+    """Row positions of each cluster-bootstrap resample: groups drawn with replacement, their rows kept."""
+    for draw in _indices(len(groups), n_boot, seed):
+        yield np.concatenate([groups[g] for g in draw])
+
+
 def _check_level(level: float, n_boot: int) -> None:
     if not 0 < level < 1:
         raise RefereeError(f"stats: level must be in (0, 1), got {level}")
@@ -79,16 +97,25 @@ def _check_level(level: float, n_boot: int) -> None:
         raise RefereeError(f"stats: n_boot must be >= 1, got {n_boot}")
 
 
-def mean_ci(values: Sequence[float | None], n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> Estimate:
+def mean_ci(values: Sequence[float | None], n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
+            clusters: Sequence | None = None) -> Estimate:
     """The mean of the values that are not None (a rate, when they are 0/1), with its bootstrap interval.
 
-    Resamples the kept items; vectorised, so thousands of resamples cost next to nothing.
+    Resamples the kept items (or, with ``clusters``, whole groups of them); vectorised, so thousands of
+    resamples cost next to nothing.
     """
     _check_level(level, n_boot)
-    x = np.array([v for v in values if v is not None], dtype=float)
+    keep = [i for i, v in enumerate(values) if v is not None]
+    x = np.array([values[i] for i in keep], dtype=float)
     if x.size == 0:
         return Estimate(None, None, None, 0)
-    boots = x[_indices(x.size, n_boot, seed)].mean(axis=1)
+    if clusters is None:
+        boots = x[_indices(x.size, n_boot, seed)].mean(axis=1)
+    else:  # a resample's mean: the drawn groups' sums over their sizes
+        groups = _groups(clusters, keep)
+        sums, sizes = np.array([x[g].sum() for g in groups]), np.array([len(g) for g in groups])
+        draws = _indices(len(groups), n_boot, seed)
+        boots = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)
     lo, hi = _interval(boots, level)
     return Estimate(float(x.mean()), lo, hi, int(x.size))
 
@@ -99,7 +126,8 @@ def rate(flags: Sequence[bool | None], **kw) -> Estimate:
 
 
 def paired_diff(a: Sequence[float | None], b: Sequence[float | None], **kw) -> Estimate:
-    """mean(a - b) over items where both are known; resampling items keeps each pair together."""
+    """mean(a - b) over items where both are known; resampling items (or ``clusters``) keeps each pair
+    together."""
     if len(a) != len(b):
         raise RefereeError("stats: paired_diff needs two lists of the same length")
     return mean_ci([None if x is None or y is None else x - y for x, y in zip(a, b)], **kw)
@@ -120,8 +148,9 @@ def unpaired_diff(a: Sequence[float | None], b: Sequence[float | None], n_boot: 
 
 
 def bootstrap(statistic: Callable[..., float], *columns: Sequence, n_boot: int = N_BOOT, seed: int = 0,
-              level: float = LEVEL) -> Estimate:
-    """Any statistic of aligned columns, with an interval from resampling rows.
+              level: float = LEVEL, clusters: Sequence | None = None) -> Estimate:
+    """Any statistic of aligned columns, with an interval from resampling rows (or, with ``clusters``,
+    whole groups of rows).
 
     ``statistic(*arrays)`` gets numpy arrays of the kept rows (rows where some column is None are
     dropped first). Resamples where the statistic is undefined (NaN, say a correlation of a constant)
@@ -135,8 +164,9 @@ def bootstrap(statistic: Callable[..., float], *columns: Sequence, n_boot: int =
         return Estimate(None, None, None, 0)
     arrays = [np.asarray([c[i] for i in keep]) for c in columns]
     value = _finite(statistic(*arrays))
-    boots = np.array([statistic(*(a[idx] for a in arrays)) for idx in _indices(len(keep), n_boot, seed)],
-                     dtype=float)
+    resamples = _indices(len(keep), n_boot, seed) if clusters is None else \
+        _resampled_rows(_groups(clusters, keep), n_boot, seed)
+    boots = np.array([statistic(*(a[idx] for a in arrays)) for idx in resamples], dtype=float)
     lo, hi = _interval(boots, level)
     return Estimate(value, lo, hi, len(keep))
 
