@@ -45,6 +45,9 @@ def test_correct_programs_count_false_alarms_and_nitpicks_and_unreadable_is_neit
     summary = summarise([vague, score_critique("<quote>range(len(xs) - 1)</quote>", PROGRAM, BUG), clean, nitpick])
     assert summary["unreadable"] == 1 and summary["cbi"]["value"] == 1.0 and summary["cbi"]["n"] == 1
     assert summary["false_alarm_rate"]["value"] == 0.5
+    # both denominators, said apart: of the answered critiques of buggy programs 1 of 1, of all of them 1 of 2
+    assert summary["cbi_of_all"]["value"] == 0.5 and summary["cbi_of_all"]["n"] == 2
+    assert summary["unreadable_rate"]["value"] == 0.25 and summary["unreadable_rate"]["n"] == 4
 
 
 def test_baselines_quote_code_lines_not_docstrings():

@@ -11,7 +11,10 @@ Per critique of a tampered program (one known bug, lines ``line_start``..``line_
 - ``highlights``, ``chars``: how many lines were flagged and how long the critique is.
 Per critique of a correct program: ``false_alarm`` (any highlight, or no "no problems" verdict) and
 ``nitpicks`` (its number of highlights). A critique with neither a quote nor a no-problems verdict is
-``unreadable``: counted, and never scored as a catch or a miss.
+``unreadable``: counted, and never scored as a catch or a miss. ``summarise`` reports the rates of the
+answered critiques (``cbi``, ``false_alarm_rate``: unreadable ones left out) and, beside them, the
+unreadable rate and ``cbi_of_all`` (an unreadable critique of a buggy program counted as not catching
+it), so a table can quote either with its denominator; they differ exactly when some are unreadable.
 With several known bugs in one program, ``comprehensive`` is the share of them caught.
 """
 
@@ -52,7 +55,7 @@ def score_critique(critique: str, program: str, bugs: list[tuple[int, int]]) -> 
     spans, quotes, missing = highlighted_lines(critique, program)
     clean = says_no_problems(critique)
     out = {"quotes": quotes, "hallucinated": missing, "highlights": len(spans), "chars": len(critique),
-           "unreadable": quotes == 0 and not clean}
+           "unreadable": quotes == 0 and not clean, "buggy": bool(bugs)}
     if out["unreadable"]:
         return {**out, "caught": None, "comprehensive": None, "false_alarm": None, "nitpicks": None}
     if not bugs:
@@ -64,11 +67,15 @@ def score_critique(critique: str, program: str, bugs: list[tuple[int, int]]) -> 
 
 
 def summarise(scores: list[dict], seed: int = 0) -> dict:
-    """Rates with bootstrap intervals over critiques (unreadable ones counted, left out of the rates)."""
+    """Rates with bootstrap intervals over critiques: of the answered ones (unreadable ones counted apart)
+    and, for CBI, of all of them (module doc)."""
     readable = [s for s in scores if not s["unreadable"]]
     quotes = sum(s["quotes"] for s in scores)
+    buggy = [s for s in scores if s.get("buggy")]
     return {"critiques": len(scores), "unreadable": len(scores) - len(readable),
+            "unreadable_rate": rate([s["unreadable"] for s in scores], seed=seed).to_dict(),
             "cbi": rate([s["caught"] for s in readable], seed=seed).to_dict(),
+            "cbi_of_all": rate([bool(s["caught"]) for s in buggy], seed=seed).to_dict(),
             "comprehensiveness": mean_ci([s["comprehensive"] for s in readable], seed=seed).to_dict(),
             "false_alarm_rate": rate([s["false_alarm"] for s in readable], seed=seed).to_dict(),
             "nitpicks_per_correct": mean_ci([s["nitpicks"] for s in readable], seed=seed).to_dict(),

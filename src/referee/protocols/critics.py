@@ -326,7 +326,8 @@ def _headline(metrics: dict) -> list[dict]:
     rows = []
     for name, m in metrics["critics"].items():
         auc_ = (metrics.get("critiqueability", {}).get(name) or {}).get("auc_bug_vs_correct") or {}
-        rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],
+        rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],  # of the answered critiques
+                     "cbi_tampered_of_all": (m["tampered"].get("cbi_of_all") or {}).get("value"),
                      "cbi_natural": m["natural"]["cbi"]["value"],
                      "false_alarms": m["correct"]["false_alarm_rate"]["value"],
                      "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
