@@ -104,6 +104,27 @@ def test_problem_sets_are_disjoint_fixed_and_refused_when_too_small(tmp_path):
             vf._problem_sets(run, tiny)
 
 
+def test_test_problems_come_from_a_namespace_no_tuning_set_reaches_and_training_sets_stay_the_same(tmp_path):
+    """evaluate_on: test scores problems drawn after the others from TEST_NAMESPACE + seed: none is a
+    question of this run's sets, nor of any dev or training set of seeds 0-4 (the sets recipes are tuned
+    on); the training sets are those of the dev run, so a test run reuses its M1."""
+    base = {"sft_problems": 50, "eft_problems": 10, "pair_problems": 20, "eval_problems": 30}
+    dev = validate(vf.VerifiableFeedbackConfig, base, "test")
+    test = validate(vf.VerifiableFeedbackConfig, {**base, "evaluate_on": "test"}, "test")
+    with Run(tmp_path / "dev", dev) as run:
+        dev_sets = vf._problem_sets(run, dev)
+    with Run(tmp_path / "test", test) as run:
+        test_sets = vf._problem_sets(run, test)
+    for name in ("sft", "eft", "pairs"):
+        assert [p.id for p in test_sets[name]] == [p.id for p in dev_sets[name]]
+    held_out = {p.question for p in test_sets["eval"]}
+    assert len(held_out) == 30 and all("seed1000000" in p.id for p in test_sets["eval"])
+    tuned_on = {p.question for seed in range(5) for s in vf.distinct_problem_sets(dev.task, {
+        "eval": 256, "sft": 96, "eft": 24, "pairs": 192}, seed, "t").values() for p in s}
+    assert not held_out & {p.question for s in dev_sets.values() for p in s}
+    assert not held_out & tuned_on
+
+
 def test_step_grade_follows_the_first_wrong_step():
     p = generate_problems(1, Difficulty(steps=3), seed=4)[0]
     assert step_grade(check_solution(p, p.steps)) == 5
@@ -216,6 +237,10 @@ def test_pooling_runs_narrows_the_interval_and_refuses_shared_problems(tmp_path)
     assert width(pooled) < min(width(r["change"]) for r in result["runs"])
     with pytest.raises(RefereeError, match="share 80 held-out problems"):
         pooled_change([one, one])
+    (two / "config.yaml").write_text("protocol: verifiable_feedback\nseed: 1\nevaluate_on: test\n")
+    with pytest.raises(RefereeError, match="scored on its test problems.*pool runs of one split"):
+        pooled_change([one, two])
+    (two / "config.yaml").write_text("protocol: verifiable_feedback\nseed: 1\n")
     (one / "records" / "eval_m2_checker.jsonl").unlink()
     with pytest.raises(RefereeError, match="has this run evaluated M2-checker"):
         pooled_change([one, two])

@@ -36,6 +36,7 @@ def _diffs(folder: Path, model: str) -> tuple[np.ndarray, dict]:
         raise RefereeError(f"{folder}: M1 and {model} answered different problems")
     diffs = np.array([float(n["correct"]) - float(b["correct"]) for b, n in zip(base, new)])
     return diffs, {"ids": [r["id"] for r in base], "folder": str(folder), "seed": config.get("seed", 0),
+                   "split": config.get("evaluate_on", "dev"),
                    "problems": len(diffs),
                    "m1_accuracy": float(np.mean([b["correct"] for b in base])),
                    "accuracy": float(np.mean([n["correct"] for n in new])),
@@ -58,6 +59,9 @@ def pooled_change(folders: list[str | os.PathLike], model: str = "M2-checker", n
                 raise RefereeError(f"pool: {folder} and {other} share {len(ids & their)} held-out problems (the same "
                                    f"seed?); pooling them would count those problems twice")
         seen[str(folder)] = ids
+        if per_run and summary["split"] != per_run[0]["split"]:
+            raise RefereeError(f"pool: {folder} was scored on its {summary['split']} problems, {per_run[0]['folder']} "
+                               f"on its {per_run[0]['split']} problems; pool runs of one split")
         per_run.append(summary)
         all_diffs.append(diffs)
     rng = np.random.default_rng(seed)
@@ -69,6 +73,6 @@ def pooled_change(folders: list[str | os.PathLike], model: str = "M2-checker", n
     alpha = (1 - LEVEL) / 2
     lo, hi = np.quantile(boots, [alpha, 1 - alpha])
     pooled = Estimate(float(np.concatenate(all_diffs).mean()), float(lo), float(hi), total)
-    return {"model": model, "runs": per_run, "pooled": pooled.to_dict(),
+    return {"model": model, "split": per_run[0]["split"], "runs": per_run, "pooled": pooled.to_dict(),
             "flipped_right": sum(r["flipped_right"] for r in per_run),
             "flipped_wrong": sum(r["flipped_wrong"] for r in per_run)}

@@ -51,6 +51,9 @@ from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 ARMS = ("self", "checker", "verifier")
 SETS = ("eval", "sft", "eft", "pairs")  # drawn in this order: the held-out set never depends on the others
+# Test problems come from generator seeds TEST_NAMESPACE + seed, which no set that a recipe was tuned on
+# (generator seeds 10 * seed + k) ever reaches; they are drawn after the others and share no question with them.
+TEST_NAMESPACE = 1_000_000
 
 
 class ArithmeticSettings(StrictModel):
@@ -75,6 +78,10 @@ class VerifiableFeedbackConfig(ProtocolConfig):
     eft_problems: int = Field(24, ge=0, le=MAX_PROMPTS)
     pair_problems: int = Field(96, ge=2, le=MAX_PROMPTS)
     eval_problems: int = Field(128, ge=2, le=MAX_PROMPTS)
+    # Which held-out problems are scored: "dev", the seed's own held-out set, for choosing recipes and
+    # settings; "test", problems from a namespace no tuning touches, for a reported figure. The training
+    # sets are the same either way, so a test run reuses a dev run's cache up to the evaluations.
+    evaluate_on: Literal["dev", "test"] = "dev"
     candidates: int = Field(8, ge=2, le=MAX_SAMPLES)
     pairs_per_prompt: int = Field(2, ge=1, le=MAX_SAMPLES)
     arms: list[Literal["self", "checker", "verifier"]] = list(ARMS)
@@ -122,7 +129,7 @@ def run_verifiable_feedback(cfg: VerifiableFeedbackConfig, run: Run) -> Result:
                      "pairs": pair_quality(pairs, len(problems["pairs"]), cfg.seed)}
 
     models = {"M0": cfg.model, "M1": m1} | {f"M2-{a}": arms[a]["model"] for a in cfg.arms}
-    metrics = run.save_metrics({"models": models, "arms": arms,
+    metrics = run.save_metrics({"models": models, "arms": arms, "split": cfg.evaluate_on,
                                 "evaluation": model_summaries(evaluate, cfg.seed),
                                 "candidates": candidate_summary(candidates, cfg.seed)})
     return Result(metrics, _headline(metrics), "feedback on arithmetic: held-out accuracy by exact check")
@@ -130,24 +137,29 @@ def run_verifiable_feedback(cfg: VerifiableFeedbackConfig, run: Run) -> Result:
 
 # ---- the steps ---------------------------------------------------------------------------------
 def _problem_sets(run: Run, cfg: VerifiableFeedbackConfig) -> dict[str, list[MathProblem]]:
-    """Four sets of distinct problems: a question in one set appears in no other (nor twice in one)."""
+    """Sets of distinct problems: a question in one set appears in no other (nor twice in one). With
+    ``evaluate_on: test`` the held-out set ("eval") is the test set; the dev set is still drawn, unused, so
+    that the training sets are those of the dev run."""
     sizes = {"eval": cfg.eval_problems, "sft": cfg.sft_problems, "eft": cfg.eft_problems, "pairs": cfg.pair_problems}
-    sets = distinct_problem_sets(cfg.task, sizes, cfg.seed, "verifiable_feedback")
-    run.run_stage("problems", {"task": cfg.task, "sizes": sizes, "seed": cfg.seed},
-                  lambda: [p.to_record() | {"set": name} for name in SETS for p in sets[name]])
-    return sets
+    test = cfg.eval_problems if cfg.evaluate_on == "test" else 0
+    sets = distinct_problem_sets(cfg.task, sizes, cfg.seed, "verifiable_feedback", test=test)
+    inputs = {"task": cfg.task, "sizes": sizes, "seed": cfg.seed} | ({"test": test} if test else {})
+    run.run_stage("problems", inputs, lambda: [p.to_record() | {"set": name} for name, ps in sets.items() for p in ps])
+    return {**sets, "eval": sets["test"]} if test else sets
 
 
-def distinct_problem_sets(task: ArithmeticSettings, sizes: dict[str, int], seed: int,
-                          who: str) -> dict[str, list[MathProblem]]:
+def distinct_problem_sets(task: ArithmeticSettings, sizes: dict[str, int], seed: int, who: str,
+                          test: int = 0) -> dict[str, list[MathProblem]]:
     """Sets of arithmetic problems, drawn in the order of ``sizes`` (set k from seed 10 * seed + k), no
-    question in two sets or twice in one: a set drawn first never depends on the sizes of later ones."""
+    question in two sets or twice in one: a set drawn first never depends on the sizes of later ones. With
+    ``test``, a last set of that size, "test", from the test namespace (TEST_NAMESPACE + seed)."""
     difficulty = Difficulty(task.steps, task.max_number, task.max_factor, tuple(task.ops))
     seen: set[str] = set()
     sets: dict[str, list[MathProblem]] = {}
-    for k, (name, size) in enumerate(sizes.items()):
+    draws = [(name, size, 10 * seed + k) for k, (name, size) in enumerate(sizes.items())]
+    for name, size, generator_seed in draws + ([("test", test, TEST_NAMESPACE + seed)] if test else []):
         kept = []
-        for p in generate_problems(4 * size + 100, difficulty, seed=10 * seed + k) if size else []:
+        for p in generate_problems(4 * size + 100, difficulty, seed=generator_seed) if size else []:
             if p.question not in seen:
                 seen.add(p.question)
                 kept.append(p)
@@ -222,8 +234,9 @@ def _evaluate(run: Run, cfg: VerifiableFeedbackConfig, name: str, spec: str, pro
     def answer() -> list[dict]:
         outs = model.generate([p.chat() for p in problems], Sampling(temperature=0.0,
                               max_new_tokens=cfg.eval_max_new_tokens, seed=cfg.seed), desc=f"{name} answers")
-        return [{"id": p.id, "answer": row[0].text, "completion_tokens": row[0].completion_tokens,
-                 **checked(p, row[0].text)} for p, row in zip(problems, outs)]
+        return [{"id": p.id, "split": cfg.evaluate_on, "answer": row[0].text,
+                 "completion_tokens": row[0].completion_tokens, **checked(p, row[0].text)}
+                for p, row in zip(problems, outs)]
 
     return run.run_stage(eval_stage(name), {"model": model, "problems": [p.id for p in problems], "rule": ANSWER_RULE,
                                             "max_new_tokens": cfg.eval_max_new_tokens, "seed": cfg.seed}, answer)
