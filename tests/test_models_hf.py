@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 
@@ -239,6 +240,28 @@ def test_fingerprints_tell_weights_apart(tiny_model_path, tiny_model_path_b):
     assert a.fingerprint == a2.fingerprint != b.fingerprint
     half = load_model(f"hf:{tiny_model_path}?dtype=bfloat16")  # other numbers: cached apart
     assert half.fingerprint != a.fingerprint and half.describe()["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("chat_template.jinja", "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}<assistant>"),
+    ("generation_config.json", '{"do_sample": false}'),
+    ("merges.txt", "#version: 0.2\n"),
+])
+def test_editing_a_file_that_changes_outputs_changes_the_fingerprint(tiny_model_path, tmp_path, name, text):
+    """The cache key holds the messages, not the prompt the template renders from them: an edited chat
+    template (or generation config, or tokenizer file) must change the fingerprint, or a rerun would read
+    back the old template's answers."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_path, folder)
+    cache = Cache(tmp_path / "cache.sqlite")
+    greedy = Sampling(temperature=0.0, max_new_tokens=3)
+    before = load_model(f"hf:{folder}", cache=cache)
+    assert not before.generate(CHATS[:1], greedy)[0][0].cached
+    assert before.generate(CHATS[:1], greedy)[0][0].cached
+    (folder / name).write_text(text)
+    after = load_model(f"hf:{folder}", cache=cache)
+    assert after.fingerprint != before.fingerprint
+    assert not after.generate(CHATS[:1], greedy)[0][0].cached  # recomputed, not read back
 
 
 def test_lora_adapter_loads_and_changes_the_model(tiny_model_path, tmp_path):

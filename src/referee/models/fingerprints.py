@@ -1,7 +1,9 @@
 """Fingerprints of local weights: the cache key that says which numbers a model gives.
 
-A fingerprint hashes the content of the weight and config files, so a model is cached by what it is,
-not by where it lies; a file's digest is remembered per size and mtime so large weights are read once.
+A fingerprint hashes the content of every file that changes what a model says (weights, configs, tokenizer
+files, the chat template), so a model is cached by what it is, not by where it lies, and an edited file is
+never answered from the cache of the old one; a file's digest is remembered per size and mtime so large
+weights are read once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from pathlib import Path
 
 from referee.paths import referee_home
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model")
+# Every file that changes what a model says: weights; config.json, generation_config.json, the tokenizer's
+# and adapter's JSON; sentencepiece and tiktoken vocabularies; chat templates (chat_template.jinja, which a
+# checkpoint saved by recent transformers holds instead of a key in tokenizer_config.json); BPE text files.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model", ".jinja", ".tiktoken")
+TOKENIZER_TEXT_FILES = {"merges.txt", "vocab.txt"}
 
 
 def weights_fingerprint(path: str, adapter: str | None = None) -> str:
@@ -51,7 +57,8 @@ def _hub_identity(model_id: str) -> str:
 
 def _folder_hash(folder: str) -> str:
     files = sorted(p for p in Path(folder).rglob("*")
-                   if p.is_file() and p.suffix in WEIGHT_SUFFIXES and p.name not in RUN_BOOKKEEPING
+                   if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in TOKENIZER_TEXT_FILES)
+                   and p.name not in RUN_BOOKKEEPING
                    and "records" not in p.relative_to(folder).parts)
     memo_path = referee_home() / "fingerprints.json"
     try:
