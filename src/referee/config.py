@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from referee.errors import RefereeError
-from referee.models.base import Sampling
+from referee.models.base import MAX_NEW_TOKENS, Sampling
 
 
 class StrictModel(BaseModel):
@@ -26,9 +26,9 @@ MAX_ROUNDS = 100  # iterations of a loop, folds
 
 
 class SamplingConfig(StrictModel):
-    temperature: float = Field(0.7, ge=0)
+    temperature: float = Field(0.7, ge=0, allow_inf_nan=False)  # inf or nan would sample noise
     top_p: float = Field(1.0, gt=0, le=1)
-    max_new_tokens: int = Field(256, ge=1)
+    max_new_tokens: int = Field(256, ge=1, le=MAX_NEW_TOKENS)
     stop: list[str] = []
 
     def to_sampling(self, seed: int) -> Sampling:
@@ -38,7 +38,7 @@ class SamplingConfig(StrictModel):
 
 class ProtocolConfig(StrictModel):
     protocol: str
-    out: str | None = None  # the run folder; defaults to runs/<config file stem>
+    out: str | None = Field(None, min_length=1)  # the run folder; defaults to runs/<config file stem>
     seed: int = 0
 
 

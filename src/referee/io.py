@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tempfile
 import zlib
 from contextlib import contextmanager
@@ -21,6 +22,28 @@ def check_file(path: Path, kind: str = "file") -> None:
         raise RefereeError(f"{path}: no such {kind}")
     if path.is_dir():
         raise RefereeError(f"{path}: is a folder; expected a {kind}")
+
+
+def check_writable(path: Path, kind: str = "output file") -> None:
+    """Before the work, not after it: a file (or, with a ``kind`` naming a folder, a folder) that a command
+    will write must not be the other kind of thing, and the nearest existing folder above it must take new
+    files (tried, not guessed from permission bits, which root ignores and read-only mounts defeat)."""
+    path = Path(path)
+    folder_wanted = "folder" in kind
+    if path.is_dir() and not folder_wanted:
+        raise RefereeError(f"{path}: is a folder; expected a {kind} to write")
+    if path.exists() and not path.is_dir() and folder_wanted:
+        raise RefereeError(f"{path}: is a file; expected a {kind} to write")
+    above = path if path.is_dir() else path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise RefereeError(f"{path}: cannot write the {kind} here: {above} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=above):
+            pass
+    except OSError as e:
+        raise RefereeError(f"{path}: cannot write the {kind} here ({e.strerror or e} in {above})") from None
 
 
 def read_text(path: str | os.PathLike, kind: str = "file") -> str:
@@ -66,6 +89,49 @@ def _not_utf8(path: Path) -> RefereeError:
     return RefereeError(f"{path}: not UTF-8 text; save the file as UTF-8")
 
 
+# A \uD800-\uDFFF escape: JSON allows it alone, but such a string cannot be written as UTF-8 again.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def parse_json(text: str, where: str, whole_file: bool = False) -> Any:
+    """One JSON text (a JSONL line, or with ``whole_file`` a file, whose bad line is named); what Python's
+    parser rejects or cannot hold (bad syntax, nesting deeper than its recursion limit, an integer of
+    thousands of digits, a lone surrogate) raises naming ``where``."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        line = f":{e.lineno}" if whole_file else ""
+        msg = e.msg.removesuffix(" at")  # "Invalid control character at": the column follows
+        raise RefereeError(f"{where}{line}: not valid JSON ({msg} at column {e.colno})") from None
+    except RecursionError:
+        raise RefereeError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as e:  # an integer longer than Python converts (4300 digits by default)
+        raise RefereeError(f"{where}: unreadable JSON value ({e})") from None
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise RefereeError(f"{where}: a \\u escape names half a UTF-16 surrogate pair (a lone surrogate), "
+                           f"which is not text")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) holds a character UTF-8 cannot encode; iterative, as nesting
+    may be deep."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
     """Yield (line number, value) for each non-blank line, whatever JSON value it holds; a bad line raises
     naming file and line."""
@@ -75,10 +141,7 @@ def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise RefereeError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            yield lineno, parse_json(line, f"{path}:{lineno}")
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -101,10 +164,7 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         head = f.read(4096).lstrip()[:1]
     if head == "[":
         with _decoding(path), _open_text(path) as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as e:
-                raise RefereeError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+            data = parse_json(f.read(), str(path), whole_file=True)
         for i, obj in enumerate(data, start=1):
             if not isinstance(obj, dict):
                 raise RefereeError(f"{path}: item {i}: expected a JSON object, got {type(obj).__name__}")
@@ -122,6 +182,12 @@ def require(obj: dict, field: str, kind: type | tuple[type, ...], where: str) ->
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise RefereeError(f"{where}: field '{field}' should be {names}, got {type(value).__name__}")
     return value
+
+
+def optional(obj: dict, field: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """``obj[field]`` when given (None when absent or null), else as ``require``: of the right type or an
+    error naming ``where`` and the field."""
+    return None if obj.get(field) is None else require(obj, field, kind, where)
 
 
 @contextmanager

@@ -20,6 +20,10 @@ its records back; with a different one it says so and recomputes. It runs under 
 same name, and its records are written atomically (temp file, fsync, rename) before it is marked done.
 Below the stages, every model call is cached, so even a stage killed half-way repeats no finished call.
 Under several processes (``accelerate launch``) only the main one writes these files.
+
+An existing run folder is left as it was until the new invocation's work begins (its first stage, metrics
+or plot): config.yaml, manifest.json and ledger.json are written only then, so an invocation refused for
+bad inputs, which protocols read before their first stage, leaves the folder's own config runnable.
 """
 
 from __future__ import annotations
@@ -55,8 +59,11 @@ class Run:
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise RefereeError(f"{self.folder}: is a file; a run folder is needed here")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "records").mkdir(exist_ok=True)
+        self._made_folder = not self.folder.exists()  # removed again if the invocation is refused
+        try:
+            (self.folder / "records").mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RefereeError(f"{self.folder}: cannot make the run folder here ({e.strerror or e})") from None
         self.cache = Cache(self.folder / "cache.sqlite")
         self.ledger = ledger_mod.Ledger()
         self.models: dict[str, Any] = {}
@@ -67,8 +74,8 @@ class Run:
         self._earlier_ledgers = _earlier_invocations(self.folder / "ledger.json")
         self._state_path = self.folder / "state.json"
         self.state = _read_state(self._state_path)
-        if config is not None:
-            self.save_config(config)
+        self._config = config  # written to config.yaml when the work begins
+        self._begun = False
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> "Run":
@@ -78,9 +85,15 @@ class Run:
         return self
 
     def __exit__(self, *exc) -> None:
-        # Written on success and on failure alike: what was spent is never lost.
-        self.write_ledger()
-        self.write_manifest(finished=exc[0] is None)
+        # Written on success and on failure alike, once work has begun: what was spent is never lost. An
+        # invocation that failed before (bad inputs) leaves the folder as it found it, or not there at all.
+        if self._begun or exc[0] is None or self.ledger.rows():  # rows: model calls made outside a stage
+            self.begin()
+            self.write_ledger()
+            self.write_manifest(finished=exc[0] is None)
+        elif self._made_folder and is_main_process():  # refused before any work: leave no empty folder behind
+            self.cache.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
         if self._ledger_ctx is not None:
             self._ledger_ctx.__exit__(*exc)
             self._ledger_ctx = None
@@ -119,10 +132,20 @@ class Run:
         model.cache = self.cache
         self.models[model.spec] = model
 
+    def begin(self) -> None:
+        """The work begins: write the new config.yaml (once). Called by everything that writes the folder,
+        so the inputs a protocol reads before its first stage are checked before the folder changes."""
+        if self._begun:
+            return
+        self._begun = True
+        if self._config is not None:
+            self.save_config(self._config)
+
     # ---- stages --------------------------------------------------------------------------------
     @contextmanager
     def stage(self, name: str):
         """Charge model calls to this stage in the ledger and time it."""
+        self.begin()
         with ledger_mod.stage(name):
             yield
 
@@ -136,6 +159,7 @@ class Run:
         records (a checkpoint): then ``outputs`` names what it makes, and a missing one means not done.
         """
         fp = fingerprint(inputs)
+        self.begin()
         kept = self.state["stages"].get(name)
         has_records = kept is not None and kept.get("records", True)
         if kept is not None and kept["fingerprint"] != fp:
@@ -185,6 +209,7 @@ class Run:
         return self.folder / "records" / f"{stage}.jsonl"
 
     def _write_records(self, stage: str, records: list[dict]) -> None:
+        self.begin()
         if is_main_process():
             write_jsonl(self.records_path(stage), records)
 
@@ -194,6 +219,7 @@ class Run:
         self._write_state()
 
     def _write_state(self) -> None:
+        self.begin()
         if is_main_process():
             write_json(self._state_path, self.state)
 
@@ -218,11 +244,13 @@ class Run:
         path = self.folder / "metrics.json"
         current = self.metrics()
         current.update(metrics)
+        self.begin()
         if is_main_process():
             write_json(path, current)
         return current
 
     def plot_path(self, name: str) -> Path:
+        self.begin()
         (self.folder / "plots").mkdir(exist_ok=True)
         return self.folder / "plots" / name
 
@@ -322,10 +350,56 @@ def load_config_file(path: str | os.PathLike) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RefereeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raise RefereeError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
+    except RecursionError:
+        raise RefereeError(f"{path}: YAML nested too deeply to read") from None
     if not isinstance(data, dict):
         raise RefereeError(f"{path}: expected a mapping of settings at the top level")
+    check_plain_values(data, str(path))
     return data
+
+
+def yaml_problem(error: Exception, place: bool = False) -> str:
+    """PyYAML's complaint on one line (its own text spans several, quoting the input under a caret), with
+    its line and column if ``place``."""
+    text = getattr(error, "problem", None) or str(error)
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark and place else ""
+    return " ".join(str(text).split()) + where
+
+
+# Values a config may hold: what JSON holds, since the config is saved, fingerprinted and compared as JSON.
+_PLAIN = (str, int, float, bool, type(None))
+MAX_CONFIG_VALUES = 1_000_000  # YAML aliases can repeat one list into billions of values
+
+
+def check_plain_values(data: Any, where: str, key: str = "") -> None:
+    """Refuse what YAML reads but JSON cannot hold (dates, ``!!binary`` bytes, sets, non-text keys), and
+    structures made huge or endless by aliases, naming the setting (``data`` is the one at ``key``);
+    iterative, as nesting may be deep."""
+    stack, count = [(key, data)], 0
+    while stack:
+        key, value = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise RefereeError(f"{where}: more than {MAX_CONFIG_VALUES:,} values (a YAML alias repeated or "
+                               f"looping into itself?)")
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if not isinstance(k, str):
+                    raise RefereeError(f"{where}: key {k!r} under '{key or '(top level)'}' should be text; "
+                                       f"quote it")
+                stack.append((f"{key}.{k}" if key else k, v))
+        elif isinstance(value, list):
+            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif not isinstance(value, _PLAIN):
+            raise RefereeError(f"{where}: setting '{key}' is a YAML {type(value).__name__} ({_short(value)}), "
+                               f"which a config cannot hold; quote it to make it text")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def fingerprint(inputs: Any) -> str:

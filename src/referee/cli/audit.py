@@ -9,6 +9,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_folder
 from referee.errors import RefereeError
 
 def _default_out(kind: str, pairs: Path, judge: str) -> Path:
@@ -28,7 +29,8 @@ def audit(
     pairs: Path = PAIRS_OPT,
     checks: str = typer.Option("position,verbosity,injection,assertiveness",
                                help="Comma-separated: position, verbosity, injection, assertiveness, self (or all)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/audit-<pairs>-<judge>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/audit-<pairs>-<judge>).",
+                                         callback=output_folder),
     template: str = typer.Option("pairwise", help="Judge prompt template name."),
     verdict: str = typer.Option("probability", help="probability or generative."),
     swap: str = typer.Option("none", help="none, conservative, average or random."),
@@ -40,7 +42,7 @@ def audit(
     self_model: list[str] = typer.Option([], "--self-model",
                                          help="Model name(s) in the pairs' model_a/model_b that are the judge's own "
                                               "(repeatable); without it the self check generates the judge's own answers."),
-    limit: Optional[int] = typer.Option(None, help="Use the first N pairs."),
+    limit: Optional[int] = typer.Option(None, help="Use the first N pairs.", callback=at_least_one),
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for the intervals."),
 ):
@@ -50,8 +52,6 @@ def audit(
     from referee.cli.core import execute, validated
     from referee.protocols.audit import AuditConfig
 
-    if limit is not None and limit < 1:
-        raise RefereeError(f"--limit must be >= 1, got {limit}")
     config = validated(AuditConfig, {
         "judge_spec": judge, "pairs": str(pairs), "checks": parse_checks(checks), "self_model": list(self_model),
         "limit": limit, "seed": seed, "n_boot": n_boot, "out": str(out) if out else None,
@@ -67,7 +67,8 @@ def audit(
 def agreement(
     judge: str = JUDGE_OPT,
     pairs: Path = PAIRS_OPT,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/agreement-<pairs>-<judge>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/agreement-<pairs>-<judge>).",
+                                         callback=output_folder),
     mode: str = typer.Option("pairwise", help="pairwise (compare the two answers) or single (grade each, compare grades)."),
     template: Optional[str] = typer.Option(None, help="Template name (default pairwise, or single_1to10 for single)."),
     verdict: str = typer.Option("probability", help="probability or generative."),
@@ -78,7 +79,7 @@ def agreement(
     few_shot: Optional[Path] = typer.Option(None, "--few-shot"),
     max_retries: int = typer.Option(2),
     margin: float = typer.Option(0.0, help="single mode: grades closer than this are a tie."),
-    limit: Optional[int] = typer.Option(None, help="Use the first N pairs."),
+    limit: Optional[int] = typer.Option(None, help="Use the first N pairs.", callback=at_least_one),
     seed: int = typer.Option(0),
     n_boot: int = typer.Option(1000),
 ):
@@ -89,8 +90,6 @@ def agreement(
 
     if mode not in ("pairwise", "single"):
         raise RefereeError(f"--mode should be pairwise or single, got {mode!r}")
-    if limit is not None and limit < 1:
-        raise RefereeError(f"--limit must be >= 1, got {limit}")
     if mode == "single" and judge.startswith("baseline:"):
         raise RefereeError("--mode single needs a model judge, not a baseline")
     config = validated(AgreementConfig, {

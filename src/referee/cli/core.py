@@ -10,6 +10,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import output_file, output_folder
 from referee.errors import RefereeError
 
 
@@ -50,8 +51,10 @@ def generate(
     prompts: Path = typer.Option(..., "--prompts", "-p", help="JSONL with a 'prompt' (text or messages) or 'messages' field."),
     model: str = typer.Option("embedded", "--model", "-m", help="Model spec."),
     n: int = typer.Option(1, "-n", help="Samples per prompt."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the samples here as JSONL."),
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/generate-<prompts stem>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the samples here as JSONL.",
+                                         callback=output_file),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/generate-<prompts stem>).",
+                                             callback=output_folder),
     temperature: float = typer.Option(0.7, help="0 for greedy decoding."),
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(128),
@@ -178,9 +181,13 @@ def run_config(config_path: Path = typer.Argument(..., help="A protocol config (
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """The config with each ``KEY=VALUE`` of ``--set`` applied (``seed=1``, ``dpo.epochs=2``, ``arms=[checker]``)."""
+    import copy
+
     import yaml
 
-    data = json.loads(json.dumps(data))  # a copy
+    from referee.runs import check_plain_values, yaml_problem
+
+    data = copy.deepcopy(data)
     for item in overrides:
         key, sep, text = item.partition("=")
         path = [k.strip() for k in key.split(".")]
@@ -189,7 +196,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise RefereeError(f"--set {item!r}: the value is not YAML ({e})") from None
+            raise RefereeError(f"--set {item!r}: the value is not YAML ({yaml_problem(e, place=True)})") from None
+        check_plain_values(value, f"--set {item!r}", key=".".join(path))
         node = data
         for k in path[:-1]:
             if not isinstance(node.setdefault(k, {}), dict):

@@ -10,6 +10,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_file
 from referee.errors import RefereeError
 
 critics_app = typer.Typer(no_args_is_help=True, help="Data for critics: programs with known, tested bugs.")
@@ -22,10 +23,11 @@ def tamper_command(
                                              "canonical_solution, test, entry_point."),
     quixbugs: Optional[Path] = typer.Option(None, "--quixbugs", help="A QuixBugs folder (correct_python_programs/, "
                                             "python_programs/, json_testcases/)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Write the records here (JSONL)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the records here (JSONL).", callback=output_file),
     per_program: int = typer.Option(3, "--per-program", help="Kept mutations per program (at most)."),
     seed: int = typer.Option(0, help="Same programs and seed, same mutations."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N programs of each data set."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N programs of each data set.",
+                                         callback=at_least_one),
     natural: bool = typer.Option(False, "--natural", help="Also write QuixBugs' real bugs (operator 'natural')."),
     operators: str = typer.Option("all", help="Comma-separated mutation operators, or all."),
     max_tries: int = typer.Option(30, "--max-tries", help="Sandbox runs per program (at most)."),
@@ -42,8 +44,6 @@ def tamper_command(
         raise RefereeError("give --humaneval FILE, --quixbugs DIR or both")
     if natural and quixbugs is None:
         raise RefereeError("--natural needs --quixbugs DIR")
-    if limit is not None and limit < 1:
-        raise RefereeError("--limit should be at least 1")
     chosen = OPERATORS if operators == "all" else tuple(o.strip() for o in operators.split(",") if o.strip())
     programs, without_cases = [], []
     if humaneval is not None:

@@ -8,6 +8,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import output_file
 
 debate_app = typer.Typer(no_args_is_help=True, help="Debate and consultancy runs: export their turns.")
 app.add_typer(debate_app, name="debate")
@@ -15,7 +16,7 @@ app.add_typer(debate_app, name="debate")
 
 @debate_app.command("export")
 def export(run_dir: Path = typer.Argument(..., help="A debate or consultancy run folder (run with best_of >= 2)."),
-           out: Path = typer.Option(..., "--out", "-o", help="JSONL to write."),
+           out: Path = typer.Option(..., "--out", "-o", help="JSONL to write.", callback=output_file),
            kind: str = typer.Option("preference", help="preference (best over worst candidate per turn: "
                                                        "referee train dpo) | reward (every candidate with the "
                                                        "judge's logit of its own answer minus the other's)."),

@@ -10,6 +10,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_file, output_folder
 from referee.errors import RefereeError
 
 TEMPLATES = "pairwise, pairwise_reference, single_1to10"
@@ -41,9 +42,11 @@ def judge(
     max_prompt_tokens: Optional[int] = typer.Option(None, help="Cut answers from the middle so that each prompt "
                                                              "fits this many tokens (e.g. what a trained judge saw)."),
     seed: int = typer.Option(0),
-    limit: Optional[int] = typer.Option(None, help="Judge only the first N items."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the records here as JSONL."),
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/judge-<input stem>)."),
+    limit: Optional[int] = typer.Option(None, help="Judge only the first N items.", callback=at_least_one),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the records here as JSONL.",
+                                         callback=output_file),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/judge-<input stem>).",
+                                             callback=output_folder),
 ):
     """Judge pairs (A better, B better, tie) or grade answers, and print a summary."""
     from referee.cli.core import execute, validated

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from referee.cli import app
+from referee.cli.options import output_folder
 from referee.errors import RefereeError
 
 optimize_app = typer.Typer(no_args_is_help=True, help="Optimise prompts with textual gradients and beam search.")
@@ -107,7 +108,8 @@ def prompt(
     test_limit: Optional[int] = typer.Option(None, help="Score this many random test items (default: all)."),
     f1: Optional[str] = typer.Option(None, help="auto (default: binary for two classes, else macro), binary or macro."),
     seed: Optional[int] = SEED,
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/optimize-<train stem>)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/optimize-<train stem>).",
+                                             callback=output_folder),
     as_json: bool = AS_JSON,
 ):
     """Improve a classification prompt with textual gradients, edits, paraphrases and bandit beam search
@@ -165,7 +167,7 @@ def judge_template(
     max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     seed: Optional[int] = SEED,
     run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder (default: runs/optimize-judge-<pairs "
-                                           "stem>)."),
+                                           "stem>).", callback=output_folder),
     as_json: bool = AS_JSON,
 ):
     """Improve a pairwise judge's template for agreement with human labels (ProTeGi on its request); prints

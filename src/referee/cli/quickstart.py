@@ -9,6 +9,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import output_folder
 
 # Sized for about 10 minutes on 2 CPU cores (see BENCHMARKS.md, "Quick start"); the same experiment at
 # a size that can show an effect is configs/verifiable_feedback_arithmetic.yaml.
@@ -21,7 +22,8 @@ REPLICATED = "configs/verifiable_feedback_checker.yaml"
 @app.command()
 def quickstart(
     model: str = typer.Option("embedded", "--model", "-m", help="M0: the model that is trained and judges itself."),
-    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder (run again to resume)."),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Run folder (run again to resume).",
+                                 callback=output_folder),
     seed: int = typer.Option(0),
 ):
     """Feedback against ground truth in miniature: M0 -> M1 (SFT) -> M2 by DPO on pairs chosen by the model

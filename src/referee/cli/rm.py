@@ -10,6 +10,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_file, output_folder
 from referee.errors import RefereeError
 
 rm_app = typer.Typer(no_args_is_help=True, help="Train, score with and evaluate reward models (rm, orm, prm).")
@@ -24,24 +25,18 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def _limit(limit: Optional[int]) -> Optional[int]:
-    if limit is not None and limit < 1:
-        raise RefereeError("--limit should be at least 1")
-    return limit
-
-
 @rm_app.command("train")
 def train(
     kind: str = typer.Option(..., "--kind", "-k", help=KIND_HELP),
     data: Path = typer.Option(..., "--data", "-d", help="Training data (JSONL or JSON array, .gz allowed)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to save the verifier in (also its run folder: "
-                                                      "config.yaml, manifest, ledger)."),
+                                                      "config.yaml, manifest, ledger).", callback=output_folder),
     base: str = typer.Option("embedded", "--base", "-b", help="Backbone: embedded or hf:PATH."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters too (default: frozen backbone, head only)."),
     epochs: Optional[int] = typer.Option(None, help="Epochs (default 30 frozen, 2 with LoRA)."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (default 1e-2 frozen, 2e-4 with LoRA)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Examples per step and per forward batch."),
-    limit: Optional[int] = typer.Option(None, help="Use only the first N records."),
+    limit: Optional[int] = typer.Option(None, help="Use only the first N records.", callback=at_least_one),
     val_frac: float = typer.Option(0.1, help="Share held out to keep the epoch with the lowest held-out loss "
                                              "(0: keep the last epoch)."),
     center: float = typer.Option(0.0, help="rm: centering coefficient c in c*(r_chosen + r_rejected)^2."),
@@ -58,7 +53,7 @@ def train(
     from referee.protocols.reward_model import RewardModelConfig
 
     config = validate(RewardModelConfig, {
-        "kind": _check_kind(kind), "data": str(data), "out": str(out), "base": base, "limit": _limit(limit),
+        "kind": _check_kind(kind), "data": str(data), "out": str(out), "base": base, "limit": limit,
         "training": {"epochs": epochs, "lr": lr, "batch_size": batch_size, "lora": lora, "val_frac": val_frac},
         "center": center, "neutral": neutral, "labels": labels, "max_length": max_length, "device": device,
         "seed": seed}, "rm train")
@@ -78,10 +73,11 @@ def _load(model: Path, kind: Optional[str], device: Optional[str], batch_size: i
 def score(
     model: Path = typer.Option(..., "--model", "-m", help="A folder saved by 'referee rm train'."),
     data: Path = typer.Option(..., "--data", "-d", help="prompt + completion records (prm: or completions: steps)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write scored records here (JSONL)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write scored records here (JSONL).",
+                                         callback=output_file),
     kind: Optional[str] = typer.Option(None, "--kind", "-k", help="Check the folder holds this kind."),
     batch_size: int = typer.Option(16, "--batch-size"),
-    limit: Optional[int] = typer.Option(None),
+    limit: Optional[int] = typer.Option(None, callback=at_least_one),
     device: Optional[str] = typer.Option(None),
 ):
     """Score solutions with a saved verifier; prints one JSON line per record unless --out is given."""
@@ -89,7 +85,6 @@ def score(
     from referee.io import write_jsonl
 
     kind, verifier = _load(model, kind, device, batch_size)
-    limit = _limit(limit)
     records = []
     if kind == "prm":
         items, _ = rewards.load_steps(data, limit=limit, labelled=False)
@@ -119,9 +114,10 @@ def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="A folder saved by 'referee rm train'."),
     data: Path = typer.Option(..., "--data", "-d", help="Held-out data in the training format of the kind."),
     kind: Optional[str] = typer.Option(None, "--kind", "-k", help="Check the folder holds this kind."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the metrics here (JSON)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the metrics here (JSON).",
+                                         callback=output_file),
     batch_size: int = typer.Option(16, "--batch-size"),
-    limit: Optional[int] = typer.Option(None),
+    limit: Optional[int] = typer.Option(None, callback=at_least_one),
     device: Optional[str] = typer.Option(None),
     seed: int = typer.Option(0, help="Seed of the bootstrap resampling."),
 ):
@@ -132,7 +128,6 @@ def evaluate(
     from referee.stats import jsonable
 
     kind, verifier = _load(model, kind, device, batch_size)
-    limit = _limit(limit)
     if kind == "rm":
         m = ev.eval_pairs(verifier, rewards.load_preferences(data, limit=limit), seed=seed)
         m.pop("hits")

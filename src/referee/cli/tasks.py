@@ -14,6 +14,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_file, output_folder
 from referee.errors import RefereeError
 
 tasks_app = typer.Typer(no_args_is_help=True, help="Math task data, answer checking and step labels.")
@@ -22,7 +23,7 @@ app.add_typer(tasks_app, name="tasks")
 
 @tasks_app.command("arithmetic")
 def arithmetic(
-    out: Path = typer.Option(..., "--out", "-o", help="Write the JSONL here."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the JSONL here.", callback=output_file),
     n: int = typer.Option(200, "--n", help="Number of problems."),
     steps: int = typer.Option(2, help="Events (calculation steps) per problem."),
     max_number: int = typer.Option(20, help="Largest start value and largest amount added or taken."),
@@ -56,8 +57,8 @@ def arithmetic(
 @tasks_app.command("gsm8k")
 def gsm8k(
     file: Path = typer.Option(..., "--file", "-f", help="GSM8K JSONL (question, answer)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Write the JSONL here."),
-    limit: Optional[int] = typer.Option(None, help="Read at most this many problems."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write the JSONL here.", callback=output_file),
+    limit: Optional[int] = typer.Option(None, help="Read at most this many problems.", callback=at_least_one),
     split: str = typer.Option("all", help="all, train or held_out."),
     fraction: float = typer.Option(0.1, help="Share of problems held out."),
     seed: int = typer.Option(0, help="Seed of the held-out split."),
@@ -86,8 +87,11 @@ def gsm8k(
 def _gold(obj: dict, where: str) -> str:
     meta = obj.get("meta") if isinstance(obj.get("meta"), dict) else {}
     gold = obj.get("answer", obj.get("gold", meta.get("answer")))
-    if gold is None or isinstance(gold, (bool, dict, list)):
+    if gold is None:
         raise RefereeError(f"{where}: missing field 'answer' (the gold answer; also read from 'gold' or 'meta.answer')")
+    if isinstance(gold, (bool, dict, list)):
+        raise RefereeError(f"{where}: field 'answer' (the gold answer) should be text or a number, got "
+                           f"{type(gold).__name__}")
     return str(gold)
 
 
@@ -111,7 +115,8 @@ def check(
     task: str = typer.Option("gsm8k", help="gsm8k (final answers) or arithmetic (final answers and every step)."),
     problems: Optional[Path] = typer.Option(None, help="arithmetic: the problems file, to find each sample's "
                                                        "true step values by id."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write each sample with its verdict here."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write each sample with its verdict here.",
+                                         callback=output_file),
     style: str = typer.Option("auto", help="Where to look for the answer: auto, gsm8k, boxed, announced, last_number."),
 ):
     """Score sampled solutions: correct / wrong / no extractable answer (and step labels for arithmetic)."""
@@ -177,7 +182,7 @@ def _arithmetic_problem(obj: dict, by_id: dict, gold: str, where: str):
 @tasks_app.command("mc-label")
 def mc_label(
     file: Path = typer.Option(..., "--file", "-f", help="Solutions JSONL: prompt, completion (or completions), answer."),
-    out: Path = typer.Option(..., "--out", "-o", help="Write TRL stepwise records here."),
+    out: Path = typer.Option(..., "--out", "-o", help="Write TRL stepwise records here.", callback=output_file),
     policy: str = typer.Option("embedded", "--policy", "-m", help="Model spec of the policy that rolls out."),
     k: int = typer.Option(8, help="Rollouts per step prefix."),
     mode: str = typer.Option("soft", help="soft (fraction of rollouts that reach the answer) or hard (any)."),
@@ -186,7 +191,8 @@ def mc_label(
     max_new_tokens: int = typer.Option(256),
     seed: int = typer.Option(0),
     run_dir: Optional[Path] = typer.Option(None, "--run", help="Run folder for the cache and ledger "
-                                                               "(default: runs/mc-label-<file stem>)."),
+                                                               "(default: runs/mc-label-<file stem>).",
+                                             callback=output_folder),
 ):
     """Label each step of each solution by Monte-Carlo rollouts from a policy model."""
     from referee.cli.core import execute, print_result

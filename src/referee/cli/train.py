@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +10,7 @@ import typer
 
 from referee import progress
 from referee.cli import app
+from referee.cli.options import at_least_one, output_folder
 
 train_app = typer.Typer(no_args_is_help=True, help="Fine-tune a policy (SFT, DPO, GRPO) or a judge; LoRA by default.")
 app.add_typer(train_app, name="train")
@@ -19,13 +19,10 @@ app.add_typer(train_app, name="train")
 def _settings(lr: float, epochs: float, max_steps: int, batch_size: int, max_length: int, lora_r: int,
               full: bool, seed: int, trl: Optional[str]):
     from referee.config import validate
-    from referee.errors import RefereeError
+    from referee.io import parse_json
     from referee.trainers import TrainSettings
 
-    try:
-        passthrough = json.loads(trl) if trl else {}
-    except json.JSONDecodeError as e:
-        raise RefereeError(f"--trl: not valid JSON ({e.msg})") from None
+    passthrough = parse_json(trl, "--trl") if trl else {}
     return validate(TrainSettings, {"learning_rate": lr, "epochs": epochs, "max_steps": max_steps,
                                     "batch_size": batch_size, "max_length": max_length, "seed": seed,
                                     "lora": None if full else {"r": lora_r, "alpha": 2 * lora_r},
@@ -54,7 +51,7 @@ def _report(spec: str, summary: str) -> None:
 
 COMMON = dict(
     base=typer.Option("embedded", "--base", "-b", help="Model spec to start from (embedded, hf:..., a checkpoint)."),
-    out=typer.Option(..., "--out", "-o", help="Checkpoint folder to write."),
+    out=typer.Option(..., "--out", "-o", help="Checkpoint folder to write.", callback=output_folder),
     lr=typer.Option(1e-4, "--lr"), epochs=typer.Option(1.0), max_steps=typer.Option(-1),
     batch_size=typer.Option(4), max_length=typer.Option(512), lora_r=typer.Option(16),
     full=typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."), seed=typer.Option(0),
@@ -139,7 +136,8 @@ def judge(data: list[Path] = typer.Option(..., "--data", "-d", help="Labelled pa
           augment_kinds: str = typer.Option("verbosity,assertiveness,injection", help="Attacks to train against."),
           eval_data: list[Path] = typer.Option([], "--eval", help="Pairs you will evaluate on: a training pair "
                                                "found among them is refused (repeatable)."),
-          limit: Optional[int] = typer.Option(None, help="At most this many items from each --data file."),
+          limit: Optional[int] = typer.Option(None, help="At most this many items from each --data file.",
+                                                callback=at_least_one),
           base: str = COMMON["base"], out: Path = COMMON["out"], lr: float = 2e-4, epochs: float = COMMON["epochs"],
           max_steps: int = COMMON["max_steps"], batch_size: int = 8, max_length: int = 640,
           lora_r: int = COMMON["lora_r"], full: bool = COMMON["full"], seed: int = COMMON["seed"],

@@ -29,6 +29,8 @@ def load_examples(source: list[dict] | str | os.PathLike | None, kind: str, scal
         return []
     if isinstance(source, (str, os.PathLike)):
         items = [(f"{source}:{pos}", obj) for pos, obj in read_records(source)]
+        if not items:  # a file named on purpose: without examples the judge would run zero-shot unawares
+            raise RefereeError(f"{source}: no few-shot examples in the file")
     else:
         items = [(f"few-shot example {i + 1}", obj) for i, obj in enumerate(source)]
     out = []

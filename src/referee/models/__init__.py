@@ -88,7 +88,12 @@ def load_model(spec: str, cache: Cache | None = None) -> Model:
 
 
 def _int_option(spec: str, options: dict, key: str) -> int:
+    """A count in a spec (batch_size): a whole number from 1 (0 or less would batch nothing)."""
     try:
-        return int(options[key])
+        value = int(options[key])
     except ValueError:
-        raise RefereeError(f"model spec {spec!r}: option {key} should be an integer") from None
+        value = 0
+    if value < 1:
+        raise RefereeError(f"model spec {spec!r}: option {key} should be a whole number from 1, got "
+                           f"{options[key]!r}")
+    return value

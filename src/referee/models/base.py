@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -31,6 +32,10 @@ from referee import ledger, progress
 from referee.cache import Cache, request_key
 from referee.chat import Chat
 from referee.errors import RefereeError
+
+
+# Beyond any model's context window: a slip of a few zeros is refused, not sampled until the disk fills.
+MAX_NEW_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,13 @@ class Sampling:
     seed: int = 0
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise RefereeError(f"sampling: temperature must be >= 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):  # inf or nan samples noise
+            raise RefereeError(f"sampling: temperature must be a finite number >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise RefereeError(f"sampling: top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise RefereeError(f"sampling: max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise RefereeError(f"sampling: max_new_tokens must be from 1 to {MAX_NEW_TOKENS:,}, got "
+                               f"{self.max_new_tokens}")
         object.__setattr__(self, "stop", tuple(self.stop))
 
     def to_dict(self) -> dict:

@@ -125,11 +125,14 @@ def make_problem(rng: random.Random, d: Difficulty, pid: str) -> MathProblem:
                              "max_number": d.max_number, "max_factor": d.max_factor})
 
 
+MAX_PROBLEMS = 10_000_000  # a slip of a few zeros is refused at once, not generated for hours
+
+
 def generate_problems(n: int, difficulty: Difficulty | None = None, seed: int = 0) -> list[MathProblem]:
     """``n`` problems; problem i is the same for a given (difficulty, seed) whatever ``n`` is."""
     d = difficulty or Difficulty()
-    if n < 1:
-        raise RefereeError(f"arithmetic: n should be >= 1, got {n}")
+    if not 1 <= n <= MAX_PROBLEMS:
+        raise RefereeError(f"arithmetic: n should be from 1 to {MAX_PROBLEMS:,}, got {n}")
     tag = f"arith-s{d.steps}-m{d.max_number}-f{d.max_factor}-seed{seed}"
     return [make_problem(random.Random(f"{tag}-{i}"), d, f"{tag}-{i}") for i in range(n)]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from referee.chat import as_chat, parse_dialogue
 from referee.errors import RefereeError
-from referee.io import read_records
+from referee.io import optional, read_records
 
 LABELS = ("A", "B", "tie")
 
@@ -66,6 +66,13 @@ def _reason(obj: dict, where: str) -> dict:
     return {"reason": reason}
 
 
+def _category(obj: dict, where: str) -> str | None:
+    """The category the metrics are grouped by, as text (a number is taken as its text); a list or an object
+    is an error, as it cannot name a group."""
+    value = optional(obj, "category", (str, int, float), where)
+    return None if value is None else str(value)
+
+
 def load_pairs(path: str | os.PathLike) -> list[Pair]:
     """Load pairs from any supported format, recognised per record by its fields:
 
@@ -93,7 +100,7 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                     raise RefereeError(f"{where}: field '{f}' should be a string")
             label = _label(obj["label"], where) if "label" in obj else None
             pairs.append(Pair(pid, as_chat(obj["input"]), obj["output_1"], obj["output_2"], label,
-                              category=obj.get("category"), meta=_reason(obj, where)))
+                              category=_category(obj, where), meta=_reason(obj, where)))
         elif "conversation_a" in obj:
             for f in ("conversation_a", "conversation_b"):
                 if f not in obj:
@@ -104,7 +111,7 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                 raise RefereeError(f"{where}: conversations should end with an assistant turn")
             label = _label(obj["winner"], where) if "winner" in obj else None
             pairs.append(Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], label,
-                              category=obj.get("category"), turns_a=ca, turns_b=cb,
+                              category=_category(obj, where), turns_a=ca, turns_b=cb,
                               meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj}))
         elif "chosen" in obj and "rejected" in obj and "prompt" not in obj:
             pairs.append(_hh_pair(obj, pid, where))
@@ -124,7 +131,8 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
                 raise RefereeError(f"{where}: answers should be strings")
             label = _label(obj["label"], where) if obj.get("label") is not None else None
             pairs.append(Pair(pid, as_chat(q, f"{where}: field 'prompt'"), a, b, label,
-                              category=obj.get("category"), reference=obj.get("reference"), meta=_reason(obj, where)))
+                              category=_category(obj, where), reference=optional(obj, "reference", str, where),
+                              meta=_reason(obj, where)))
     if not pairs:
         raise RefereeError(f"{path}: no pairs in the file")
     return pairs

@@ -15,6 +15,18 @@ from referee.distributed import is_main_process, wait_for_everyone, world_size
 from referee.errors import RefereeError
 
 
+def as_turns(value: Any, role: str, where: str) -> list[dict]:
+    """A training field as chat messages: text is one ``role`` message, a list is checked as messages.
+    Anything else (a number, an object) is an error naming the field, before any model is loaded."""
+    from referee.chat import as_chat
+
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    if isinstance(value, list):
+        return as_chat(value, where)
+    raise RefereeError(f"{where}: should be text or a list of messages, got {type(value).__name__}")
+
+
 class LoraSettings(StrictModel):
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)

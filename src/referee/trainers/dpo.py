@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.trainers.common import TrainSettings, fit, load_policy, loss_history, peft_config, save_checkpoint, trl_args
+from referee.trainers.common import (TrainSettings, as_turns, fit, load_policy, loss_history, peft_config,
+                                     save_checkpoint, trl_args)
 
 
 def to_preference(example: dict, where: str) -> dict:
@@ -17,13 +18,8 @@ def to_preference(example: dict, where: str) -> dict:
     for f in ("prompt", "chosen", "rejected"):
         if f not in example:
             raise RefereeError(f"{where}: missing field '{f}'")
-    p = example["prompt"]
-    prompt = [{"role": "user", "content": p}] if isinstance(p, str) else p
-
-    def answer(x):
-        return [{"role": "assistant", "content": x}] if isinstance(x, str) else x
-
-    return {"prompt": prompt, "chosen": answer(example["chosen"]), "rejected": answer(example["rejected"])}
+    return {"prompt": as_turns(example["prompt"], "user", f"{where}: field 'prompt'"),
+            **{f: as_turns(example[f], "assistant", f"{where}: field '{f}'") for f in ("chosen", "rejected")}}
 
 
 def train_dpo(base: str, pairs: list[dict], out_dir: str | Path, settings: TrainSettings | None = None,

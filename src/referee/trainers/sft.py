@@ -5,22 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from referee.errors import RefereeError
-from referee.trainers.common import TrainSettings, fit, load_policy, peft_config, save_checkpoint, trl_args
+from referee.trainers.common import (TrainSettings, as_turns, fit, load_policy, peft_config, save_checkpoint,
+                                     trl_args)
 
 
 def to_prompt_completion(example: dict, where: str) -> dict:
     """A demonstration as TRL's conversational prompt/completion: everything before the last
     assistant turn is the prompt, that turn is the completion (so only it is trained on)."""
     if "messages" in example:
-        msgs = example["messages"]
-        if not msgs or msgs[-1].get("role") != "assistant":
+        msgs = as_turns(example["messages"], "user", f"{where}: field 'messages'")
+        if msgs[-1]["role"] != "assistant":
             raise RefereeError(f"{where}: 'messages' should end with an assistant turn")
         return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
     if "prompt" in example and "completion" in example:
-        p, c = example["prompt"], example["completion"]
-        prompt = [{"role": "user", "content": p}] if isinstance(p, str) else p
-        completion = [{"role": "assistant", "content": c}] if isinstance(c, str) else c
-        return {"prompt": prompt, "completion": completion}
+        return {"prompt": as_turns(example["prompt"], "user", f"{where}: field 'prompt'"),
+                "completion": as_turns(example["completion"], "assistant", f"{where}: field 'completion'")}
     raise RefereeError(f"{where}: expected 'messages' or 'prompt' and 'completion'")
 
 
