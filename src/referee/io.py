@@ -1,5 +1,6 @@
 """Reading and writing JSONL, with errors that name the file, the line and the field (bad JSON, bytes that
-are not UTF-8, a folder where a file belongs)."""
+are not UTF-8, a folder where a file belongs). Every reader takes ``data:SET/FILE`` for a file of the public
+data sets (``referee.paths``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from referee.errors import RefereeError
+from referee.paths import data_path
 
 
 def check_file(path: Path, kind: str = "file") -> None:
@@ -48,7 +50,7 @@ def check_writable(path: Path, kind: str = "output file") -> None:
 
 def read_text(path: str | os.PathLike, kind: str = "file") -> str:
     """A whole UTF-8 text file; a missing file, a folder or other bytes raise naming the file."""
-    path = Path(path)
+    path = data_path(path)
     check_file(path, kind)
     with _decoding(path):
         return path.read_text(encoding="utf-8")
@@ -135,7 +137,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 def read_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
     """Yield (line number, value) for each non-blank line, whatever JSON value it holds; a bad line raises
     naming file and line."""
-    path = Path(path)
+    path = data_path(path)
     check_file(path)
     with _decoding(path), _open_text(path) as f:
         for lineno, line in enumerate(f, start=1):
@@ -158,7 +160,7 @@ def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     Positions are line numbers for JSONL and 1-based item indices for a JSON array, so error messages
     can point at the record either way.
     """
-    path = Path(path)
+    path = data_path(path)
     check_file(path)
     with _decoding(path), _open_text(path) as f:
         head = f.read(4096).lstrip()[:1]
