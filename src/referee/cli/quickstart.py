@@ -36,9 +36,10 @@ def quickstart(
     result, run, _ = execute(config, out)
     typer.echo(headline_table(result.headline))
     progress.say(f"report: {run.folder / 'report.html'}")
+    # No figure is written here: a number in code would outlive the runs that measured it.
     progress.say(f"this is the small version; {LARGER} runs the same experiment at a size that can show an "
-                 f"effect, and {REPLICATED} the checker arm over seeds: +6.0 points [+2.6, +9.8] pooled over 3 "
-                 "(BENCHMARKS.md)")
+                 f"effect, and {REPLICATED} the checker arm over seeds (results, with the commands that wrote "
+                 "them: BENCHMARKS.md, 'Feedback against ground truth')")
 
 
 @app.command()
