@@ -1,0 +1,115 @@
+"""Paired differences between runs (or stages of one run), item by item, written by one command
+(``referee compare``) so that every difference a results page quotes comes from run folders.
+
+A side is a record file, or a run folder and a stage (``RUN/records/STAGE.jsonl``). Records are matched by
+their key (``id`` by default; ``id,sample`` where an item has several records); each side gives one number
+per record (``metric``: a 0/1 flag or a score; a record without it, or with null, is left out of both
+sides). The comparison refuses, in one line, sides that hold different items or that name different
+splits for the same item, and a key that is not unique: a paired difference over mismatched items is not
+one. The interval resamples items, or whole groups of them (``cluster``: the field that says which
+problem a sample belongs to), keeping each pair together.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from referee.errors import RefereeError
+from referee.io import read_jsonl
+from referee.stats import mean_ci, paired_diff
+
+
+def records_of(side: str | os.PathLike, stage: str | None) -> tuple[Path, list[dict]]:
+    """The records of one side: a JSONL file, or ``FOLDER/records/STAGE.jsonl``."""
+    path = Path(side)
+    if path.is_dir():
+        if not stage:
+            raise RefereeError(f"{path}: a run folder; say which stage's records to compare (--stage)")
+        path = path / "records" / f"{stage}.jsonl"
+    return path, [obj for _, obj in read_jsonl(path)]
+
+
+def _keyed(path: Path, records: list[dict], key: tuple[str, ...]) -> dict[tuple, dict]:
+    out = {}
+    for i, r in enumerate(records, start=1):
+        missing = [k for k in key if k not in r]
+        if missing:
+            raise RefereeError(f"{path}: record {i} has no field {missing[0]!r} to match items by (--key)")
+        k = tuple(str(r[f]) for f in key)
+        if k in out:
+            raise RefereeError(f"{path}: two records share the key {dict(zip(key, k))}; match by more fields "
+                               f"(--key {','.join(key)},sample)")
+        out[k] = r
+    return out
+
+
+def _value(path: Path, record: dict, metric: str) -> float | None:
+    value = record.get(metric)
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return float(value)
+    raise RefereeError(f"{path}: field {metric!r} should be a number or true/false, got {type(value).__name__}")
+
+
+def _matched(a: tuple[Path, dict], b: tuple[Path, dict]) -> list[tuple]:
+    """The shared keys, in A's order; different items or splits raise."""
+    (pa, ra), (pb, rb) = a, b
+    only_a, only_b = ra.keys() - rb.keys(), rb.keys() - ra.keys()
+    if only_a or only_b:
+        raise RefereeError(f"{pa} and {pb} hold different items ({len(only_a)} only in the first, {len(only_b)} "
+                           f"only in the second, e.g. {next(iter(only_a or only_b))}): not a paired comparison")
+    for k in ra:
+        split_a, split_b = ra[k].get("split"), rb[k].get("split")
+        if split_a != split_b:
+            raise RefereeError(f"{pa} and {pb}: item {k} is in split {split_a!r} in one and {split_b!r} in the "
+                               "other")
+    return list(ra)
+
+
+def compare(base: str, others: list[str], metric: str, stage: str | None = None, other_stage: str | None = None,
+            key: tuple[str, ...] = ("id",), cluster: str | None = None, seed: int = 0) -> dict:
+    """Each of ``others`` against ``base`` on ``metric``, matched by ``key`` (module doc)."""
+    if not others:
+        raise RefereeError("compare: give a base and at least one side to compare with it")
+    base_path, base_records = records_of(base, stage)
+    base_keyed = _keyed(base_path, base_records, key)
+    rows = []
+    for other in others:
+        path, records = records_of(other, other_stage or stage)
+        keyed = _keyed(path, records, key)
+        keys = _matched((base_path, base_keyed), (path, keyed))
+        a = [_value(path, keyed[k], metric) for k in keys]
+        b = [_value(base_path, base_keyed[k], metric) for k in keys]
+        both = [x is not None and y is not None for x, y in zip(a, b)]
+        clusters = [str(base_keyed[k].get(cluster)) for k in keys] if cluster else None
+        splits = sorted({str(base_keyed[k].get("split")) for k in keys if "split" in base_keyed[k]})
+        rows.append({
+            "side": str(path), "base": str(base_path), "metric": metric, "items": len(keys), "paired": sum(both),
+            "splits": splits,
+            "value": mean_ci([x if ok else None for x, ok in zip(a, both)], seed=seed, clusters=clusters).to_dict(),
+            "base_value": mean_ci([y if ok else None for y, ok in zip(b, both)], seed=seed,
+                                  clusters=clusters).to_dict(),
+            "difference": paired_diff(a, b, seed=seed, clusters=clusters).to_dict(),
+            "resampled": f"groups of '{cluster}'" if cluster else "items"})
+    return {"metric": metric, "key": list(key), "rows": rows}
+
+
+def _fmt(e: dict, digits: int = 3, signed: bool = False) -> str:
+    if e["value"] is None:
+        return "n/a"
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
+    lo = "?" if e["low"] is None else f.format(e["low"])
+    hi = "?" if e["high"] is None else f.format(e["high"])
+    return f"{f.format(e['value'])} [{lo}, {hi}]"
+
+
+def markdown(result: dict, command: str) -> str:
+    """The comparison as a markdown table, with the command that wrote it (a results page pastes both)."""
+    lines = [f"| side | base | {result['metric']} (side) | {result['metric']} (base) | side minus base | paired "
+             "items | resampled |", "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['side']} | {r['base']} | {_fmt(r['value'])} | {_fmt(r['base_value'])} | "
+                     f"{_fmt(r['difference'], signed=True)} | {r['paired']} | {r['resampled']} |")
+    return "\n".join(lines) + f"\n\nWritten by `{command}` (95% bootstrap intervals).\n"

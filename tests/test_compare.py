@@ -1,0 +1,87 @@
+"""``referee compare``: paired differences between run folders, matched by item, refusing mismatches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from referee.errors import RefereeError
+from referee.io import write_jsonl
+from referee.reports.paired import compare
+
+
+def _run(folder, stage, rows):
+    (folder / "records").mkdir(parents=True)
+    write_jsonl(folder / "records" / f"{stage}.jsonl", rows)
+    return folder
+
+
+def _cli(args, capsys):
+    from referee.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_difference_is_paired_by_id_whatever_the_order(tmp_path):
+    base = _run(tmp_path / "a", "eval", [{"id": f"p{i}", "correct": i % 2 == 0, "split": "test"} for i in range(40)])
+    # the other run answers the same items in another order, right on 10 more of them
+    other = _run(tmp_path / "b", "eval", [{"id": f"p{i}", "correct": i % 2 == 0 or i < 20, "split": "test"}
+                                          for i in reversed(range(40))])
+    row = compare(str(base), [str(other)], "correct", stage="eval")["rows"][0]
+    assert row["value"]["value"] == 0.75 and row["base_value"]["value"] == 0.5
+    assert row["difference"]["value"] == pytest.approx(0.25) and row["paired"] == 40 and row["splits"] == ["test"]
+    assert 0 < row["difference"]["low"] < 0.25 < row["difference"]["high"]
+
+
+def test_different_items_splits_or_keys_are_refused_in_one_line(tmp_path):
+    base = _run(tmp_path / "a", "eval", [{"id": "p1", "correct": True, "split": "test"},
+                                         {"id": "p2", "correct": False, "split": "test"}])
+    fewer = _run(tmp_path / "b", "eval", [{"id": "p1", "correct": True, "split": "test"}])
+    with pytest.raises(RefereeError, match="different items .1 only in the first, 0 only in the second"):
+        compare(str(base), [str(fewer)], "correct", stage="eval")
+    dev = _run(tmp_path / "c", "eval", [{"id": "p1", "correct": True, "split": "dev"},
+                                        {"id": "p2", "correct": True, "split": "test"}])
+    with pytest.raises(RefereeError, match="split 'test' in one and 'dev'"):
+        compare(str(base), [str(dev)], "correct", stage="eval")
+    twice = _run(tmp_path / "d", "eval", [{"id": "p1", "correct": True}, {"id": "p1", "correct": False}])
+    with pytest.raises(RefereeError, match=r"share the key .* \(--key id,sample\)"):
+        compare(str(twice), [str(twice)], "correct", stage="eval")
+    text = _run(tmp_path / "e", "eval", [{"id": "p1", "correct": "yes"}, {"id": "p2", "correct": "no"}])
+    with pytest.raises(RefereeError, match="should be a number or true/false"):
+        compare(str(text), [str(text)], "correct", stage="eval")
+
+
+def test_two_stages_of_one_run_and_groups_of_samples(tmp_path):
+    rows = lambda caught: [{"id": f"b{p}-{s}", "program": f"prog{p}", "caught": caught(p)}  # noqa: E731
+                           for p in range(20) for s in range(4)]
+    run = tmp_path / "run"
+    _run(run, "critiques_dpo", rows(lambda p: p < 12))
+    write_jsonl(run / "records" / "critiques_longest_line.jsonl", rows(lambda p: p < 4))
+    by_item = compare(str(run), [str(run)], "caught", stage="critiques_longest_line",
+                      other_stage="critiques_dpo")["rows"][0]
+    by_program = compare(str(run), [str(run)], "caught", stage="critiques_longest_line",
+                         other_stage="critiques_dpo", cluster="program")["rows"][0]
+    assert by_item["difference"]["value"] == by_program["difference"]["value"] == pytest.approx(0.4)
+    # four samples of a program that agree carry one program's evidence: a wider interval
+    assert (by_program["difference"]["high"] - by_program["difference"]["low"]) > \
+        1.5 * (by_item["difference"]["high"] - by_item["difference"]["low"])
+
+
+def test_the_command_prints_and_writes_the_table_with_the_command_that_wrote_it(tmp_path, capsys):
+    base = _run(tmp_path / "a", "eval", [{"id": f"p{i}", "correct": i < 5} for i in range(10)])
+    other = _run(tmp_path / "b", "eval", [{"id": f"p{i}", "correct": i < 8} for i in range(10)])
+    code, out, err = _cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
+                           "--json", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "c.md")], capsys)
+    assert code == 0, err
+    assert "| +0.300 [" in out and f"Written by `referee compare {base} {other} --metric correct --stage eval`" in out
+    assert (tmp_path / "c.md").read_text() == out
+    assert json.loads((tmp_path / "c.json").read_text())["rows"][0]["difference"]["value"] == pytest.approx(0.3)
+    code, _, err = _cli(["compare", str(base), str(other), "--metric", "correct"], capsys)
+    assert code == 2 and "a run folder; say which stage" in err
