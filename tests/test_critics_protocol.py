@@ -35,6 +35,8 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert train and len(train) < 6  # some HumanEval programs train, the rest evaluate
     m = result.metrics
     assert set(m["critics"]) == {"random_line", "longest_line", "M0", "M-sft", "M-dpo"}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["sandbox"]["missing"] == m["sandbox"]["missing"] and "pid" in manifest["sandbox"]
     items = run.read_records("critiques_m0")
     assert not {i["id"] for i in items} & train  # nothing a critic trained on is evaluated
     assert [i["id"] for i in items] == [i["id"] for i in run.read_records("critiques_random_line")]

@@ -82,10 +82,11 @@ def test_unknown_options_are_named_and_their_values_never_quoted():
 def test_the_cli_refuses_a_key_in_a_spec_before_writing_any_run_file(tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"prompt": "Hi"}) + "\n")
-    for option in (f"api-key={SECRET}", f"concurrency=2?api_key={SECRET}"):
+    for spec in (f"{LOCAL}?api-key={SECRET}", f"{LOCAL}?concurrency=2?api_key={SECRET}",
+                 f"hf:{tmp_path}/model?token={SECRET}"):
         run = tmp_path / "run"
         done = subprocess.run([sys.executable, "-m", "referee", "generate", "--prompts", str(prompts),
-                               "--model", f"{LOCAL}?{option}", "--run", str(run)],
+                               "--model", spec, "--run", str(run)],
                               capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -68,6 +68,7 @@ class Run:
         self.ledger = ledger_mod.Ledger()
         self.models: dict[str, Any] = {}
         self.released_models: dict[str, dict] = {}  # spec -> description, of models freed by release()
+        self.environment: dict[str, Any] = {}  # what else the results depend on (say, the sandbox's protections)
         self.seed = seed
         self.started = time.time()
         self._ledger_ctx = None
@@ -280,6 +281,7 @@ class Run:
             "wall_seconds": round(time.time() - self.started, 3),
             "seed": self.seed,
             "models": self.released_models | {spec: m.describe() for spec, m in self.models.items()},
+            **self.environment,
             "packages": package_versions(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),

@@ -124,6 +124,11 @@ def _refuse_secrets(value) -> None:
         from referee.models.openai import refuse_secrets
 
         refuse_secrets(value)
+    elif isinstance(value, str) and value.strip().startswith("hf:"):
+        from referee.models import HF_OPTIONS
+        from referee.models.credentials import refuse_credentials
+
+        refuse_credentials(value, HF_OPTIONS)
 
 
 def print_result(result, run, figures=(), as_json: bool = False) -> None:

@@ -111,7 +111,8 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     unknown = set(cfg.baselines) - set(BASELINES)
     if unknown:
         raise RefereeError(f"critics: setting 'baselines': unknown {sorted(unknown)}; known: {', '.join(BASELINES)}")
-    run.save_metrics({"sandbox": sandbox.summary()})  # what isolated the programs this run ran
+    run.environment["sandbox"] = sandbox.summary()  # what isolated the programs: in the manifest ...
+    run.save_metrics({"sandbox": run.environment["sandbox"]})  # ... and beside the results
     programs = _programs(run, cfg)                                   # 1. programs and their split
     bugs = _bugs(run, cfg, programs)                                 # 2. tampered and natural bugs
     if cfg.two_bugs:
