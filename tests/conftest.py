@@ -35,6 +35,19 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """The referee command line run in this process: (exit status, stdout, stderr)."""
+    from referee.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _referee_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("referee_home")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 
 from referee.errors import RefereeError
 from referee.io import write_jsonl
@@ -16,17 +17,6 @@ def _run(folder, stage, rows):
     write_jsonl(folder / "records" / f"{stage}.jsonl", rows)
     return folder
 
-
-def _cli(args, capsys):
-    from referee.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_the_difference_is_paired_by_id_whatever_the_order(tmp_path):
@@ -77,11 +67,11 @@ def test_two_stages_of_one_run_and_groups_of_samples(tmp_path):
 def test_the_command_prints_and_writes_the_table_with_the_command_that_wrote_it(tmp_path, capsys):
     base = _run(tmp_path / "a", "eval", [{"id": f"p{i}", "correct": i < 5} for i in range(10)])
     other = _run(tmp_path / "b", "eval", [{"id": f"p{i}", "correct": i < 8} for i in range(10)])
-    code, out, err = _cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
+    code, out, err = run_cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
                            "--json", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "c.md")], capsys)
     assert code == 0, err
     assert "| +0.300 [" in out and f"Written by `referee compare {base} {other} --metric correct --stage eval`" in out
     assert (tmp_path / "c.md").read_text() == out
     assert json.loads((tmp_path / "c.json").read_text())["rows"][0]["difference"]["value"] == pytest.approx(0.3)
-    code, _, err = _cli(["compare", str(base), str(other), "--metric", "correct"], capsys)
+    code, _, err = run_cli(["compare", str(base), str(other), "--metric", "correct"], capsys)
     assert code == 2 and "a run folder; say which stage" in err

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import pytest
 
-from conftest import DATA
+from conftest import DATA, run_cli
 from referee.errors import RefereeError
 from referee.rewards import load_solutions, load_steps
 from referee.tasks.arithmetic import (Difficulty, check_solution, corrupt_solution, find_calculations,
@@ -306,21 +306,10 @@ def test_exact_verifier_counts_no_answer_apart():
 
 
 # ---- CLI -------------------------------------------------------------------------------------------
-def _cli(args, capsys):
-    from referee.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_cli_arithmetic_writes_all_formats(tmp_path, capsys):
     for fmt in ("problems", "sft", "stepwise"):
-        code, _, err = _cli(["tasks", "arithmetic", "--n", "5", "--steps", "2", "--format", fmt,
+        code, _, err = run_cli(["tasks", "arithmetic", "--n", "5", "--steps", "2", "--format", fmt,
                              "--out", str(tmp_path / f"{fmt}.jsonl")], capsys)
         assert code == 0, err
     problems = load_arithmetic(tmp_path / "problems.jsonl")
@@ -336,7 +325,7 @@ def test_cli_check_scores_samples(tmp_path, capsys):
                {"id": problems[1].id, "completion": "I give up", "answer": problems[1].answer},
                {"id": problems[2].id, "completion": "The answer is -1.", "answer": problems[2].answer}]
     (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-    code, out, err = _cli(["tasks", "check", "--task", "arithmetic", "--file", str(tmp_path / "samples.jsonl"),
+    code, out, err = run_cli(["tasks", "check", "--task", "arithmetic", "--file", str(tmp_path / "samples.jsonl"),
                            "--problems", str(tmp_path / "problems.jsonl"), "--out", str(tmp_path / "scored.jsonl")], capsys)
     assert code == 0, err
     report = json.loads(out)
@@ -349,7 +338,7 @@ def test_cli_check_scores_samples(tmp_path, capsys):
     for s, p in zip(samples, problems):
         s["prompt"] = p.prompt()
     (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-    code, _, err = _cli(["tasks", "check", "--task", "arithmetic", "--file", str(tmp_path / "samples.jsonl"),
+    code, _, err = run_cli(["tasks", "check", "--task", "arithmetic", "--file", str(tmp_path / "samples.jsonl"),
                          "--problems", str(tmp_path / "problems.jsonl"), "--out", str(tmp_path / "scored.jsonl")], capsys)
     assert code == 0, err
     assert [s.label for s in load_solutions(tmp_path / "scored.jsonl")] == [1.0, 0.0, 0.0]
@@ -358,13 +347,13 @@ def test_cli_check_scores_samples(tmp_path, capsys):
     assert steps[2].labels == [0.0] and stats.scheme == "ternary"
 
     (tmp_path / "bad.jsonl").write_text(json.dumps({"completion": "5"}) + "\n")
-    code, _, err = _cli(["tasks", "check", "--task", "gsm8k", "--file", str(tmp_path / "bad.jsonl")], capsys)
+    code, _, err = run_cli(["tasks", "check", "--task", "gsm8k", "--file", str(tmp_path / "bad.jsonl")], capsys)
     assert code == 2 and "bad.jsonl:1" in err and "'answer'" in err
 
 
 @pytest.mark.data("gsm8k/train.jsonl")
 def test_cli_gsm8k_export(tmp_path, capsys):
-    code, _, err = _cli(["tasks", "gsm8k", "--file", str(GSM8K), "--limit", "300", "--split", "held_out",
+    code, _, err = run_cli(["tasks", "gsm8k", "--file", str(GSM8K), "--limit", "300", "--split", "held_out",
                          "--out", str(tmp_path / "g.jsonl")], capsys)
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]

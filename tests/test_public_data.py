@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, run_cli
 from referee.errors import RefereeError
 from referee.io import read_records
 from referee.paths import data_path
@@ -63,17 +63,6 @@ def mirror_key(url: str) -> str:
     return url.split("://", 1)[1]
 
 
-def _cli(args, capsys):
-    from referee.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def _small_catalogue(tmp_path: Path, body: bytes, url: str = "https://example.org/a/b.jsonl") -> Path:
     entry = [{"name": "tiny", "title": "a tiny set", "homepage": "https://example.org", "licence": "MIT",
@@ -102,7 +91,7 @@ def test_data_paths_resolve_under_the_data_root_and_a_missing_set_says_how_to_ge
 
 def test_a_config_with_a_missing_set_fails_in_one_line_naming_the_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("REFEREE_DATA", str(tmp_path / "empty"))
-    code, out, err = _cli(["run", str(REPO / "configs" / "bon_gsm8k.yaml"), "--set", f"out={tmp_path / 'run'}"],
+    code, out, err = run_cli(["run", str(REPO / "configs" / "bon_gsm8k.yaml"), "--set", f"out={tmp_path / 'run'}"],
                           capsys)
     assert code == 2 and err.count("\n") == 1
     assert "data:gsm8k/train.jsonl" in err and "referee data get gsm8k" in err
@@ -124,11 +113,11 @@ def test_the_list_names_every_set_and_file_the_configs_and_benchmarks_use(capsys
     assert len(references) >= 10
     for ref in references:
         assert ref in listed or ref.rstrip("/") + "/" in listed, f"{ref} is read but not in public_sets.yaml"
-    code, out, _ = _cli(["data", "list"], capsys)
+    code, out, _ = run_cli(["data", "list"], capsys)
     assert code == 0
     for name, s in sets.items():
         assert f"\n{name}: " in out and s.homepage in out and s.licence in out
-    code, out, _ = _cli(["data", "list", "--json"], capsys)
+    code, out, _ = run_cli(["data", "list", "--json"], capsys)
     rows = [json.loads(line) for line in out.splitlines()]
     assert {r["name"] for r in rows} == set(sets) and all(r["files"][0]["sha256"] for r in rows)
 
@@ -147,17 +136,17 @@ def test_get_writes_the_checked_file_and_a_rerun_fetches_nothing(tmp_path, monke
     sets = _small_catalogue(tmp_path, body)
     monkeypatch.setenv("REFEREE_DATA", str(tmp_path / "root"))
     with Files({"example.org/a/b.jsonl": body}) as server:
-        code, out, _ = _cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
+        code, out, _ = run_cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
         assert code == 0 and "wrote tiny/b.jsonl" in out
         assert (tmp_path / "root" / "tiny" / "b.jsonl").read_bytes() == body
-        code, out, _ = _cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
+        code, out, _ = run_cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
         assert code == 0 and "already present" in out and len(server.requests) == 1
         (tmp_path / "root" / "tiny" / "b.jsonl").write_bytes(b"edited\n")  # a changed copy is fetched again
-        code, out, _ = _cli(["data", "verify", "--catalogue", str(sets)], capsys)
+        code, out, _ = run_cli(["data", "verify", "--catalogue", str(sets)], capsys)
         assert code == 2 and "wrong  tiny/b.jsonl" in out
-        _cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
+        run_cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
         assert (tmp_path / "root" / "tiny" / "b.jsonl").read_bytes() == body and len(server.requests) == 2
-    code, out, _ = _cli(["data", "verify", "--catalogue", str(sets)], capsys)
+    code, out, _ = run_cli(["data", "verify", "--catalogue", str(sets)], capsys)
     assert code == 0 and "ok  tiny/b.jsonl" in out
 
 
@@ -167,12 +156,12 @@ def test_an_altered_download_writes_nothing_and_keeps_a_good_copy(tmp_path, monk
     root = tmp_path / "root"
     monkeypatch.setenv("REFEREE_DATA", str(root))
     with Files({"example.org/a/b.jsonl": b'{"x": 666}\n'}) as server:
-        code, _, err = _cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
+        code, _, err = run_cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
     assert code == 2 and err.count("\n") == 1 and "sha256" in err and "nothing was written" in err
     assert [p.name for p in (root / "tiny").iterdir()] == []  # no staging folder, no partial file left
     (root / "tiny" / "b.jsonl").write_bytes(body)
     with Files({"example.org/a/b.jsonl": b'{"x": 666}\n'}) as server:
-        code, _, _ = _cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror, "--force"],
+        code, _, _ = run_cli(["data", "get", "tiny", "--catalogue", str(sets), "--mirror", server.mirror, "--force"],
                           capsys)
     assert code == 2 and (root / "tiny" / "b.jsonl").read_bytes() == body
 
@@ -181,12 +170,12 @@ def test_a_missing_source_or_no_server_is_one_line(tmp_path, monkeypatch, capsys
     sets = _small_catalogue(tmp_path, b"x")
     monkeypatch.setenv("REFEREE_DATA", str(tmp_path / "root"))
     with Files({}) as server:
-        code, _, err = _cli(["data", "get", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
+        code, _, err = run_cli(["data", "get", "--catalogue", str(sets), "--mirror", server.mirror], capsys)
         assert code == 2 and "404" in err and err.count("\n") == 1
         closed = server.mirror
-    code, _, err = _cli(["data", "get", "--catalogue", str(sets), "--mirror", closed], capsys)
+    code, _, err = run_cli(["data", "get", "--catalogue", str(sets), "--mirror", closed], capsys)
     assert code == 2 and "could not download" in err and err.count("\n") == 1
-    code, _, err = _cli(["data", "get", "nosuchset", "--catalogue", str(sets)], capsys)
+    code, _, err = run_cli(["data", "get", "nosuchset", "--catalogue", str(sets)], capsys)
     assert code == 2 and "unknown data set nosuchset; known: tiny" in err
 
 
@@ -257,9 +246,9 @@ def test_every_shipped_set_is_fetched_converted_and_checked(tmp_path, monkeypatc
     root = tmp_path / "fresh"
     monkeypatch.setenv("REFEREE_DATA", str(root))
     with Files(_upstream_copies()) as server:
-        code, _, err = _cli(["data", "get", "--mirror", server.mirror], capsys)
+        code, _, err = run_cli(["data", "get", "--mirror", server.mirror], capsys)
     assert code == 0, err
-    code, out, _ = _cli(["data", "verify"], capsys)
+    code, out, _ = run_cli(["data", "verify"], capsys)
     assert code == 0 and out.count(" ok  ") == sum(len(s.files) for s in catalogue().values())
     assert tree_digest(root / "quixbugs") == tree_digest(DATA / "quixbugs")
     assert not (root / "quixbugs" / "java_programs").exists()
