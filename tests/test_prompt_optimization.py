@@ -334,6 +334,11 @@ def test_bad_data_and_templates_are_one_line_naming_the_file_line_and_field(tmp_
     assert one_line_error(tmp_path, files, template="prompts/missing.txt") == (
         "setting 'template': 'prompts/missing.txt' is neither a file nor a template with the placeholder {text}")
     assert "answer format" in one_line_error(tmp_path, files, format_instruction="Reply with one word.")
+    # selection data handed in as test data: refused, so no test figure is computed on it
+    train, _ = files
+    assert one_line_error(tmp_path, files, test=str(train)) == (
+        f"{train}: 40 of its 40 items are also in {train} (the same text); prompts are selected on the training "
+        "items, so test them on items kept apart")
 
 
 def test_bad_settings_are_one_line_naming_the_option(tmp_path, files, capsys):

@@ -133,12 +133,23 @@ def load_data(cfg: Config) -> Data:
     line and the field); the test file cut to ``test_limit`` random items if set."""
     train = load_classification(cfg.train, cfg.text_fields, cfg.label_field, cfg.classes).examples
     test = load_classification(cfg.test, cfg.text_fields, cfg.label_field, cfg.classes).examples
+    _refuse_overlap(cfg, train, test)
     if cfg.test_limit is not None and cfg.test_limit < len(test):
         keep = set(rng(cfg, "test").sample(range(len(test)), cfg.test_limit))
         test = [e for i, e in enumerate(test) if i in keep]
     words = cfg.label_words or [str(c).lower() if isinstance(c, bool) else str(c) for c in cfg.classes]
     average = cfg.f1 if cfg.f1 != "auto" else "binary" if len(words) == 2 else "macro"
     return Data(train, test, words, average)
+
+
+def _refuse_overlap(cfg: Config, train: list, test: list) -> None:
+    """The search selects prompts on the training items; a test item that is also one of them (the same
+    text) would make the test figure a figure on selection data, so the run refuses."""
+    seen = {e.text for e in train}
+    shared = sum(e.text in seen for e in test)
+    if shared:
+        raise RefereeError(f"{cfg.test}: {shared} of its {len(test)} items are also in {cfg.train} (the same text); "
+                           "prompts are selected on the training items, so test them on items kept apart")
 
 
 def initial_candidate(cfg: Config) -> dict:
