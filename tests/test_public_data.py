@@ -177,6 +177,10 @@ def test_a_missing_source_or_no_server_is_one_line(tmp_path, monkeypatch, capsys
     assert code == 2 and "could not download" in err and err.count("\n") == 1
     code, _, err = run_cli(["data", "get", "nosuchset", "--catalogue", str(sets)], capsys)
     assert code == 2 and "unknown data set nosuchset; known: tiny" in err
+    for text in ("- name: [unclosed", "just text", "- {name: x, files: [{path: a}]}"):
+        sets.write_text(text)
+        code, _, err = run_cli(["data", "list", "--catalogue", str(sets)], capsys)
+        assert code == 2 and err.count("\n") == 1 and str(sets) in err and "Traceback" not in err
 
 
 def test_the_second_source_is_tried_when_the_first_fails(tmp_path, monkeypatch):

@@ -32,6 +32,7 @@ from typing import Callable
 import yaml
 
 from referee.errors import RefereeError
+from referee.io import read_text
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # far above any set here; a runaway response stops there
 TIMEOUT_S = 60
@@ -71,14 +72,25 @@ class DataSet:
 
 
 def catalogue(path: str | os.PathLike | None = None) -> dict[str, DataSet]:
-    """The sets, by name: the shipped list, or the YAML file at ``path`` (the same shape)."""
-    text = Path(path).read_text(encoding="utf-8") if path else \
+    """The sets, by name: the shipped list, or the YAML file at ``path`` (the same shape); a list of another
+    shape raises naming the file and the set."""
+    where = str(path) if path else "referee/data/public_sets.yaml"
+    text = read_text(path, "list of data sets") if path else \
         (resources.files("referee") / "data" / "public_sets.yaml").read_text(encoding="utf-8")
+    try:
+        entries = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise RefereeError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(entries, list):
+        raise RefereeError(f"{where}: expected a list of data sets")
     sets = {}
-    for entry in yaml.safe_load(text):
-        files = tuple(DataFile(**{k: v for k, v in f.items() if k != "from"},
-                               sources=tuple(Source(**x) for x in f["from"])) for f in entry.pop("files"))
-        sets[entry["name"]] = DataSet(**entry, files=files)
+    for i, entry in enumerate(entries, start=1):
+        try:
+            files = tuple(DataFile(**{k: v for k, v in f.items() if k != "from"},
+                                   sources=tuple(Source(**x) for x in f["from"])) for f in entry["files"])
+            sets[entry["name"]] = DataSet(**{k: v for k, v in entry.items() if k != "files"}, files=files)
+        except (TypeError, KeyError, AttributeError) as e:
+            raise RefereeError(f"{where}: set {i}: not in the shape of a data set ({type(e).__name__}: {e})") from None
     return sets
 
 
