@@ -114,3 +114,37 @@ def test_critics_config_errors(tmp_path):
     cfg = validate(cr.CriticsConfig, {"protocol": "critics", "humaneval": HUMANEVAL, "baselines": ["oracle"]}, "t")
     with Run(tmp_path / "s", cfg) as run, pytest.raises(RefereeError, match="unknown \\['oracle'\\]"):
         cr.run_critics(cfg, run)
+
+
+def test_choose_lambda_weighs_catches_against_false_alarms_and_prefers_the_smaller_on_a_tie():
+    def point(lam, cbi, false_alarms):
+        return {"lambda": lam, "cbi_of_all": {"value": cbi}, "false_alarm_rate": {"value": false_alarms}}
+
+    points = [point(0.0, 0.2, 0.0), point(1.0, 0.5, 0.1), point(4.0, 0.9, 0.8)]
+    assert cr.choose_lambda(points)["lambda"] == 1.0  # 0.4 beats 0.2 and 0.1: flagging everything does not pay
+    assert cr.choose_lambda([point(0.0, 0.5, 0.1), point(2.0, 0.5, 0.1)])["lambda"] == 0.0
+    assert cr.choose_lambda([point(0.0, None, None), point(2.0, 0.1, 0.0)])["lambda"] == 2.0
+
+
+@pytest.mark.data("humaneval/HumanEval.jsonl.gz")
+def test_fsbs_lambda_is_chosen_on_dev_programs_no_critic_trains_on_and_eval_is_read_at_it(tmp_path, tiny_model_path):
+    cfg = validate(cr.CriticsConfig, {
+        "protocol": "critics", "model": f"hf:{tiny_model_path}", "humaneval": HUMANEVAL, "limit": 12,
+        "per_program": 1, "dev_share": 0.5, "critic": {"temperature": 0.0, "max_new_tokens": 8},
+        "fsbs": {"samples": 2, "lambdas": [0.0, 10.0], "sampling": {"temperature": 1.0, "max_new_tokens": 8},
+                 "rm_epochs": 2}}, "test")
+    with Run(tmp_path / "run", cfg) as run:
+        m = cr.run_critics(cfg, run).metrics
+    programs = {r["id"]: r["split"] for r in run.read_records("programs")}
+    dev = {i for i, s in programs.items() if s == "dev"}
+    assert dev and {s for s in programs.values()} == {"train", "dev", "eval"}
+    trained_on = {r["id"] for r in run.read_records("fsbs_train_samples")}
+    bug_program = {r["id"]: r["program_id"] for r in run.read_records("bugs")}
+    assert not {bug_program[i] for i in trained_on} & dev  # the critique RM never saw a dev program
+    chosen_from = {bug_program.get(r["id"], r["id"]) for r in run.read_records("fsbs_dev_samples")}
+    assert chosen_from == dev  # chosen on dev items only ...
+    chosen = m["fsbs"]["chosen"]
+    assert chosen["lambda"] in (0.0, 10.0) and chosen["dev"] == cr.choose_lambda(chosen["dev_points"])
+    assert [p["lambda"] for p in chosen["dev_points"]] == [0.0, 10.0]
+    assert chosen["eval"] in m["fsbs"]["points"] and chosen["eval"]["lambda"] == chosen["lambda"]  # ... read on eval
+    assert not {bug_program.get(r["id"], r["id"]) for r in run.read_records("fsbs_eval_samples")} & dev

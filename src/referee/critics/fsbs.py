@@ -50,7 +50,8 @@ def sweep(items: list[dict], samples: list[list[str]], rm_scores: list[list[floa
         kept = [row[pick(scores, [s["highlights"] for s in row], lam)] for row, scores in zip(scored, rm_scores)]
         buggy = summarise([s for s, i in zip(kept, items) if i["bugs"]], seed)
         correct = summarise([s for s, i in zip(kept, items) if not i["bugs"]], seed)
-        points.append({"lambda": lam, "cbi": buggy["cbi"], "hallucinated_quote_rate": buggy["hallucinated_quote_rate"],
+        points.append({"lambda": lam, "cbi": buggy["cbi"], "cbi_of_all": buggy["cbi_of_all"],
+                       "hallucinated_quote_rate": buggy["hallucinated_quote_rate"],
                        "false_alarm_rate": correct["false_alarm_rate"],
                        "highlights_per_critique": buggy["highlights_per_critique"],
                        "unreadable": buggy["unreadable"] + correct["unreadable"]})

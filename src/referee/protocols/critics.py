@@ -90,6 +90,9 @@ class CriticsConfig(ProtocolConfig):
     limit: int | None = Field(None, ge=1)  # programs per source, for small runs
     per_program: int = Field(2, ge=1, le=8)
     eval_share: float = Field(0.5, gt=0, le=1)  # of HumanEval programs
+    # of the other HumanEval programs, held out of all training as dev: FSBS's lambda is chosen on them
+    # (``choose_lambda``) and the eval programs are scored once at that lambda. 0: no dev split (as before)
+    dev_share: float = Field(0.0, ge=0, lt=1)
     natural: bool = True
     two_bugs: bool = False  # also eval programs with two tampered bugs at once (comprehensiveness)
     baselines: list[str] = list(BASELINES)
@@ -135,6 +138,14 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
         metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
+        dev = eval_items(programs, bugs, "dev")
+        if dev:  # lambda chosen on dev, then read off the eval sweep: the eval programs are scored once
+            points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"))["points"]
+            chosen = choose_lambda(points)
+            metrics["fsbs"]["chosen"] = {"rule": CHOICE_RULE, "lambda": chosen["lambda"], "dev": chosen,
+                                         "dev_points": points,
+                                         "eval": next(p for p in metrics["fsbs"]["points"]
+                                                      if p["lambda"] == chosen["lambda"])}
     if cfg.refine:                                                   # 5. critique, then refine
         critiques = {name: run.read_records(f"critiques_{_stage_name(name)}") for name in critics}
         metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
@@ -153,7 +164,8 @@ def _programs(run: Run, cfg: CriticsConfig) -> dict:
     found = []
     if cfg.humaneval:
         for p in load_humaneval(cfg.humaneval, cfg.limit):
-            split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else "train"
+            split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else \
+                "dev" if seeded_unit(cfg.seed, "critics-dev", p.id) < cfg.dev_share else "train"
             found.append({**_program_record(p), "split": split})
     if cfg.quixbugs:
         found += [{**_program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
@@ -220,16 +232,17 @@ def span_to_touch(start: int, end: int) -> tuple[int, int]:
     return (start - 1, start) if end < start else (start, end)
 
 
-def eval_items(programs: dict, bugs: dict) -> list[dict]:
-    """What the critics see: eval programs' bugs (tampered, natural) and their correct versions."""
+def eval_items(programs: dict, bugs: dict, split: str = "eval") -> list[dict]:
+    """What the critics see: the ``split``'s programs' bugs (tampered, natural; two at once for eval) and
+    their correct versions."""
     items = [{"id": r["id"], "set": r["set"], "program_id": r["program_id"], "operator": r["operator"],
               "source": r["source"], "bugs": [list(bug_span(r))]}
-             for r in bugs["records"] if programs[r["program_id"]]["split"] == "eval"]
+             for r in bugs["records"] if programs[r["program_id"]]["split"] == split]
     items += [{"id": r["id"], "set": "two_bugs", "program_id": r["program_id"], "operator": r["operator"],
                "source": r["source"], "bugs": [list(span_to_touch(*s)) for s in r["spans"]]}
-              for r in bugs.get("two_bugs", [])]
+              for r in (bugs.get("two_bugs", []) if split == "eval" else [])]
     items += [{"id": p["id"], "set": "correct", "program_id": p["id"], "operator": None, "source": p["source"],
-               "bugs": []} for p in programs.values() if p["split"] == "eval"]
+               "bugs": []} for p in programs.values() if p["split"] == split]
     return items
 
 
@@ -475,8 +488,21 @@ def _false_alarm_pairs(run: Run, cfg: CriticsConfig, spec: str, critique_rm: tup
             if (top := best_scored(row, row_scores)) is not None]
 
 
-def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict]) -> dict:
-    """The lambda sweep on the eval items: k forced samples each, the RM's scores, the kept critique scored."""
-    samples = _samples(run, cfg, "fsbs_eval_samples", spec, items)
-    scores = _rm_scores(run, "fsbs_rm_scores", rm, items, samples)
+def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict],
+          stages: tuple[str, str] = ("fsbs_eval_samples", "fsbs_rm_scores")) -> dict:
+    """The lambda sweep on ``items``: k forced samples each, the RM's scores, the kept critique scored."""
+    samples = _samples(run, cfg, stages[0], spec, items)
+    scores = _rm_scores(run, stages[1], rm, items, samples)
     return {"points": sweep(items, samples, scores, cfg.fsbs.lambdas, cfg.seed)}
+
+
+CHOICE_RULE = "highest CBI of all the buggy dev programs' kept critiques minus false-alarm rate on correct ones"
+
+
+def choose_lambda(points: list[dict]) -> dict:
+    """The dev point FSBS keeps (CHOICE_RULE; the smaller lambda on a tie): catching more bugs only counts
+    when it is not bought with flagging correct programs, and an unreadable critique catches nothing."""
+    def value(p: dict) -> float:
+        return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_rate"] or {}).get("value") or 0.0)
+
+    return max(points, key=lambda p: (value(p), -p["lambda"]))
