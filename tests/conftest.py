@@ -35,6 +35,18 @@ def pytest_runtest_setup(item):
         pytest.skip(reason)
 
 
+def assert_no_part_of(secret: str, text: str) -> None:
+    """No six characters of ``secret`` in ``text``: a key must not leak even cut short."""
+    assert not any(secret[i:i + 6] in text for i in range(len(secret) - 5)), text
+
+
+@pytest.fixture
+def no_keys_from_the_outside(monkeypatch):
+    """What a test sees of keys and key settings is what it sets: none from the environment of the suite."""
+    for var in ("OPENAI_API_KEY", "REFEREE_API_KEY", "REFEREE_KEY_ENVS", "REFEREE_ALLOW_INSECURE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """The referee command line run in this process: (exit status, stdout, stderr)."""
     from referee.cli import main

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import assert_no_part_of
 from fault_proxy import FaultProxy, error, reply
 
 from referee import net
@@ -22,15 +23,7 @@ SECRET = "sk-hostile-test-0123456789abcdefghij"
 LOCAL = "openai:m@http://127.0.0.1:9/v1"
 
 
-def assert_no_part_of(secret: str, text: str) -> None:
-    assert not any(secret[i:i + 6] in text for i in range(len(secret) - 5)), text
-
-
-@pytest.fixture(autouse=True)
-def no_keys_from_the_outside(monkeypatch):
-    """What a test sees of keys and key settings is what it sets."""
-    for var in ("OPENAI_API_KEY", "REFEREE_API_KEY", "REFEREE_KEY_ENVS", "REFEREE_ALLOW_INSECURE_KEY"):
-        monkeypatch.delenv(var, raising=False)
+pytestmark = pytest.mark.usefixtures("no_keys_from_the_outside")
 
 
 # ---- a key written into the spec ------------------------------------------------------------------

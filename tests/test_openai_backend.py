@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from conftest import assert_no_part_of
 from fault_proxy import BAD_GZIP, DROP, GARBLE, TRUNCATE, FaultProxy, error, reply, rewrite, slow
 from servers import LlamaServer, free_port, llama_server_missing
 
@@ -463,15 +464,9 @@ def test_malformed_answers_are_one_clear_error(case, tmp_path):
 SECRET = "sk-referee-test-0123456789abcdefghij"
 
 
-def assert_no_part_of(secret: str, text: str) -> None:
-    assert not any(secret[i:i + 6] in text for i in range(len(secret) - 5)), text
-
-
 @pytest.fixture(autouse=True)
-def no_keys_from_the_outside(monkeypatch):
-    """What a test sees of API keys is what it sets: none from the environment that runs the suite."""
-    for var in ("OPENAI_API_KEY", "REFEREE_API_KEY", "REFEREE_KEY_ENVS", "REFEREE_ALLOW_INSECURE_KEY"):
-        monkeypatch.delenv(var, raising=False)
+def _no_outside_keys(no_keys_from_the_outside):
+    """Every test here sees only the keys it sets."""
 
 
 @server

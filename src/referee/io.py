@@ -5,6 +5,7 @@ data sets (``referee.paths``)."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -46,6 +47,15 @@ def check_writable(path: Path, kind: str = "output file") -> None:
             pass
     except OSError as e:
         raise RefereeError(f"{path}: cannot write the {kind} here ({e.strerror or e} in {above})") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (GGUF weights are hundreds of MB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_text(path: str | os.PathLike, kind: str = "file") -> str:

@@ -32,7 +32,7 @@ from typing import Callable
 import yaml
 
 from referee.errors import RefereeError
-from referee.io import read_text
+from referee.io import file_sha256, read_text
 
 MAX_DOWNLOAD_BYTES = 200 * 1024 * 1024  # far above any set here; a runaway response stops there
 TIMEOUT_S = 60
@@ -103,21 +103,13 @@ def choose(names: list[str], sets: dict[str, DataSet]) -> list[DataSet]:
 
 
 # ---- checking what is there -------------------------------------------------------------------------------
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def tree_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
 def tree_digest(folder: Path) -> str:
     """A folder's hash: SHA-256 over one 'relative/path<TAB>sha256' line per file, sorted by path."""
-    lines = [f"{p.relative_to(folder).as_posix()}\t{file_digest(p)}\n" for p in tree_files(folder)]
+    lines = [f"{p.relative_to(folder).as_posix()}\t{file_sha256(p)}\n" for p in tree_files(folder)]
     return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
@@ -134,7 +126,7 @@ def check(dataset: DataSet, root: Path) -> list[tuple[DataFile, str]]:
             states.append((f, "ok" if ok else f"differs ({count} files; expected {f.size} with the listed hash)"))
         else:
             size = target.stat().st_size
-            ok = size == f.size and file_digest(target) == f.sha256
+            ok = size == f.size and file_sha256(target) == f.sha256
             states.append((f, "ok" if ok else f"differs ({size} bytes; expected {f.size} with the listed hash)"))
     return states
 
@@ -198,7 +190,7 @@ def _fetch_one(source: Source, f: DataFile, target: Path, mirror: str | None) ->
         else:
             raise RefereeError(f"{source.url}: unknown conversion {source.convert!r}")
         size, digest = (len(tree_files(made)), tree_digest(made)) if f.is_folder else \
-            (made.stat().st_size, file_digest(made))
+            (made.stat().st_size, file_sha256(made))
         if (size, digest) != (f.size, f.sha256):
             return (f"{mirrored(source.url, mirror)} gave size {size}, sha256 {digest[:12]}... where the list says "
                     f"{f.size}, {f.sha256[:12]}... (the source changed, or the download was altered)")

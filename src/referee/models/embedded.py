@@ -8,7 +8,6 @@ fingerprint is the GGUF file's SHA-256, so cached calls survive a rebuild of the
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import json
 import os
@@ -16,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from referee.errors import RefereeError
+from referee.io import file_sha256
 from referee.paths import referee_home
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -35,14 +35,6 @@ def gguf_path() -> Path:
 
 def embedded_dir() -> Path:
     return Path(os.environ.get("REFEREE_EMBEDDED_DIR") or referee_home() / "embedded" / "smollm2-135m-instruct")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ensure_converted() -> tuple[Path, str]:
@@ -89,7 +81,7 @@ def _convert(target: Path) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     plain.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    fingerprint = "gguf-sha256:" + _sha256(source)
+    fingerprint = "gguf-sha256:" + file_sha256(source)
     (tmp / "referee-embedded.json").write_text(json.dumps(
         {"fingerprint": fingerprint, "source": str(source), "license": LICENSE,
          "model": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)"}, indent=2))
