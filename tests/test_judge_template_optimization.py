@@ -235,6 +235,8 @@ def test_bad_templates_data_and_settings_are_one_line(tmp_path, files, capsys):
     assert "uses {conversation_a}, which a pairwise judge cannot fill there" in \
         one_line_error(tmp_path, files, template=str(foreign))
     assert "is the file being split" in one_line_error(tmp_path, files, other=[str(pairs)])
+    leaky = write_pairs(tmp_path / "leaky.json", range(40))  # the split file's pairs under another name
+    assert "shares" in one_line_error(tmp_path, files, other=[str(leaky)])
     unlabelled = tmp_path / "unlabelled.json"
     unlabelled.write_text(json.dumps([{"input": "q", "output_1": "a", "output_2": "b"}]), encoding="utf-8")
     assert "no pair has a human label A or B" in one_line_error(tmp_path, files, pairs=str(unlabelled))

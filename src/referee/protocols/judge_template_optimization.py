@@ -52,7 +52,7 @@ from referee.optimize.search import (NOTHING_GROWN, Expansion, SearchConfig, ini
                                      search_invalid, search_queries, search_round, step_counts, train_reward)
 from referee.protocols import Result, register
 from referee.runs import Run, fingerprint
-from referee.tasks.pairs import Pair, load_pairs
+from referee.tasks.pairs import Pair, load_pairs, shared_pairs
 
 INPUTS = ("question", "answer_a", "answer_b", "examples", "reference")  # what the judge fills in a request
 SHOWN = ("question", "answer_a", "answer_b")  # what every request must show
@@ -132,7 +132,18 @@ def load_data(cfg: Config) -> Data:
                            f"leaves {len(train)} for training and {len(held)} held out; give more pairs or another "
                            f"share")
     others = {name: labelled(path, left_out) for name, path in zip(set_names(cfg.other), cfg.other)}
+    for path, pairs in zip(cfg.other, others.values()):
+        _refuse_selection_pairs(path, train, pairs)
     return Data(train, held, others, left_out)
+
+
+def _refuse_selection_pairs(path: str, train: list[Pair], pairs: list[Pair]) -> None:
+    """The search selects templates on the training pairs; an 'other' file that shares pairs with them (the
+    same question and answers, either order) would report a figure on selection data, so the run refuses."""
+    shared = shared_pairs(train, pairs)
+    if shared:
+        raise RefereeError(f"setting 'other': {path} shares {len(shared)} pair(s) with the training pairs the "
+                           f"template is chosen on (first: {shared[0]}); give a file without them")
 
 
 def labelled(path: str, left_out: dict[str, int]) -> list[Pair]:
