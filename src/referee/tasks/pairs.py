@@ -88,54 +88,68 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
     LLMBar and generic records may carry a ``reason`` (or ``explanation``) for their label, kept in
     ``meta["reason"]`` (a trained judge can learn to write it before its verdict).
     """
-    pairs = []
-    for pos, obj in read_records(path):
-        where = f"{path}:{pos}"
-        pid = str(obj.get("id", obj.get("question_id", pos)))
-        if "output_1" in obj or "output_2" in obj:
-            for f in ("input", "output_1", "output_2"):
-                if f not in obj:
-                    raise RefereeError(f"{where}: missing field '{f}'")
-                if not isinstance(obj[f], str):
-                    raise RefereeError(f"{where}: field '{f}' should be a string")
-            label = _label(obj["label"], where) if "label" in obj else None
-            pairs.append(Pair(pid, as_chat(obj["input"]), obj["output_1"], obj["output_2"], label,
-                              category=_category(obj, where), meta=_reason(obj, where)))
-        elif "conversation_a" in obj:
-            for f in ("conversation_a", "conversation_b"):
-                if f not in obj:
-                    raise RefereeError(f"{where}: missing field '{f}'")
-            ca = as_chat(obj["conversation_a"], f"{where}: field 'conversation_a'")
-            cb = as_chat(obj["conversation_b"], f"{where}: field 'conversation_b'")
-            if ca[-1]["role"] != "assistant" or cb[-1]["role"] != "assistant":
-                raise RefereeError(f"{where}: conversations should end with an assistant turn")
-            label = _label(obj["winner"], where) if "winner" in obj else None
-            pairs.append(Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], label,
-                              category=_category(obj, where), turns_a=ca, turns_b=cb,
-                              meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj}))
-        elif "chosen" in obj and "rejected" in obj and "prompt" not in obj:
-            pairs.append(_hh_pair(obj, pid, where))
-        elif "chosen" in obj and "rejected" in obj and "prompt" in obj:
-            chosen, rejected = (_final_answer(obj, name, where) for name in ("chosen", "rejected"))
-            pairs.append(Pair(pid, as_chat(obj["prompt"], f"{where}: field 'prompt'"), chosen, rejected, "A"))
-        else:
-            q = obj.get("prompt", obj.get("question"))
-            a = obj.get("answer_a", obj.get("response_a"))
-            b = obj.get("answer_b", obj.get("response_b"))
-            if q is None:
-                raise RefereeError(f"{where}: missing field 'input' (LLMBar), 'prompt' or 'question'")
-            if a is None or b is None:
-                raise RefereeError(f"{where}: missing field '{'answer_a' if a is None else 'answer_b'}' "
-                                   f"(or output_1/output_2, chosen/rejected)")
-            if not isinstance(a, str) or not isinstance(b, str):
-                raise RefereeError(f"{where}: answers should be strings")
-            label = _label(obj["label"], where) if obj.get("label") is not None else None
-            pairs.append(Pair(pid, as_chat(q, f"{where}: field 'prompt'"), a, b, label,
-                              category=_category(obj, where), reference=optional(obj, "reference", str, where),
-                              meta=_reason(obj, where)))
+    pairs = [_pair(obj, str(obj.get("id", obj.get("question_id", pos))), f"{path}:{pos}")
+             for pos, obj in read_records(path)]
     if not pairs:
         raise RefereeError(f"{path}: no pairs in the file")
     return pairs
+
+
+def _pair(obj: dict, pid: str, where: str) -> Pair:
+    """One record as a pair, its format recognised by its fields (``load_pairs``)."""
+    if "output_1" in obj or "output_2" in obj:
+        return _llmbar_pair(obj, pid, where)
+    if "conversation_a" in obj:
+        return _mt_bench_pair(obj, pid, where)
+    if "chosen" in obj and "rejected" in obj and "prompt" not in obj:
+        return _hh_pair(obj, pid, where)
+    if "chosen" in obj and "rejected" in obj and "prompt" in obj:
+        chosen, rejected = (_final_answer(obj, name, where) for name in ("chosen", "rejected"))
+        return Pair(pid, as_chat(obj["prompt"], f"{where}: field 'prompt'"), chosen, rejected, "A")
+    return _generic_pair(obj, pid, where)
+
+
+def _llmbar_pair(obj: dict, pid: str, where: str) -> Pair:
+    for f in ("input", "output_1", "output_2"):
+        if f not in obj:
+            raise RefereeError(f"{where}: missing field '{f}'")
+        if not isinstance(obj[f], str):
+            raise RefereeError(f"{where}: field '{f}' should be a string")
+    label = _label(obj["label"], where) if "label" in obj else None
+    return Pair(pid, as_chat(obj["input"]), obj["output_1"], obj["output_2"], label,
+                category=_category(obj, where), meta=_reason(obj, where))
+
+
+def _mt_bench_pair(obj: dict, pid: str, where: str) -> Pair:
+    """An MT-Bench human judgment: the last assistant turns judged, the whole conversations kept."""
+    for f in ("conversation_a", "conversation_b"):
+        if f not in obj:
+            raise RefereeError(f"{where}: missing field '{f}'")
+    ca = as_chat(obj["conversation_a"], f"{where}: field 'conversation_a'")
+    cb = as_chat(obj["conversation_b"], f"{where}: field 'conversation_b'")
+    if ca[-1]["role"] != "assistant" or cb[-1]["role"] != "assistant":
+        raise RefereeError(f"{where}: conversations should end with an assistant turn")
+    label = _label(obj["winner"], where) if "winner" in obj else None
+    return Pair(pid, ca[:-1], ca[-1]["content"], cb[-1]["content"], label,
+                category=_category(obj, where), turns_a=ca, turns_b=cb,
+                meta={k: obj[k] for k in ("model_a", "model_b", "judge", "turn") if k in obj})
+
+
+def _generic_pair(obj: dict, pid: str, where: str) -> Pair:
+    q = obj.get("prompt", obj.get("question"))
+    a = obj.get("answer_a", obj.get("response_a"))
+    b = obj.get("answer_b", obj.get("response_b"))
+    if q is None:
+        raise RefereeError(f"{where}: missing field 'input' (LLMBar), 'prompt' or 'question'")
+    if a is None or b is None:
+        raise RefereeError(f"{where}: missing field '{'answer_a' if a is None else 'answer_b'}' "
+                           f"(or output_1/output_2, chosen/rejected)")
+    if not isinstance(a, str) or not isinstance(b, str):
+        raise RefereeError(f"{where}: answers should be strings")
+    label = _label(obj["label"], where) if obj.get("label") is not None else None
+    return Pair(pid, as_chat(q, f"{where}: field 'prompt'"), a, b, label,
+                category=_category(obj, where), reference=optional(obj, "reference", str, where),
+                meta=_reason(obj, where))
 
 
 def _hh_pair(obj: dict, pid: str, where: str) -> Pair:
