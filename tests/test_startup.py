@@ -4,11 +4,14 @@ never load torch (a second or more of imports on a small machine) or the librari
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import referee
 from referee.protocols import BUILTIN
 
 HEAVY = ("torch", "transformers", "trl", "peft")
@@ -19,7 +22,9 @@ def modules_after(code: str) -> dict:
     probe = (f"{code}\nimport json, sys\n"
              f"print('LOADED=' + json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules), "
              f"'protocols': sorted(m for m in sys.modules if m.startswith('referee.protocols.'))}}))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    src = str(Path(referee.__file__).resolve().parents[1])  # the referee under test, from any folder
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p))
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1].removeprefix("LOADED="))
 
