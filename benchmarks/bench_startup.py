@@ -79,8 +79,8 @@ def main() -> None:
             walls, cpus, heavy = [r[0] for r in rows], [r[1] for r in rows], rows[-1][2]
             print(f"{name} [{arm}]: n={args.runs}, wall {spread(walls)}, CPU {spread(cpus)}; "
                   f"imports {', '.join(heavy) or 'none of ' + ', '.join(HEAVY)}")
-        print(f"  eager / lazy wall median: "
-              f"{statistics.median(r[0] for r in results['eager']) / statistics.median(r[0] for r in results['lazy']):.1f}x")
+        eager, lazy = (statistics.median(r[0] for r in results[arm]) for arm in ("eager", "lazy"))
+        print(f"  eager / lazy wall median: {eager / lazy:.1f}x")
 
 
 if __name__ == "__main__":

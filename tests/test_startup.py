@@ -31,7 +31,8 @@ def modules_after(code: str) -> dict:
 
 def cli(*args: str) -> str:
     """Code that runs the referee command line as `referee ARGS` would, exit included."""
-    return f"from referee.cli import main\ntry:\n    main({list(args)!r})\nexcept SystemExit as e:\n    assert not e.code, e"
+    return (f"from referee.cli import main\n"
+            f"try:\n    main({list(args)!r})\nexcept SystemExit as e:\n    assert not e.code, e")
 
 
 def test_help_imports_no_protocol_and_no_torch():
