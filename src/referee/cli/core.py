@@ -173,7 +173,7 @@ def run_config(config_path: Path = typer.Argument(..., help="A protocol config (
 
     data = apply_overrides(load_config_file(config_path), overrides)
     if "protocol" not in data:
-        known = ", ".join(p.name for p in protocols.all_protocols())
+        known = ", ".join(protocols.names())
         raise RefereeError(f"{config_path}: missing setting 'protocol' (one of: {known})")
     proto = protocols.get(str(data["protocol"]))
     config = validate(proto.config, data, str(config_path))
