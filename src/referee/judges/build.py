@@ -1,6 +1,6 @@
-"""How a judge judges: ``JudgeConfig``, validated here once, and what a config depends on (the items'
-references, a trained judge's own settings). Judges are built from a spec and a config by the one
-factory, ``referee.supervisors``."""
+"""How a judge judges: ``JudgeConfig``, checked when a protocol's config is read, and what a config
+depends on (the items' references, a trained judge's own settings). Judges are built from a spec and a
+config by the one factory, ``referee.supervisors``."""
 
 from __future__ import annotations
 
