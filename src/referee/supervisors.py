@@ -162,9 +162,9 @@ def _file_hash(path: str) -> str:
 
 # ---- scorers of one answer -------------------------------------------------------------------------
 def build_verifier(spec: str, answers: Mapping[str, str] | None = None, load_model: Callable | None = None, *,
-                   device: str | None = None, batch_size: int = 8):
+                   device: str | None = None, batch_size: int | None = None):
     """The verifier a spec names; ``answers`` (prompt -> gold) feed ``exact``; ``device`` and
-    ``batch_size`` place a trained reward model."""
+    ``batch_size`` place a trained reward model (the loader's defaults where not given)."""
     kind, _, target = spec.partition(":")
     if kind in ("judge", "judge-additive"):
         if not target:
@@ -178,7 +178,8 @@ def build_verifier(spec: str, answers: Mapping[str, str] | None = None, load_mod
             raise RefereeError(f"verifier {spec!r}: give the saved verifier's folder, e.g. {kind}:runs/rm")
         from referee.rewards import load_verifier
 
-        return load_verifier(kind, target, device=device, batch_size=batch_size)
+        placement = {k: v for k, v in (("device", device), ("batch_size", batch_size)) if v is not None}
+        return load_verifier(kind, target, **placement)
     if kind == "exact":
         from referee.verifiers.programmatic import ExactAnswerVerifier
 
