@@ -14,9 +14,10 @@ import pytest
 from referee.debate.judging import READERS, SILENT, accuracy_summary, judge_items, judge_pair
 from referee.dialogue import Transcript, Turn
 from referee.errors import RefereeError
-from referee.judges.build import JudgeConfig, build_judge
+from referee.judges.build import JudgeConfig
 from referee.judges.templates import load_template
 from referee.models.base import ChoiceResult, Completion, Model
+from referee.supervisors import build_judge
 from referee.tasks.passages import PassageItem
 
 PASSAGE = ("The cat sat on the mat while the kettle boiled. Much later a storm rolled over the old harbour "

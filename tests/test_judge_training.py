@@ -14,11 +14,12 @@ from referee.audit import perturb
 from referee.audit.augment import robustness_pairs
 from referee.config import validate
 from referee.errors import RefereeError
-from referee.judges.build import JUDGE_FILE, JudgeConfig, build_judge
+from referee.judges.build import JUDGE_FILE, JudgeConfig
 from referee.judges.pairwise import PairwiseJudge
 from referee.judges.scored import ScoredPairJudge
 from referee.judges.targets import pairwise_examples, swap_names
 from referee.models import load_model
+from referee.supervisors import build_judge
 from referee.tasks.pairs import Pair, load_pairs, pair_key, shared_pairs
 from referee.verifiers.base import Score
 

@@ -11,7 +11,6 @@ import typer
 from referee import progress
 from referee.cli import app
 from referee.cli.options import at_least_one, output_file, output_folder
-from referee.errors import RefereeError
 
 TEMPLATES = "pairwise, pairwise_reference, single_1to10"
 
@@ -51,13 +50,9 @@ def judge(
     """Judge pairs (A better, B better, tie) or grade answers, and print a summary."""
     from referee.cli.core import execute, validated
     from referee.io import write_jsonl
-    from referee.protocols.judge import JudgeRunConfig
+    from referee.protocols.judge import JudgeRunConfig, items_source
 
-    if answers_path and mode != "single":
-        raise RefereeError("--answers is for --mode single; give pairs with --pairs")
-    source = answers_path if mode == "single" and answers_path else pairs_path
-    if source is None:
-        raise RefereeError("give --pairs FILE" + (" or --answers FILE" if mode == "single" else ""))
+    source = items_source(pairs_path, answers_path, mode)
     settings = dict(mode=mode, template=template, verdict=verdict, swap=swap, calibration=calibration, cot=cot,
                     few_shot=str(few_shot) if few_shot else None, reference=reference, combine=combine,
                     max_retries=max_retries, max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens,

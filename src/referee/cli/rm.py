@@ -62,11 +62,12 @@ def train(
 
 def _load(model: Path, kind: Optional[str], device: Optional[str], batch_size: int):
     from referee import rewards
+    from referee.supervisors import build_verifier
 
     found = rewards.saved_kind(model)
     if kind is not None and _check_kind(kind) != found:
         raise RefereeError(f"{model}: this verifier was trained as {found!r}, not {kind!r}")
-    return found, rewards.load_verifier(found, model, device=device, batch_size=batch_size)
+    return found, build_verifier(f"{found}:{model}", device=device, batch_size=batch_size)
 
 
 @rm_app.command("score")

@@ -97,11 +97,11 @@ def grpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL with 'prompt
     from referee.chat import load_prompts
     from referee.trainers import train_grpo
     from referee.verifiers.programmatic import prompt_key
-    from referee.verifiers.specs import load_verifier_spec
+    from referee.supervisors import build_verifier
 
     prompts = load_prompts(data)
     answers = {prompt_key(p.chat): str(p.extra["answer"]) for p in prompts if "answer" in p.extra}
-    verifier = load_verifier_spec(reward, answers)
+    verifier = build_verifier(reward, answers)
     spec, info = train_grpo(base, [p.chat for p in prompts], verifier, out,
                             _settings(lr, epochs, max_steps, batch_size, 512, lora_r, full, seed, trl),
                             num_generations=generations, max_completion_length=max_completion_length)

@@ -1,8 +1,8 @@
 """The debate judge: what each reader is shown, one pairwise verdict per item, and accuracy against the truth.
 
-The judge is any pairwise judge the one builder makes (``build_judge(spec, JudgeConfig(template="debate"),
-load_model)``): a debate verdict is a choice between answer A and answer B, so nothing here judges. What
-changes between the four readers is only the text in the pair's question:
+The judge is any pairwise judge the one factory makes (``referee.supervisors.build_judge(spec,
+JudgeConfig(template="debate"), load_model)``): a debate verdict is a choice between answer A and answer B,
+so nothing here judges. What changes between the four readers is only the text in the pair's question:
 
 - ``blind``: the question alone (a lower bound: what the judge guesses without the passage);
 - ``expert``: the passage and the question (an upper bound: the judge reads what the debaters read);

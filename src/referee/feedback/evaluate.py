@@ -9,16 +9,17 @@ from __future__ import annotations
 import statistics
 
 from referee import stats
-from referee.judges import GradingJudge, PairwiseJudge
+from referee.judges.build import JudgeConfig
 from referee.judges.grades import Grade
 from referee.judges.metrics import summarize
 from referee.models.base import Model
+from referee.supervisors import llm_judge
 from referee.tasks.pairs import Pair
 
 
 def grade_heldout(model: Model, heldout: list[dict], verdict: str, seed: int = 0) -> list[dict]:
     """The model's 0-5 grades of held-out EFT answers, each record carrying the gold grade."""
-    grader = GradingJudge(model, template="additive_0to5", verdict=verdict, seed=seed)
+    grader = llm_judge(model, JudgeConfig(mode="single", template="additive_0to5", verdict=verdict, seed=seed))
     records = grader.grade([e["prompt"] for e in heldout], [e["response"] for e in heldout])
     for rec, e in zip(records, heldout):
         rec["gold"] = e["score"]
@@ -43,7 +44,7 @@ def judge_against_base(judge_model: Model, ids: list[str], prompts: list[str], n
     """Pairwise judgments of new answers (A) against the base model's (B), both orders, probabilities
     averaged."""
     pairs = [Pair(i, [{"role": "user", "content": p}], a, b) for i, p, a, b in zip(ids, prompts, new, base)]
-    judge = PairwiseJudge(judge_model, template="pairwise", verdict="probability", swap="average", seed=seed)
+    judge = llm_judge(judge_model, JudgeConfig(template="pairwise", verdict="probability", swap="average", seed=seed))
     return judge.judge_pairs(pairs)
 
 

@@ -1,15 +1,11 @@
-"""One judge builder: a spec string plus a ``JudgeConfig`` gives the judge every command and protocol uses.
-
-    baseline:longer | baseline:random   a baseline pairwise verifier (reads no model)
-    MODEL_SPEC                          an LLM judge on that model (pairwise, or grading in mode single)
-    several specs                       a panel of those judges, combined by majority or mean
-"""
+"""How a judge judges: ``JudgeConfig``, checked when a protocol's config is read, and what a config
+depends on (the items' references, a trained judge's own settings). Judges are built from a spec and a
+config by the one factory, ``referee.supervisors``."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from pydantic import Field, field_validator
 
@@ -19,7 +15,6 @@ from referee.judges.pairwise import CALIBRATIONS, SWAPS
 from referee.judges.panel import COMBINE
 from referee.judges.settings import REFERENCE_MODES, VERDICT_MODES
 
-BASELINE_SPECS = ("baseline:longer", "baseline:random")
 JUDGE_FILE = "judge.json"  # in a checkpoint trained as a judge: its mode, template and prompt budget
 DEFAULT_TEMPLATE = {"pairwise": "pairwise", "reference": "pairwise_reference", "single": "single_1to10"}
 CHOICES = {"mode": tuple(DEFAULT_TEMPLATE), "verdict": VERDICT_MODES, "swap": SWAPS, "calibration": CALIBRATIONS,
@@ -65,22 +60,6 @@ def resolve_reference(cfg: JudgeConfig, items: Sequence) -> JudgeConfig:
     return cfg.model_copy(update={"reference": chosen})
 
 
-def build_judge(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable):
-    """The judge the spec(s) name, set up by ``cfg``; ``load_model(spec)`` gives models (a run's, so
-    they are cached and named in its manifest)."""
-    specs = [specs] if isinstance(specs, str) else list(specs)
-    if not specs:
-        raise RefereeError("judge: name at least one judge")
-    if cfg.reference == "auto":
-        raise RefereeError("judge: reference 'auto' depends on the items; resolve it first (resolve_reference)")
-    judges = [_one(spec, cfg, load_model) for spec in specs]
-    if len(judges) == 1:
-        return judges[0]
-    from referee.judges.panel import Panel
-
-    return Panel(judges, combine=cfg.combine)
-
-
 def trained_settings(spec: str, cfg: JudgeConfig) -> JudgeConfig:
     """A checkpoint trained as a judge (``referee train judge``) is judged with the template and prompt
     budget it was trained with, unless the config names its own."""
@@ -102,54 +81,3 @@ def trained_settings(spec: str, cfg: JudgeConfig) -> JudgeConfig:
     if cfg.max_prompt_tokens is None and trained.get("max_prompt_tokens"):
         update["max_prompt_tokens"] = trained["max_prompt_tokens"]
     return cfg.model_copy(update=update)
-
-
-def _one(spec: str, cfg: JudgeConfig, load_model: Callable):
-    if spec.startswith("baseline:"):
-        return _baseline(spec, cfg)
-    cfg = trained_settings(spec, cfg)
-    from referee.models.base import Sampling
-
-    sampling = None
-    if cfg.max_new_tokens is not None:
-        sampling = Sampling(temperature=0.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    common = dict(template=cfg.template_name(), verdict=cfg.verdict, cot=cfg.cot, few_shot=cfg.few_shot,
-                  reference=cfg.reference, max_retries=cfg.max_retries, seed=cfg.seed, sampling=sampling,
-                  max_prompt_tokens=cfg.max_prompt_tokens)
-    if cfg.mode == "single":
-        if cfg.swap != "none" or cfg.calibration != "none":
-            raise RefereeError("--swap and --calibration are for pairwise judging; single-answer grading shows one "
-                               "answer at a time")
-        from referee.judges.grading import GradingJudge
-
-        return GradingJudge(load_model(spec), **common)
-    from referee.judges.pairwise import PairwiseJudge
-
-    return PairwiseJudge(load_model(spec), swap=cfg.swap, calibration=cfg.calibration, **common)
-
-
-def _baseline(spec: str, cfg: JudgeConfig):
-    """Baselines know swap none and conservative only: average maps to conservative, random to none."""
-    if spec not in BASELINE_SPECS:
-        raise RefereeError(f"--judge {spec}: unknown baseline; known: {', '.join(BASELINE_SPECS)}")
-    if cfg.mode == "single":
-        raise RefereeError(f"--judge {spec}: a baseline compares two answers; it cannot grade one (mode single)")
-    if cfg.calibration != "none":
-        raise RefereeError(f"--judge {spec}: a baseline has no verdict probabilities to calibrate")
-    from referee.judges.baselines import LongerJudge, RandomJudge
-
-    swap = {"average": "conservative", "random": "none"}.get(cfg.swap, cfg.swap)
-    return LongerJudge(swap=swap) if spec == "baseline:longer" else RandomJudge(seed=cfg.seed, swap=swap)
-
-
-def judge_identity(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Callable) -> dict:
-    """What a judge's verdicts depend on, for a stage fingerprint: its settings and its models' weights."""
-    specs = [specs] if isinstance(specs, str) else list(specs)
-    files = {name: _file_hash(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
-             if path and Path(path).is_file()}
-    return {"settings": cfg, "files": files,
-            "models": [spec if spec.startswith("baseline:") else load_model(spec) for spec in specs]}
-
-
-def _file_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

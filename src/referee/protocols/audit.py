@@ -10,9 +10,10 @@ from referee.audit.report import rows
 from referee.audit.runner import parse_checks, run_audit
 from referee.config import MAX_RESAMPLES, ProtocolConfig
 from referee.errors import RefereeError
-from referee.judges.build import JudgeConfig, build_judge, judge_identity, resolve_reference
+from referee.judges.build import JudgeConfig, resolve_reference
 from referee.protocols import Result, register
 from referee.runs import Run
+from referee.supervisors import build_judge, judge_identity, judge_model
 
 
 class AuditConfig(ProtocolConfig):
@@ -45,7 +46,7 @@ def run_audit_protocol(cfg: AuditConfig, run: Run) -> Result:
     def make(swap: str):
         return build_judge(cfg.judge_spec, settings.model_copy(update={"swap": swap}), run.model)
 
-    own_model = None if cfg.judge_spec.startswith("baseline:") else run.model(cfg.judge_spec)
+    own_model = judge_model(cfg.judge_spec, run.model)
     judge_key = judge_identity(cfg.judge_spec, settings, run.model)
     metrics = stats.jsonable(run_audit(make(settings.swap), pairs, checks, make_judge=make,
                                        self_names=list(cfg.self_model), own_model=own_model, run=run, seed=cfg.seed,

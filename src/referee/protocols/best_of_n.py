@@ -30,16 +30,15 @@ Steps 1, 2 (one stage per verifier) and 5 are stages of the run, named after the
 whose inputs did not change, and recomputes the others and everything after them.
 
 Verifiers are named in the config by kind: ``orm``, ``prm`` and ``rm`` load a trained verifier with
-``referee.rewards.load_verifier(kind, path)``; ``judge`` and ``judge-additive`` grade with an LLM judge
+``referee.supervisors`` (the spec ``KIND:PATH``); ``judge`` and ``judge-additive`` grade with an LLM judge
 on the model spec in ``path`` (1-10 or additive 0-5 rubric, probability verdicts); ``exact`` is the
-programmatic answer check (an oracle: its curve is pass@N); ``python`` calls ``factory: "module:function"`` (with ``path`` if given) for any
-other verifier object.
+programmatic answer check (an oracle: its curve is pass@N); ``python`` calls ``factory: "module:function"``
+(with ``path`` if given; the spec ``python:MODULE:FUNCTION@PATH``) for any other verifier object.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from referee import progress
+from referee import progress, supervisors
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.errors import RefereeError
 from referee.models.fingerprints import weights_fingerprint
@@ -57,7 +56,6 @@ from referee.protocols import Result, register
 from referee.runs import Run
 from referee.tasks.math import INSTRUCTION, MathProblem, StepwiseRecord, answers_match, extract_answer, gold_answer, split_steps
 from referee.verifiers.base import is_step_verifier
-from referee.verifiers.specs import load_verifier_spec
 
 # ---- selection math (pure numpy; one problem at a time) --------------------------------------------
 
@@ -296,23 +294,18 @@ def checked_sample(problem: MathProblem, instruction: str, index: int, completio
 
 # ---- 2. score --------------------------------------------------------------------------------------
 def build_verifier(name: str, spec: VerifierSpec, problems: list[MathProblem], instruction: str, load_model=None):
-    """The verifier object a config entry names (see the module doc for the kinds): a python factory here,
-    every other kind through the verifier spec strings (``referee.verifiers.specs``)."""
+    """The verifier object a config entry names (see the module doc for the kinds), built by the one
+    factory (``referee.supervisors``) from the entry's spec string."""
     if spec.kind == "python":
         if not spec.factory or ":" not in spec.factory:
             raise RefereeError(f"best_of_n: verifier '{name}': kind python needs factory: 'module:function'")
-        module, _, fn = spec.factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module), fn)
-        except (ImportError, AttributeError) as e:
-            raise RefereeError(f"best_of_n: verifier '{name}': cannot import {spec.factory} ({e})") from None
-        return factory(spec.path) if spec.path else factory()
+        return supervisors.build_verifier(f"python:{spec.factory}" + (f"@{spec.path}" if spec.path else ""))
     if spec.kind == "exact":
-        return load_verifier_spec("exact", {p.prompt(instruction): p.answer for p in problems})
+        return supervisors.build_verifier("exact", {p.prompt(instruction): p.answer for p in problems})
     if not spec.path:
         what = "the judge's model spec" if spec.kind.startswith("judge") else "the trained verifier's folder"
         raise RefereeError(f"best_of_n: verifier '{name}': kind {spec.kind} needs 'path' ({what})")
-    return load_verifier_spec(f"{spec.kind}:{spec.path}", load_model=load_model)
+    return supervisors.build_verifier(f"{spec.kind}:{spec.path}", load_model=load_model)
 
 
 def verifier_weights(spec: VerifierSpec, load_model) -> str | None:

@@ -417,11 +417,11 @@ def _rm_scores(run: Run, stage: str, critique_rm: tuple, items: list[dict], samp
 def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict) -> tuple:
     """The critique RM trained on comparisons from the train half's forced samples; returns ((the RM, its
     folder), (the train items, their samples))."""
-    from referee.rewards import load_verifier
     from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
     from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
+    from referee.supervisors import build_verifier
 
     settings = cfg.fsbs
     train = [{"id": r["id"], "source": r["source"], "bugs": [list(bug_span(r))], "set": r["set"], "record": r}
@@ -444,7 +444,7 @@ def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: 
 
     run.run_stage("fsbs_rm", {"base": run.model_key(cfg.model), "pairs": pairs, "epochs": settings.rm_epochs,
                               "lr": settings.rm_lr}, fit, outputs=[folder / HEAD_NAME])
-    return (load_verifier("rm", folder), folder), (train, samples)
+    return (build_verifier(f"rm:{folder}"), folder), (train, samples)
 
 
 def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tuple, programs: dict) -> str:

@@ -36,9 +36,7 @@ number. Both protocols share this file: they differ only in who argues (``refere
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -48,11 +46,12 @@ from referee.debate.debaters import opening_transcripts, reviser, schedule_for, 
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
 from referee.errors import RefereeError
-from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
 from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings, reward_model_judge, train_judge
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
+from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
 from referee.tasks.quotes import check_quotes
 from referee.trainers import LoraSettings, TrainSettings
@@ -157,7 +156,7 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
     """The steps of the module docstring, one line each."""
     items, dropped = load_items(cfg)                                                      # items
     transcripts = argue(protocol, cfg, run, items)                                        # sides, transcripts
-    judge = make_judge(cfg.judge, cfg.judge_config, run)
+    judge = build_judge(cfg.judge, cfg.judge_config, run.model)
     verdicts = {reader: read(reader, cfg, run, judge, items, transcripts)                # every reader
                 for reader in [*cfg.baselines, protocol]}
     if cfg.train_judge is not None:                                                       # trained judges
@@ -202,7 +201,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     best_of = arguer_best_of(protocol, cfg)
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
-        prefer = preference(make_judge(cfg.judge, cfg.judge_config, run), items, protocol)
+        prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
         speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
     critic = run.model(cfg.refine.critic or arguer_specs(protocol, cfg)[0]) if cfg.refine is not None else None
     if critic is not None:  # critique, then refine: every draft (each best-of-N candidate too) is written again
@@ -216,7 +215,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
 
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers],
-              **({"best_of": best_of, "preference": judge_key(cfg.judge, cfg.judge_config, run)}
+              **({"best_of": best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
                  if max(best_of) > 1 else {}), **({"critic": critic} if critic is not None else {})}
     return run.run_stage(stage, inputs, compute)
 
@@ -242,31 +241,6 @@ def _speaker_settings(speaker) -> dict:
             "opposes": speaker.opposes, "sampling": speaker.sampling, "word_limit": speaker.word_limit}
 
 
-# ---- the judge -------------------------------------------------------------------------------------
-def make_judge(spec: str, cfg: JudgeConfig, run: Run):
-    """``build_judge``, plus ``rm:FOLDER``: a trained Bradley-Terry reward model (``referee rm``, or this
-    protocol's reward-model route in another run) as the judge; each answer scored, the higher wins."""
-    if not spec.startswith("rm:"):
-        return build_judge(spec, cfg, run.model)
-    if cfg.calibration != "none":
-        raise RefereeError(f"judge {spec}: a reward model has no position prior to calibrate")
-    from referee.judges.scored import ScoredPairJudge
-    from referee.rewards import load_verifier
-
-    return ScoredPairJudge(load_verifier("rm", spec[3:]), f"reward model {spec[3:]}")
-
-
-def judge_key(spec: str, cfg: JudgeConfig, run: Run) -> dict:
-    """What the judge's verdicts depend on (``judge_identity``); a reward model's: every file of its folder."""
-    if not spec.startswith("rm:"):
-        return judge_identity(spec, cfg, run.model)
-    folder = Path(spec[3:])
-    if not folder.is_dir():
-        raise RefereeError(f"judge {spec}: no reward model folder at {folder}")
-    return {"rm": {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
-                   for f in sorted(folder.rglob("*")) if f.is_file()}}
-
-
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
          transcripts: list[dict], trained: dict | None = None, stage: str | None = None) -> list[dict]:
@@ -287,7 +261,7 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
         return records
 
     shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
-    identity = trained if trained is not None else judge_key(cfg.judge, cfg.judge_config, run)
+    identity = trained if trained is not None else judge_identity(cfg.judge, cfg.judge_config, run.model)
     inputs = {"judge": identity, "reader": reader,
               "items": shown, **({"transcripts": transcripts} if arguing else {})}
     return run.run_stage(stage or (f"judge-trained-{reader}" if trained else f"judge-{reader}"), inputs, compute)

@@ -32,9 +32,10 @@ from referee.debate.elo import bootstrap_elo
 from referee.debate.judging import accuracy_summary
 from referee.protocols import Result, register
 from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
-                                      make_judge, p_of_answer, persuasiveness, read)
+                                      p_of_answer, persuasiveness, read)
 from referee.runs import Run
 from referee.stats import mean_ci
+from referee.supervisors import build_judge
 
 SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
           "bootstrap", "seed", "out")
@@ -79,7 +80,7 @@ class TournamentConfig(PassageProtocolConfig):
                                                  "accuracy in debate and consultancy against it")
 def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     items, dropped = load_items(cfg)
-    judge = make_judge(cfg.judge, cfg.judge_config, run)
+    judge = build_judge(cfg.judge, cfg.judge_config, run.model)
     shared = {k: getattr(cfg, k) for k in SHARED}
     players = {p.name: p for p in cfg.players}
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}

@@ -14,10 +14,11 @@ from pydantic import Field
 from referee.config import ProtocolConfig
 from referee.errors import RefereeError
 from referee.judges import summarize, summarize_grades
-from referee.judges.build import JudgeConfig, build_judge, judge_identity, resolve_reference
+from referee.judges.build import JudgeConfig, resolve_reference
 from referee.judges.grades import judge_pairs_by_grades
 from referee.protocols import Result, register
 from referee.runs import Run
+from referee.supervisors import build_judge, judge_identity
 from referee.tasks.pairs import load_pairs
 
 
@@ -42,12 +43,18 @@ def run_judge(cfg: JudgeRunConfig, run: Run) -> Result:
                   f"judge {', '.join(cfg.judges)} on {cfg.answers or cfg.pairs}")
 
 
-def load_items(cfg: JudgeRunConfig) -> list:
-    if cfg.answers is not None and cfg.judge.mode != "single":
+def items_source(pairs, answers, mode: str):
+    """The file a judge run reads: the answers (mode single only), else the pairs. The command checks
+    its options with this before it names its run folder, the protocol its config."""
+    if answers is not None and mode != "single":
         raise RefereeError("--answers is for --mode single; give pairs with --pairs")
-    source = cfg.answers or cfg.pairs
-    if source is None:
-        raise RefereeError("give --pairs FILE" + (" or --answers FILE" if cfg.judge.mode == "single" else ""))
+    if answers is None and pairs is None:
+        raise RefereeError("give --pairs FILE" + (" or --answers FILE" if mode == "single" else ""))
+    return answers if answers is not None else pairs
+
+
+def load_items(cfg: JudgeRunConfig) -> list:
+    source = items_source(cfg.pairs, cfg.answers, cfg.judge.mode)
     items = load_answers(source) if cfg.answers else load_pairs(source)
     return items[:cfg.limit] if cfg.limit else items
 

@@ -41,8 +41,7 @@ from referee import stats
 from referee.audit.agreement import pairwise_agreement
 from referee.errors import RefereeError
 from referee.io import atomic_text
-from referee.judges.baselines import LongerJudge
-from referee.judges.pairwise import PairwiseJudge
+from referee.judges.build import JudgeConfig
 from referee.judges.rendering import chat_text
 from referee.judges.templates import PLACEHOLDER, PLACEHOLDERS, SECTION, Template, load_template, parse_template
 from referee.models.base import Model
@@ -52,6 +51,7 @@ from referee.optimize.search import (NOTHING_GROWN, Expansion, SearchConfig, ini
                                      search_invalid, search_queries, search_round, step_counts, train_reward)
 from referee.protocols import Result, register
 from referee.runs import Run, fingerprint
+from referee.supervisors import baseline_judge, llm_judge
 from referee.tasks.pairs import Pair, load_pairs, shared_pairs
 
 INPUTS = ("question", "answer_a", "answer_b", "examples", "reference")  # what the judge fills in a request
@@ -222,7 +222,8 @@ class Judging:
     def __init__(self, cfg: Config, base: Template, slots: tuple[str, ...], data: Data, model: Model):
         self.cfg, self.base, self.slots = cfg, base, slots
         self.train = data.train
-        self.judge = PairwiseJudge(model, template=cfg.template, verdict=cfg.verdict, swap=cfg.swap, seed=cfg.seed)
+        self.judge = llm_judge(model, JudgeConfig(template=cfg.template, verdict=cfg.verdict, swap=cfg.swap,
+                                                  seed=cfg.seed))
         self.identity = {"judge": model, "verdict": cfg.verdict, "swap": cfg.swap, "seed": cfg.seed,
                          "template": {k: v for k, v in base.sections.items() if k != "user"}}
         self.data_key = data.key
@@ -276,7 +277,7 @@ def score(cfg: Config, run: Run, task: Judging, name: str, candidate: dict, pair
 def score_longer(cfg: Config, run: Run, name: str, pairs: list[Pair]) -> Scored:
     """Always-longer's verdicts on ``pairs`` (records ``longer-NAME``)."""
     records = run.run_stage(f"longer-{name}", {"judge": "baseline:longer", "items": pairs},
-                            lambda: LongerJudge(swap="conservative").judge_pairs(pairs))
+                            lambda: baseline_judge("baseline:longer").judge_pairs(pairs))
     return Scored(records, agreement(cfg, records))
 
 

@@ -40,12 +40,12 @@ from referee.audit.runner import CHECKS, run_audit
 from referee.config import ProtocolConfig, StrictModel
 from referee.errors import RefereeError
 from referee.io import write_json
-from referee.judges.baselines import LongerJudge
-from referee.judges.build import JUDGE_FILE
+from referee.judges.build import JUDGE_FILE, JudgeConfig
 from referee.judges.targets import TIE_POLICIES, grading_examples, pairwise_examples
 from referee.protocols import Result, register
 from referee.runs import Run, fingerprint
 from referee.stats import Estimate, jsonable, paired_diff, rate
+from referee.supervisors import baseline_judge, llm_judge, rm_judge
 from referee.tasks.pairs import Pair, load_pairs, shared_pairs
 from referee.trainers import LoraSettings, TrainSettings, train_sft
 
@@ -82,9 +82,6 @@ def train_judge(base: str, data: list, out: str | Path, settings: JudgeTrainSett
     """Fine-tune ``base`` into a judge on labelled pairs (mode pairwise) or graded items (mode single:
     dicts with prompt, response, score); returns (checkpoint spec, report). ``evaluate``: pairs the judge
     will be evaluated on; any of them among the training pairs is refused."""
-    from referee.judges.grading import GradingJudge
-    from referee.judges.pairwise import PairwiseJudge
-
     if settings.mode not in MODES:
         raise RefereeError(f"train judge: mode should be one of {', '.join(MODES)}, got {settings.mode!r}")
     if settings.ties not in TIE_POLICIES:
@@ -100,11 +97,11 @@ def train_judge(base: str, data: list, out: str | Path, settings: JudgeTrainSett
                 raise RefereeError(f"train judge: {len(shared)} evaluation pair(s) are also training pairs (same "
                                    f"question and answers), e.g. {', '.join(shared[:5])}; remove them from one side")
         attacked, counts = robustness_pairs(data, settings.augment.share, settings.augment.kinds, settings.sft.seed)
-        examples, made = pairwise_examples(PairwiseJudge(model, **common), list(data) + attacked, settings.ties,
-                                           reasons=settings.cot)
+        examples, made = pairwise_examples(llm_judge(model, JudgeConfig(**common)), list(data) + attacked,
+                                           settings.ties, reasons=settings.cot)
         report["augment"] = counts
     else:
-        examples, made = grading_examples(GradingJudge(model, **common), data)
+        examples, made = grading_examples(llm_judge(model, JudgeConfig(mode="single", **common)), data)
     if not examples:
         raise RefereeError(f"train judge: no training example left ({made.skipped or 'no data'})")
     report["examples"] = made.__dict__
@@ -211,13 +208,13 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
     base_model = run.model(cfg.model)
     budget = cfg.train.prompt_budget()
     llm = dict(template=cfg.train.template_name(), cot=cfg.train.cot, max_prompt_tokens=budget, seed=cfg.seed)
-    judges = {"trained judge": (PairwiseJudge(run.model(spec), swap="average", **llm), run.model(spec))}
+    judges = {"trained judge": (llm_judge(run.model(spec), JudgeConfig(swap="average", **llm)), run.model(spec))}
     if cfg.eval.calibration != "none":
-        judges["trained judge, calibrated"] = (PairwiseJudge(run.model(spec), swap="average",
-                                                             calibration=cfg.eval.calibration, **llm), run.model(spec))
+        judges["trained judge, calibrated"] = (llm_judge(run.model(spec), JudgeConfig(
+            swap="average", calibration=cfg.eval.calibration, **llm)), run.model(spec))
     if cfg.eval.untrained:
-        judges["untrained judge"] = (PairwiseJudge(base_model, swap="average", **llm), base_model)
-    judges["always longer"] = (LongerJudge(swap="conservative"), None)
+        judges["untrained judge"] = (llm_judge(base_model, JudgeConfig(swap="average", **llm)), base_model)
+    judges["always longer"] = (baseline_judge("baseline:longer"), None)
     if cfg.reward_model is not None:
         judges["reward model"] = reward_model_judge(run, cfg.model, train, f"rm_{_slug(fold)}", cfg.reward_model,
                                                     cfg.seed)
@@ -247,12 +244,12 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
 
 def _generative(run: Run, cfg: JudgeTrainingConfig, prefix: str, model, llm: dict, evaluate: list[Pair]) -> dict:
     """Generative verdicts (written, parsed, up to two retries) on the first pairs, both orders."""
-    from referee.judges.pairwise import PairwiseJudge
     from referee.models.base import Sampling
 
     pairs = evaluate[:cfg.eval.generative_limit]
     sampling = Sampling(temperature=0.0, max_new_tokens=cfg.eval.generative_max_new_tokens, seed=cfg.seed)
-    judge = PairwiseJudge(model, verdict="generative", swap="conservative", sampling=sampling, **llm)
+    judge = llm_judge(model, JudgeConfig(verdict="generative", swap="conservative",
+                                         max_new_tokens=cfg.eval.generative_max_new_tokens, **llm))
     records = run.run_stage(prefix + "generative", {"model": model, "settings": llm, "sampling": sampling,
                                                     "pairs": pairs}, lambda: judge.judge_pairs(pairs))
     orders = [o for r in records for o in r["orders"]]
@@ -267,8 +264,6 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
     trained as stage ``name`` into checkpoints/NAME, each pair's labelled answer over the other (ties and
     unlabelled pairs left out). Returns (the RM as a pairwise judge, the fingerprint of what it was made
     from), so any protocol with labelled pairs can read with an RM where it reads with an LLM judge."""
-    from referee.judges.scored import ScoredPairJudge
-    from referee.rewards import load_verifier
     from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
     from referee.rewards.heads import HEAD_NAME
@@ -295,7 +290,7 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
         run.save_metrics({name: {"pairs": len(prefs), "training": history}})
 
     run.run_stage(name, inputs, fit, outputs=[folder / HEAD_NAME])
-    return ScoredPairJudge(load_verifier("rm", folder), "reward model"), fingerprint(inputs)
+    return rm_judge(folder, "reward model"), fingerprint(inputs)
 
 
 def _pct(estimate: dict | None) -> str | None:

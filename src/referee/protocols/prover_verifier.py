@@ -340,12 +340,12 @@ def verifier_preferences(pairs: list[tuple[dict, dict]], prompts: dict[str, str]
 
 def _scores(run: Run, stage: str, verifier: str, problems: list[MathProblem], samples: list[dict]) -> list[float]:
     """The verifier's score of each sample, shown the problem as a plain question (never the role)."""
-    from referee.rewards import load_verifier
+    from referee.supervisors import build_verifier
 
     question = {p.id: p.prompt() for p in problems}
 
     def score() -> list[dict]:
-        rm = load_verifier("rm", verifier)
+        rm = build_verifier(f"rm:{verifier}")
         values = rm.rewards([[{"role": "user", "content": question[s["id"]]}] for s in samples],
                             [s["text"] for s in samples])
         return [{"id": s["id"], "role": s["role"], "sample": s["sample"], "score": v}

@@ -21,11 +21,12 @@ from referee.chat import load_prompts
 from referee.config import MAX_SAMPLES, ProtocolConfig, SamplingConfig
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_vs_worst
-from referee.judges.build import JudgeConfig, build_judge, judge_identity
+from referee.judges.build import JudgeConfig
 from referee.judges.grades import Grade
 from referee.judges.metrics import summarize
 from referee.protocols import Result, register
 from referee.runs import Run
+from referee.supervisors import build_judge, judge_identity
 from referee.tasks.pairs import Pair, load_pairs
 
 

@@ -33,9 +33,10 @@ from referee.feedback import evaluate, seeds
 from referee.feedback.eft import grading_conversations
 from referee.feedback.new_prompts import write_prompts
 from referee.feedback.preference_pairs import best_vs_worst
-from referee.judges import GradingJudge
+from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
 from referee.runs import Run
+from referee.supervisors import llm_judge
 from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 
@@ -114,7 +115,8 @@ def _prompt_sets(cfg: SelfRewardingConfig, ift: list[dict]) -> tuple[list[str], 
 def _sft(run: Run, cfg: SelfRewardingConfig, ift: list[dict], eft_train: list[dict]) -> str:
     """IFT demonstrations plus EFT examples rendered exactly as the self-judge will see them."""
     def rows() -> list[dict]:
-        grader = GradingJudge(run.model(cfg.model), template="additive_0to5", verdict=cfg.judge_verdict)
+        grader = llm_judge(run.model(cfg.model), JudgeConfig(mode="single", template="additive_0to5",
+                                                             verdict=cfg.judge_verdict))
         return ift + grading_conversations(grader, eft_train)
 
     data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "ift": ift, "eft": eft_train,
@@ -165,7 +167,8 @@ def _self_scores(run: Run, cfg: SelfRewardingConfig, t: int, model, prompts: lis
     def grade() -> list[dict]:
         per_sample = []
         for s in range(cfg.judge_samples):
-            grader = GradingJudge(model, template="additive_0to5", verdict=cfg.judge_verdict, seed=cfg.seed + s)
+            grader = llm_judge(model, JudgeConfig(mode="single", template="additive_0to5", verdict=cfg.judge_verdict,
+                                                  seed=cfg.seed + s))
             if cfg.judge_verdict == "generative" and cfg.judge_samples > 1:
                 from referee.models.base import Sampling
 

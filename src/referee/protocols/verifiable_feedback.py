@@ -38,11 +38,12 @@ from referee.config import MAX_PROMPTS, MAX_SAMPLES, ProtocolConfig, SamplingCon
 from referee.errors import RefereeError
 from referee.feedback.eft import grading_conversations
 from referee.feedback.preference_pairs import top_pairs
-from referee.judges import GradingJudge
+from referee.judges.build import JudgeConfig
 from referee.models.base import Sampling
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.stats import auc, bootstrap, mean_ci, paired_diff, rate
+from referee.supervisors import llm_judge
 from referee.tasks.arithmetic import (OPS, Difficulty, check_solution, corrupt_solution, generate_problems,
                                       sft_records, step_grade)
 from referee.tasks.math import MathProblem
@@ -192,7 +193,7 @@ def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem
     gradings = eft_examples(eft_problems, cfg.seed)
 
     def rows() -> list[dict]:
-        grader = GradingJudge(run.model(cfg.model), template=cfg.judge_template, verdict="probability")
+        grader = llm_judge(run.model(cfg.model), JudgeConfig(mode="single", template=cfg.judge_template))
         return sft_records(sft_problems) + grading_conversations(grader, gradings)
 
     data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "sft": [p.id for p in sft_problems],
@@ -266,7 +267,7 @@ def _judge(run: Run, cfg: VerifiableFeedbackConfig, arm: str, m1: str, candidate
         model = run.model(m1)
 
         def grade() -> list[dict]:
-            grader = GradingJudge(model, template=cfg.judge_template, verdict="probability", seed=cfg.seed)
+            grader = llm_judge(model, JudgeConfig(mode="single", template=cfg.judge_template, seed=cfg.seed))
             grades = grader.grade([c["prompt"] for c in candidates], [c["text"] for c in candidates])
             return [{"id": c["id"], "candidate": c["candidate"], "score": g.value, "valid": g.get("valid"),
                      "probs": g.get("probs")} for c, g in zip(candidates, grades)]
