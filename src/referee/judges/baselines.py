@@ -7,9 +7,7 @@ in its purest form) and a seeded coin. Both read no model, so they cost nothing 
 
 from __future__ import annotations
 
-import hashlib
-import json
-
+from referee.draws import content_unit
 from referee.errors import RefereeError
 from referee.judges.records import PairJudge, make_record, shown
 
@@ -69,8 +67,7 @@ class RandomJudge(PairJudge):
 
     def _draw(self, pair, order: str) -> float:
         # The pair's text goes in with its id: files that number pairs 1, 2, ... get independent coins.
-        key = json.dumps([self.seed, pair.id, pair.question, pair.answer_a, pair.answer_b, order], ensure_ascii=False)
-        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+        return content_unit(self.seed, pair.id, pair.question, pair.answer_a, pair.answer_b, order)
 
     def judge_pairs(self, pairs) -> list[dict]:
         records = []

@@ -48,6 +48,7 @@ from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
 from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, random_line_critique,
                                      score_critique, summarise)
 from referee.critics.refine import extract_program, refine_programs
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
 from referee.programs import sandbox
@@ -57,7 +58,6 @@ from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.stats import auc, bootstrap, paired_diff, rate
-from referee.tasks.passages import seeded_unit
 from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 BASELINES = ("random_line", "longest_line")

@@ -45,6 +45,7 @@ from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfi
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
@@ -52,7 +53,7 @@ from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSett
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
 from referee.supervisors import build_judge, judge_identity
-from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
+from referee.tasks.passages import PassageItem, load_passage_items, split_items
 from referee.tasks.quotes import check_quotes
 from referee.trainers import LoraSettings, TrainSettings
 

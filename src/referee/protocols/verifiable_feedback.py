@@ -35,6 +35,7 @@ from pydantic import Field
 
 from referee import progress
 from referee.config import MAX_PROMPTS, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.eft import grading_conversations
 from referee.feedback.preference_pairs import top_pairs
@@ -47,7 +48,6 @@ from referee.supervisors import llm_judge
 from referee.tasks.arithmetic import (OPS, Difficulty, check_solution, corrupt_solution, generate_problems,
                                       sft_records, step_grade)
 from referee.tasks.math import MathProblem
-from referee.tasks.passages import seeded_unit
 from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
 
 ARMS = ("self", "checker", "verifier")
