@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from referee.draws import content_unit
 from referee.errors import RefereeError
-from referee.judges.records import PairJudge, make_record, shown
+from referee.judges.records import SWAPS, PairJudge, make_record, shown
 
-SWAPS = ("none", "conservative")
+BASELINE_SWAPS = SWAPS[:2]  # none and conservative: a baseline carries no probabilities to average
 
 
 def _check_swap(swap: str) -> None:
-    if swap not in SWAPS:
-        raise RefereeError(f"baseline judge: swap must be one of {', '.join(SWAPS)}, got {swap!r}")
+    if swap not in BASELINE_SWAPS:
+        raise RefereeError(f"baseline judge: swap must be one of {', '.join(BASELINE_SWAPS)}, got {swap!r}")
 
 
 def _orders(swap: str) -> tuple[str, ...]:
