@@ -55,7 +55,7 @@ from referee.stats import mean_ci, paired_diff, rate
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, split_items
 from referee.tasks.quotes import check_quotes
-from referee.trainers import LoraSettings, TrainSettings
+from referee.trainers import TrainSettings
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
@@ -81,8 +81,7 @@ class TrainedArguers(StrictModel):
     """The arguers trained by DPO on their own best-of-N turns over the train split's items: the candidate
     the judge found most persuasive over the least, per turn (``debate.export.preference_rows``)."""
 
-    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
-                                       lora=LoraSettings(r=16, alpha=32))
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
     beta: float = Field(0.1, gt=0)
 
 
