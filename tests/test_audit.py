@@ -103,6 +103,16 @@ def test_order_mapping_round_trip_and_combine():
     assert combine({"AB": "A", "BA": "invalid"}, "conservative") == "invalid"
 
 
+def test_average_rule_reads_the_orders_probabilities_and_otherwise_is_conservative():
+    # AB says A .6, B .3; BA (B shown first) says B .5, A .4: on average A .5 over B .4
+    probs = {"AB": {"first": 0.6, "second": 0.3, "tie": 0.1}, "BA": {"first": 0.5, "second": 0.4, "tie": 0.1}}
+    assert combine({"AB": "A", "BA": "B"}, "average", probs) == "A"
+    assert combine({"AB": "A", "BA": "B"}, "conservative", probs) == "tie"
+    assert combine({"AB": "A", "BA": "B"}, "average") == "tie"  # generative verdicts carry no probabilities
+    even = {"AB": {"first": 0.6, "second": 0.4, "tie": 0.0}, "BA": {"first": 0.6, "second": 0.4, "tie": 0.0}}
+    assert combine({"AB": "A", "BA": "B"}, "average", even) == "tie"  # the orders cancel out
+
+
 def test_longer_judge():
     pairs = [_pair(1, "aaaa", "bb", "A"), _pair(2, "a", "bbb", "A"), _pair(3, "same", "same", None)]
     recs = LongerJudge().judge_pairs(pairs)

@@ -162,3 +162,15 @@ def test_clusters_skip_the_rows_left_out_and_must_cover_every_row():
     assert stats.mean_ci(values, clusters=["a", "a", "b", "b"]).n == 3
     with pytest.raises(RefereeError, match="every row"):
         stats.mean_ci(values, clusters=["a", "b"])
+
+
+def test_one_interval_format_for_every_report():
+    from referee.stats import interval_text
+
+    assert interval_text(0.625, 0.55, 0.7) == "0.62 [0.55, 0.70]"
+    assert interval_text(0.625, 0.55, 0.704, digits=0, percent=True) == "62% [55, 70]"
+    assert interval_text(0.086, 0.008, 0.164, digits=1, percent=True, signed=True, unit=" points") \
+        == "+8.6 points [+0.8, +16.4]"
+    assert interval_text(0.12, None, None, signed=True, unknown=None) == "+0.12"
+    assert interval_text(0.5, None, 0.6, digits=3) == "0.500 [?, 0.600]"
+    assert interval_text(None, 0.1, 0.2) == "n/a"

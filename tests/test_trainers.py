@@ -137,3 +137,14 @@ def test_a_full_fine_tune_is_marked_finished_and_loads_on_its_own(tiny_model_pat
 def test_settings_without_snapshots_dump_as_before_so_earlier_runs_keep_their_stages():
     assert "save_every" not in TrainSettings().model_dump(mode="json")
     assert TrainSettings(save_every=25).model_dump(mode="json")["save_every"] == 25
+
+
+def test_protocols_share_the_lora_default_that_their_stage_keys_hash():
+    """The protocols' training settings state no LoRA of their own: all take r=16, alpha=32 from here, as
+    each of them used to write out, so their configs (and stage fingerprints) dump the same values."""
+    from referee.protocols.self_rewarding import SelfRewardingConfig
+
+    assert LoraSettings().model_dump() == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+    assert TrainSettings().lora == LoraSettings(r=16, alpha=32)
+    cfg = SelfRewardingConfig().model_dump(mode="json")
+    assert cfg["dpo"]["lora"] == cfg["sft"]["lora"] == LoraSettings(r=16, alpha=32).model_dump(mode="json")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from referee.config import validate
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst, top_pairs
 from referee.protocols import verifiable_feedback as vf
@@ -15,7 +16,6 @@ from referee.reports.verifiable_feedback import verdict_lines
 from referee.runs import Run
 from referee.stats import auc
 from referee.tasks.arithmetic import Difficulty, check_solution, generate_problems, step_grade
-from referee.tasks.passages import seeded_unit
 
 TINY_TRAIN = {"learning_rate": 1e-3, "max_steps": 1, "batch_size": 4, "max_length": 256,
               "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}

@@ -45,15 +45,30 @@ class Estimate:
 
     def fmt(self, digits: int = 2, percent: bool = False) -> str:
         """``0.62 [0.55, 0.70]`` (or ``62% [55, 70]``); ``n/a`` when undefined."""
-        if self.value is None:
-            return "n/a"
         if percent:
-            lo = "?" if self.low is None else f"{100 * self.low:.0f}"
-            hi = "?" if self.high is None else f"{100 * self.high:.0f}"
-            return f"{100 * self.value:.0f}% [{lo}, {hi}]"
-        lo = "?" if self.low is None else f"{self.low:.{digits}f}"
-        hi = "?" if self.high is None else f"{self.high:.{digits}f}"
-        return f"{self.value:.{digits}f} [{lo}, {hi}]"
+            return interval_text(self.value, self.low, self.high, digits=0, percent=True)
+        return interval_text(self.value, self.low, self.high, digits=digits)
+
+
+def interval_text(value: float | None, low: float | None, high: float | None, digits: int = 2,
+                  percent: bool = False, signed: bool = False, unit: str | None = None,
+                  unknown: str | None = "?") -> str:
+    """A value with its interval, the bounds written like the value: ``0.62 [0.55, 0.70]``, ``62% [55, 70]``
+    (``percent``), ``+8.6 points [+0.8, +16.4]`` (``percent, signed, unit=" points"``); ``n/a`` when the value
+    is undefined. An unknown bound is written ``unknown``; ``unknown=None`` leaves the interval out."""
+    if value is None:
+        return "n/a"
+    scale = 100 if percent else 1
+    unit = ("%" if percent else "") if unit is None else unit
+    number = f"{{:{'+' if signed else ''}.{digits}f}}"
+    text = number.format(scale * value) + unit
+    if low is None or high is None:
+        if unknown is None:
+            return text
+        lo = unknown if low is None else number.format(scale * low)
+        hi = unknown if high is None else number.format(scale * high)
+        return f"{text} [{lo}, {hi}]"
+    return f"{text} [{number.format(scale * low)}, {number.format(scale * high)}]"
 
 
 def _finite(x) -> float | None:

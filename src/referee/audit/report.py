@@ -3,6 +3,8 @@ plots are drawn by ``referee.reports.audit``."""
 
 from __future__ import annotations
 
+from referee.stats import interval_text
+
 
 def is_estimate(v) -> bool:
     return isinstance(v, dict) and {"value", "low", "high", "n"} <= set(v)
@@ -10,12 +12,9 @@ def is_estimate(v) -> bool:
 
 def fmt(est: dict, percent: bool = True) -> str:
     """``62% [55, 70]`` for rates, ``+0.12 [+0.05, +0.20]`` for differences; ``n/a`` when undefined."""
-    v, lo, hi = est["value"], est["low"], est["high"]
-    if v is None:
-        return "n/a"
     if percent:
-        return f"{100 * v:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]" if lo is not None else f"{100 * v:.0f}%"
-    return f"{v:+.2f} [{lo:+.2f}, {hi:+.2f}]" if lo is not None else f"{v:+.2f}"
+        return interval_text(est["value"], est["low"], est["high"], digits=0, percent=True, unknown=None)
+    return interval_text(est["value"], est["low"], est["high"], digits=2, signed=True, unknown=None)
 
 
 _SIGNED = {"shift", "self_bias", "kappa", "pearson", "spearman"}

@@ -30,9 +30,10 @@ from typing import Sequence
 from referee.chat import Chat
 from referee.debate.judging import ARGUING_ROLES, DEBATER_SIDES, SILENT
 from referee.dialogue import Round, Speaker, Transcript, Turn
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.models.base import Model, Sampling
-from referee.tasks.passages import PassageItem, seeded_unit
+from referee.tasks.passages import PassageItem
 from referee.tasks.quotes import QUOTE_CLOSE, QUOTE_OPEN, check_quotes, quote_stats
 
 STYLES = ("simultaneous", "sequential")

@@ -7,18 +7,16 @@ in its purest form) and a seeded coin. Both read no model, so they cost nothing 
 
 from __future__ import annotations
 
-import hashlib
-import json
-
+from referee.draws import content_unit
 from referee.errors import RefereeError
-from referee.judges.records import PairJudge, make_record, shown
+from referee.judges.records import SWAPS, PairJudge, make_record, shown
 
-SWAPS = ("none", "conservative")
+BASELINE_SWAPS = SWAPS[:2]  # none and conservative: a baseline carries no probabilities to average
 
 
 def _check_swap(swap: str) -> None:
-    if swap not in SWAPS:
-        raise RefereeError(f"baseline judge: swap must be one of {', '.join(SWAPS)}, got {swap!r}")
+    if swap not in BASELINE_SWAPS:
+        raise RefereeError(f"baseline judge: swap must be one of {', '.join(BASELINE_SWAPS)}, got {swap!r}")
 
 
 def _orders(swap: str) -> tuple[str, ...]:
@@ -69,8 +67,7 @@ class RandomJudge(PairJudge):
 
     def _draw(self, pair, order: str) -> float:
         # The pair's text goes in with its id: files that number pairs 1, 2, ... get independent coins.
-        key = json.dumps([self.seed, pair.id, pair.question, pair.answer_a, pair.answer_b, order], ensure_ascii=False)
-        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
+        return content_unit(self.seed, pair.id, pair.question, pair.answer_a, pair.answer_b, order)
 
     def judge_pairs(self, pairs) -> list[dict]:
         records = []

@@ -11,8 +11,9 @@ from pydantic import Field, field_validator
 
 from referee.config import StrictModel
 from referee.errors import RefereeError
-from referee.judges.pairwise import CALIBRATIONS, SWAPS
+from referee.judges.pairwise import CALIBRATIONS
 from referee.judges.panel import COMBINE
+from referee.judges.records import SWAPS
 from referee.judges.settings import REFERENCE_MODES, VERDICT_MODES
 
 JUDGE_FILE = "judge.json"  # in a checkpoint trained as a judge: its mode, template and prompt budget

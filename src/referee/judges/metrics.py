@@ -4,7 +4,7 @@ is the plain match rate; the statistics with intervals live in the audit and agr
 
 from __future__ import annotations
 
-from referee.judges.pairwise import SHOWN_TO_PAIR
+from referee.judges.records import underlying
 
 
 def summarize(records: list[dict]) -> dict:
@@ -28,7 +28,7 @@ def summarize(records: list[dict]) -> dict:
     both = [r for r in records if len(r.get("orders", [])) == 2]
     if both:
         valid = [r for r in both if all(o["winner_shown"] != "invalid" for o in r["orders"])]
-        same = [r for r in valid if len({SHOWN_TO_PAIR[o["order"]][o["winner_shown"]] for o in r["orders"]}) == 1]
+        same = [r for r in valid if len({underlying(o["order"], o["winner_shown"]) for o in r["orders"]}) == 1]
         out["position_consistency"] = len(same) / len(valid) if valid else None
         out["position_consistency_pairs"] = len(valid)
     labelled = [r for r in records if r.get("label") in ("A", "B", "tie")]

@@ -34,17 +34,14 @@ from typing import Sequence
 from referee.errors import RefereeError
 from referee.judges import calls, fewshot, rendering, settings
 from referee.judges.parse import parse_pairwise
-from referee.judges.records import PairJudge
+from referee.judges.records import SWAPS, PairJudge, combine, underlying
 from referee.models.base import Model, Sampling
 from referee.tasks.pairs import Pair
 
-SWAPS = ("none", "conservative", "average", "random")
 CALIBRATIONS = ("none", "batch", "content-free")
 MIN_BATCH_PROMPTS = 8  # fewer judged prompts than this say too little about the judge's prior
 CONTENT_FREE = ("N/A", "", "...")  # placeholders for question and answers, one prompt each
 OPTIONS = {"first": ["A", " A"], "second": ["B", " B"], "tie": ["C", " C"]}
-SHOWN_TO_PAIR = {"AB": {"first": "A", "second": "B", "tie": "tie"},
-                 "BA": {"first": "B", "second": "A", "tie": "tie"}}
 
 
 class PairwiseJudge(settings.JudgeSettings, PairJudge):
@@ -189,24 +186,12 @@ class PairwiseJudge(settings.JudgeSettings, PairJudge):
 
     def _combine(self, orders: list[dict]) -> tuple[str, float | None]:
         """The pair's winner and P(A) from its judged orders, by the swap rule."""
-        winners = [SHOWN_TO_PAIR[o["order"]].get(o["winner_shown"], "invalid") for o in orders]
         p_as = [None if o["p_first"] is None else (o["p_first"] if o["order"] == "AB" else 1 - o["p_first"])
                 for o in orders]
         p_a = sum(p_as) / len(p_as) if all(p is not None for p in p_as) else None
-        if len(orders) == 1:
-            return winners[0], p_a
-        if "invalid" in winners:
-            return "invalid", p_a
-        if self.swap == "average" and self.verdict == "probability":
-            mean = {"A": 0.0, "B": 0.0, "tie": 0.0}
-            for o in orders:
-                for shown, prob in o["probs"].items():
-                    mean[SHOWN_TO_PAIR[o["order"]][shown]] += prob / len(orders)
-            best = max(("A", "B", "tie"), key=lambda k: mean[k])
-            if best != "tie" and abs(mean["A"] - mean["B"]) < 1e-9:
-                best = "tie"  # the two orders cancel out exactly: no preference
-            return best, p_a
-        return (winners[0] if len(set(winners)) == 1 else "tie"), p_a
+        verdicts = {o["order"]: underlying(o["order"], o["winner_shown"]) for o in orders}
+        probs = {o["order"]: o["probs"] for o in orders} if self.verdict == "probability" else None
+        return combine(verdicts, self.swap, probs), p_a
 
 
 def shown_verdict(probs: dict) -> dict:

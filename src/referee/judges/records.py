@@ -16,6 +16,7 @@ from referee.verifiers.base import Comparison, PairwiseVerifier
 VERDICTS = ("A", "B", "tie", "invalid")
 ORDERS = ("AB", "BA")
 SHOWN = ("first", "second", "tie", "invalid")
+SWAPS = ("none", "conservative", "average", "random")  # how a pair's shown orders are chosen and combined
 
 
 def underlying(order: str, winner_shown: str) -> str:
@@ -46,9 +47,11 @@ def both_orders(record: dict) -> bool:
     return set(order_verdicts(record)) == set(ORDERS)
 
 
-def combine(verdicts: dict[str, str], swap: str) -> str:
+def combine(verdicts: dict[str, str], swap: str, probs: dict[str, dict] | None = None) -> str:
     """The final verdict from the per-order verdicts: one order as is; two orders conservatively (a win
-    only when both agree, otherwise a tie; invalid when either order is unreadable)."""
+    only when both agree, otherwise a tie; invalid when either order is unreadable). With ``swap="average"``
+    and each order's shown probabilities (``probs``: {order: {"first", "second", "tie": p}}), the mean
+    three-way probabilities decide instead; verdicts without probabilities fall back to the conservative rule."""
     values = list(verdicts.values())
     if not values:
         return "invalid"
@@ -56,7 +59,21 @@ def combine(verdicts: dict[str, str], swap: str) -> str:
         return values[0]
     if "invalid" in values:
         return "invalid"
+    if swap == "average" and probs is not None:
+        return _averaged(probs)
     return values[0] if all(v == values[0] for v in values) else "tie"
+
+
+def _averaged(probs: dict[str, dict]) -> str:
+    """The most likely verdict about A/B under the orders' mean probabilities; a tie when they cancel out."""
+    mean = {"A": 0.0, "B": 0.0, "tie": 0.0}
+    for order, shown_probs in probs.items():
+        for shown_verdict, prob in shown_probs.items():
+            mean[underlying(order, shown_verdict)] += prob / len(probs)
+    best = max(("A", "B", "tie"), key=lambda k: mean[k])
+    if best != "tie" and abs(mean["A"] - mean["B"]) < 1e-9:
+        best = "tie"  # the two orders cancel out exactly: no preference
+    return best
 
 
 def win_value(verdict: str, side: str) -> float | None:

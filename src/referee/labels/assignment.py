@@ -10,7 +10,7 @@ share with help; one who stops early sees about that share.
 
 from __future__ import annotations
 
-from referee.tasks.passages import seeded_unit
+from referee.draws import seeded_unit
 
 
 def shown_order(seed: int, annotator: str, item_id: str) -> str:

@@ -48,6 +48,7 @@ from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
 from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, random_line_critique,
                                      score_critique, summarise)
 from referee.critics.refine import extract_program, refine_programs
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
 from referee.programs import sandbox
@@ -57,8 +58,7 @@ from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.stats import auc, bootstrap, paired_diff, rate
-from referee.tasks.passages import seeded_unit
-from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings, train_dpo, train_sft
 
 BASELINES = ("random_line", "longest_line")
 SETS = ("tampered", "natural", "correct", "two_bugs")
@@ -71,8 +71,7 @@ class FsbsSettings(StrictModel):
     rm_epochs: int = Field(30, ge=1)  # the critique RM: a head on the frozen backbone
     rm_lr: float = Field(1e-2, gt=0)
     dpo: bool = False  # also M-dpo: DPO of the sampling critic on its samples ranked by the critique RM
-    dpo_settings: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
-                                                lora=LoraSettings(r=16, alpha=32))
+    dpo_settings: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
     dpo_beta: float = Field(0.1, gt=0)
     # the rejected side of each DPO pair: the RM's worst forced sample, or the critic's own unforced (greedy)
     # critique of the same buggy program, which is what it says at evaluation ("No problems found." mostly)
@@ -102,7 +101,7 @@ class CriticsConfig(ProtocolConfig):
     refine_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=384)
     fsbs: FsbsSettings | None = None
     sft: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=2, batch_size=4, gradient_accumulation=2,
-                                       max_length=768, lora=LoraSettings(r=16, alpha=32))
+                                       max_length=768)
     # protections the sandbox must give before a program runs (e.g. [pid, mount, net]); without one the run
     # stops with an error naming it, instead of running untrusted code with less isolation
     sandbox_require: list[Literal[sandbox.PROTECTIONS]] = []

@@ -45,6 +45,7 @@ from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfi
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
 from referee.dialogue import Transcript, run_dialogue
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
@@ -52,9 +53,9 @@ from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSett
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
 from referee.supervisors import build_judge, judge_identity
-from referee.tasks.passages import PassageItem, load_passage_items, seeded_unit, split_items
+from referee.tasks.passages import PassageItem, load_passage_items, split_items
 from referee.tasks.quotes import check_quotes
-from referee.trainers import LoraSettings, TrainSettings
+from referee.trainers import TrainSettings
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
@@ -80,8 +81,7 @@ class TrainedArguers(StrictModel):
     """The arguers trained by DPO on their own best-of-N turns over the train split's items: the candidate
     the judge found most persuasive over the least, per turn (``debate.export.preference_rows``)."""
 
-    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768,
-                                       lora=LoraSettings(r=16, alpha=32))
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
     beta: float = Field(0.1, gt=0)
 
 

@@ -28,8 +28,6 @@ search's, then ``initial-held-out`` and ``round-R-held-out``, ``longer-SET``, an
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +37,7 @@ from pydantic import Field
 
 from referee import stats
 from referee.audit.agreement import pairwise_agreement
+from referee.draws import content_unit
 from referee.errors import RefereeError
 from referee.io import atomic_text
 from referee.judges.build import JudgeConfig
@@ -170,8 +169,7 @@ def distinct_ids(pairs: list[Pair]) -> list[Pair]:
 def held_out_draw(pair: Pair, seed: int) -> float:
     """A number in [0, 1) from the seed and the pair's text: the same pair falls on the same side whatever
     its position or id, and identical pairs on the same side."""
-    blob = json.dumps([seed, pair.question, pair.answer_a, pair.answer_b], ensure_ascii=False).encode("utf-8")
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") / 2**64
+    return content_unit(seed, pair.question, pair.answer_a, pair.answer_b)
 
 
 def set_names(paths: list[str]) -> list[str]:

@@ -47,7 +47,7 @@ from referee.runs import Run, fingerprint
 from referee.stats import Estimate, jsonable, paired_diff, rate
 from referee.supervisors import baseline_judge, llm_judge, rm_judge
 from referee.tasks.pairs import Pair, load_pairs, shared_pairs
-from referee.trainers import LoraSettings, TrainSettings, train_sft
+from referee.trainers import TrainSettings, train_sft
 
 MODES = ("pairwise", "single")
 COT_RESERVE = 256  # prompt tokens left for a reason before the verdict
@@ -66,8 +66,7 @@ class JudgeTrainSettings(StrictModel):
     cot: bool = False  # the data's reasons before the verdict (pairs without one get the verdict alone)
     ties: str = "train"  # a tie label: train ([[C]]) | drop (counted) | error
     augment: AugmentSettings = AugmentSettings()
-    sft: TrainSettings = TrainSettings(learning_rate=2e-4, epochs=1, batch_size=8, max_length=640,
-                                       lora=LoraSettings(r=16, alpha=32))
+    sft: TrainSettings = TrainSettings(learning_rate=2e-4, epochs=1, batch_size=8, max_length=640)
 
     def template_name(self) -> str:
         return self.template or {"pairwise": "pairwise", "single": "single_1to10"}[self.mode]

@@ -48,7 +48,7 @@ from referee.runs import Run
 from referee.stats import rate
 from referee.tasks.arithmetic import corrupt_solution
 from referee.tasks.math import MathProblem, answers_match, extract_answer, split_steps
-from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings, train_dpo, train_sft
 
 PLACEHOLDER = "{problem}"
 # Written for this project. The sneaky prompt follows the paper's "dishonest mode": a subtle flaw that
@@ -109,10 +109,8 @@ class ProverVerifierConfig(ProtocolConfig):
     roles: RolePrompts = RolePrompts()
     programmatic_sneaky: bool = True  # arithmetic only
     sampling: SamplingConfig = SamplingConfig(temperature=0.8, top_p=1.0, max_new_tokens=96)
-    warm_start: TrainSettings | None = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=8, max_length=320,
-                                                     lora=LoraSettings(r=16, alpha=32))
-    dpo: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=1, batch_size=4, max_length=320,
-                                       lora=LoraSettings(r=16, alpha=32))
+    warm_start: TrainSettings | None = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=8, max_length=320)
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=1, batch_size=4, max_length=320)
     dpo_beta: float = Field(0.1, gt=0)
     verifier: GameVerifierSettings = GameVerifierSettings()
 

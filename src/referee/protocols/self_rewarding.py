@@ -37,7 +37,7 @@ from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
 from referee.runs import Run
 from referee.supervisors import llm_judge
-from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings, train_dpo, train_sft
 
 
 class SelfRewardingConfig(ProtocolConfig):
@@ -56,10 +56,8 @@ class SelfRewardingConfig(ProtocolConfig):
     judge_samples: int = Field(1, ge=1, le=MAX_SAMPLES)  # generative verdicts: average this many judge samples
     win_rate_judge: str | None = None  # a spec; default: the run's EFT-trained self-judge (M1)
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.95, max_new_tokens=96)
-    sft: TrainSettings | None = TrainSettings(learning_rate=2e-4, epochs=2, batch_size=4, max_length=512,
-                                              lora=LoraSettings(r=16, alpha=32))
-    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=2, batch_size=4, max_length=384,
-                                       lora=LoraSettings(r=16, alpha=32))
+    sft: TrainSettings | None = TrainSettings(learning_rate=2e-4, epochs=2, batch_size=4, max_length=512)
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=2, batch_size=4, max_length=384)
     dpo_beta: float = Field(0.1, gt=0)
 
 

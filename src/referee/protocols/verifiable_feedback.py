@@ -35,6 +35,7 @@ from pydantic import Field
 
 from referee import progress
 from referee.config import MAX_PROMPTS, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.eft import grading_conversations
 from referee.feedback.preference_pairs import top_pairs
@@ -47,8 +48,7 @@ from referee.supervisors import llm_judge
 from referee.tasks.arithmetic import (OPS, Difficulty, check_solution, corrupt_solution, generate_problems,
                                       sft_records, step_grade)
 from referee.tasks.math import MathProblem
-from referee.tasks.passages import seeded_unit
-from referee.trainers import LoraSettings, TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings, train_dpo, train_sft
 
 ARMS = ("self", "checker", "verifier")
 SETS = ("eval", "sft", "eft", "pairs")  # drawn in this order: the held-out set never depends on the others
@@ -93,11 +93,9 @@ class VerifiableFeedbackConfig(ProtocolConfig):
     # Demonstrations are short and gradings long: batches of similar length waste less on padding. Two
     # accumulated batches of 4 train as one of 8 and keep the quick start's peak memory under 6 GB.
     sft: TrainSettings = TrainSettings(learning_rate=1e-3, epochs=1, batch_size=4, gradient_accumulation=2,
-                                       max_length=384, lora=LoraSettings(r=16, alpha=32),
-                                       trl={"train_sampling_strategy": "group_by_length"})
+                                       max_length=384, trl={"train_sampling_strategy": "group_by_length"})
     # DPO plus an NLL term on the chosen answer (iterative reasoning preference optimisation, Pang et al. 2024).
     dpo: TrainSettings = TrainSettings(learning_rate=5e-4, epochs=1, batch_size=4, max_length=256,
-                                       lora=LoraSettings(r=16, alpha=32),
                                        trl={"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]})
     dpo_beta: float = Field(0.1, gt=0)
     verifier: VerifierSettings = VerifierSettings()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from referee.errors import RefereeError
 from referee.io import read_jsonl
-from referee.stats import mean_ci, paired_diff
+from referee.stats import interval_text, mean_ci, paired_diff
 
 
 def records_of(side: str | os.PathLike, stage: str | None) -> tuple[Path, list[dict]]:
@@ -97,12 +97,7 @@ def compare(base: str, others: list[str], metric: str, stage: str | None = None,
 
 
 def _fmt(e: dict, digits: int = 3, signed: bool = False) -> str:
-    if e["value"] is None:
-        return "n/a"
-    f = f"{{:{'+' if signed else ''}.{digits}f}}"
-    lo = "?" if e["low"] is None else f.format(e["low"])
-    hi = "?" if e["high"] is None else f.format(e["high"])
-    return f"{f.format(e['value'])} [{lo}, {hi}]"
+    return interval_text(e["value"], e["low"], e["high"], digits=digits, signed=signed)
 
 
 def markdown(result: dict, command: str) -> str:

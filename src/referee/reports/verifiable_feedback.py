@@ -11,7 +11,7 @@ from referee.protocols.verifiable_feedback import eval_stage
 from referee.reports.html import Page
 from referee.reports.self_rewarding import plot_costs
 from referee.runs import Run
-from referee.stats import Estimate
+from referee.stats import Estimate, interval_text
 
 ARM_WORDS = {"self": "the model judging itself (self-rewarding)", "checker": "the exact checker",
              "verifier": "a trained outcome reward model"}
@@ -36,14 +36,10 @@ def _num(x: float | None, digits: int) -> str:
 
 def _interval(est: dict | None, points: bool = False) -> str:
     """An estimate in percent, ``29.7% [21.9, 37.5]``, or as a signed change, ``+8.6 points [+0.8, +16.4]``."""
-    if not est or est.get("value") is None:
+    if not est:
         return "n/a"
-    number = "{:+.1f}" if points else "{:.1f}"
-
-    def show(x: float | None) -> str:
-        return "?" if x is None else number.format(100 * x)
-
-    return f"{show(est['value'])}{' points' if points else '%'} [{show(est['low'])}, {show(est['high'])}]"
+    return interval_text(est.get("value"), est.get("low"), est.get("high"), digits=1, percent=True, signed=points,
+                         unit=" points" if points else "%")
 
 
 def verdict_lines(metrics: dict) -> list[str]:

@@ -13,11 +13,11 @@ does not depend on the order of the file or on how many problems are loaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
 
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.io import read_jsonl
 from referee.tasks.math import MathProblem, extract_gsm8k, safe_eval, split_steps
@@ -101,6 +101,5 @@ def split_held_out(problems: list[MathProblem], fraction: float = 0.1,
         raise RefereeError(f"held-out fraction should be in (0, 1), got {fraction}")
     train, held = [], []
     for p in problems:
-        h = int.from_bytes(hashlib.sha256(f"{seed}:{p.id}".encode()).digest()[:8], "big") / 2 ** 64
-        (held if h < fraction else train).append(p)
+        (held if seeded_unit(seed, None, p.id) < fraction else train).append(p)
     return train, held

@@ -32,13 +32,13 @@ and field.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.io import read_jsonl, require
 from referee.tasks.quotes import normalise
@@ -75,12 +75,6 @@ class PassageSet(list):
 def is_catch_all(answer: str) -> bool:
     """True for an answer about the other answers ("None of the above choices .", "All of the above")."""
     return _CATCH_ALL.fullmatch(normalise(answer)) is not None
-
-
-def seeded_unit(seed: int, purpose: str, item_id: str) -> float:
-    """A number in [0, 1) fixed by the seed, what it decides and the item's id."""
-    digest = hashlib.sha256(f"{seed}:{purpose}:{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64
 
 
 def _text(obj: dict, field: str, where: str) -> str:

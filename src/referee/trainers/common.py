@@ -28,6 +28,10 @@ def as_turns(value: Any, role: str, where: str) -> list[dict]:
 
 
 class LoraSettings(StrictModel):
+    """The LoRA adapter every protocol trains with unless its config says otherwise. Protocols take these
+    defaults rather than restating them; their stage fingerprints hash the values, so changing one here
+    retrains every protocol's stages."""
+
     r: int = Field(16, ge=1)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.05, ge=0, lt=1)
