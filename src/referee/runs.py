@@ -8,7 +8,7 @@
     RUN/ledger.json        calls, tokens and wall time per stage and per model (this invocation at the
                            top; earlier invocations in this folder and the sum over all of them below)
     RUN/plots/*.png        figures
-    RUN/checkpoints/NAME/  models a protocol trained (``Run.checkpoint``: a stage whose product is a folder)
+    RUN/checkpoints/NAME/  models a protocol trained (``protocols.stages``: a stage whose product is a folder)
     RUN/third_party.log    warnings and logs of transformers, TRL, datasets, ... (kept off the terminal
                            unless --verbose)
     RUN/cache.sqlite       every model call, so a killed run resumes where it stopped
@@ -120,12 +120,19 @@ class Run:
 
     def model_key(self, spec: str) -> dict:
         """What a stage input naming this model is keyed on (its weights' fingerprint), the same as passing
-        the model itself; a released model is not loaded again for it, and none is left loaded by it."""
+        the model itself. A local model's key is read from its files, without loading its weights; a served
+        one is asked for it (and let go). The manifest names the model either way."""
         if spec in self.models:
             return {"model": self.models[spec].fingerprint}
         if spec not in self.released_models:
-            self.model(spec)
-            self.release(spec)
+            from referee.models.fingerprints import spec_fingerprint
+
+            fingerprint = spec_fingerprint(spec)
+            if fingerprint is None:
+                self.model(spec)
+                self.release(spec)
+            else:
+                self.released_models[spec] = {"spec": spec, "fingerprint": fingerprint, "loaded": False}
         return {"model": self.released_models[spec]["fingerprint"]}
 
     def add_model(self, model) -> None:
@@ -187,24 +194,6 @@ class Run:
         else:
             self._mark_done(name, fp, records=records is not None)
         return records
-
-    def checkpoint(self, stage: str, name: str, inputs: Any, train: Callable[[Path], None]) -> str:
-        """A trained model as a stage: ``train(folder)`` runs only when no finished checkpoint in this run
-        was made from the same ``inputs``; a stale one is removed first, so a model is never reused across
-        changed settings. Returns the checkpoint's model spec."""
-        from referee.models.checkpoints import MARKER
-
-        out = self.folder / "checkpoints" / name
-
-        def compute() -> None:
-            from referee.models.devices import free_memory
-
-            shutil.rmtree(out, ignore_errors=True)
-            train(out)
-            free_memory()  # the trainer's copy of the model and its optimiser are garbage now
-
-        self.run_stage(stage, inputs, compute, outputs=[out / MARKER])
-        return f"hf:{out}"
 
     def records_path(self, stage: str) -> Path:
         return self.folder / "records" / f"{stage}.jsonl"
