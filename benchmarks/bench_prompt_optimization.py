@@ -41,7 +41,7 @@ ARMS = (*SELECTORS, "paraphrase_only")
 def load(name: str, data: Path, out: Path, overrides: dict) -> dict:
     """A shipped config with its data:SET/FILE paths read under ``data`` (the data root) and its run folder
     under ``out``."""
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     os.environ["REFEREE_DATA"] = str(data)
     cfg = load_config_file(REPO / "configs" / name)

@@ -40,7 +40,7 @@ def main() -> None:
     from referee.config import validate
     from referee.protocols.prover_verifier import (ProverVerifierConfig, attack_pairs, programmatic_solutions,
                                                    verifier_preferences)
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
     from referee.stats import auc, bootstrap
     from referee.tasks.math import MathProblem
 

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def config_for(task: str, limit: int | None, out: Path, data_dir: Path) -> dict:
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     os.environ["REFEREE_DATA"] = str(data_dir)  # the config's data:SET/FILE paths are read under it
     cfg = load_config_file(REPO / "configs" / f"w2s_{task}.yaml")

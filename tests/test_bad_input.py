@@ -180,7 +180,7 @@ def test_duplicate_yaml_keys_are_refused_naming_key_and_lines(tmp_path):
 
 
 def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text("base: &b\n  temperature: 0.5\n  top_p: 0.9\nsampling:\n  <<: *b\n  temperature: 0.7\n")

@@ -179,7 +179,7 @@ def test_the_quick_start_and_every_shipped_config_are_valid():
 
     from referee import protocols
     from referee.cli.quickstart import QUICK
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     validate(vf.VerifiableFeedbackConfig, QUICK, "quickstart")
     shipped = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))

@@ -8,7 +8,7 @@
     RUN/ledger.json        calls, tokens and wall time per stage and per model (this invocation at the
                            top; earlier invocations in this folder and the sum over all of them below)
     RUN/plots/*.png        figures
-    RUN/checkpoints/NAME/  models a protocol trained (``Run.checkpoint``: a stage whose product is a folder)
+    RUN/checkpoints/NAME/  models a protocol trained (``protocols.stages``: a stage whose product is a folder)
     RUN/third_party.log    warnings and logs of transformers, TRL, datasets, ... (kept off the terminal
                            unless --verbose)
     RUN/cache.sqlite       every model call, so a killed run resumes where it stopped
@@ -40,7 +40,7 @@ import time
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 
@@ -49,7 +49,7 @@ from referee import noise, progress
 from referee.cache import Cache
 from referee.distributed import is_main_process
 from referee.errors import RefereeError
-from referee.io import read_jsonl, read_text, write_json, write_jsonl
+from referee.io import read_jsonl, write_json, write_jsonl
 
 PACKAGES = ("referee", "torch", "transformers", "trl", "peft", "datasets", "accelerate", "httpx", "numpy")
 
@@ -120,12 +120,19 @@ class Run:
 
     def model_key(self, spec: str) -> dict:
         """What a stage input naming this model is keyed on (its weights' fingerprint), the same as passing
-        the model itself; a released model is not loaded again for it, and none is left loaded by it."""
+        the model itself. A local model's key is read from its files, without loading its weights; a served
+        one is asked for it (and let go). The manifest names the model either way."""
         if spec in self.models:
             return {"model": self.models[spec].fingerprint}
         if spec not in self.released_models:
-            self.model(spec)
-            self.release(spec)
+            from referee.models.fingerprints import spec_fingerprint
+
+            fingerprint = spec_fingerprint(spec)
+            if fingerprint is None:
+                self.model(spec)
+                self.release(spec)
+            else:
+                self.released_models[spec] = {"spec": spec, "fingerprint": fingerprint, "loaded": False}
         return {"model": self.released_models[spec]["fingerprint"]}
 
     def add_model(self, model) -> None:
@@ -187,24 +194,6 @@ class Run:
         else:
             self._mark_done(name, fp, records=records is not None)
         return records
-
-    def checkpoint(self, stage: str, name: str, inputs: Any, train: Callable[[Path], None]) -> str:
-        """A trained model as a stage: ``train(folder)`` runs only when no finished checkpoint in this run
-        was made from the same ``inputs``; a stale one is removed first, so a model is never reused across
-        changed settings. Returns the checkpoint's model spec."""
-        from referee.models.checkpoints import MARKER
-
-        out = self.folder / "checkpoints" / name
-
-        def compute() -> None:
-            from referee.models.devices import free_memory
-
-            shutil.rmtree(out, ignore_errors=True)
-            train(out)
-            free_memory()  # the trainer's copy of the model and its optimiser are garbage now
-
-        self.run_stage(stage, inputs, compute, outputs=[out / MARKER])
-        return f"hf:{out}"
 
     def records_path(self, stage: str) -> Path:
         return self.folder / "records" / f"{stage}.jsonl"
@@ -321,87 +310,6 @@ def read_metrics_file(path: Path) -> dict:
         raise RefereeError(f"{path}: unreadable metrics ({problem}); delete it and run again (finished stages "
                            f"and cached model calls are kept)") from None
     return current
-
-
-class _StrictYamlLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error: PyYAML would keep
-    the last value silently, and a config must not mean something other than what its reader sees."""
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            first_line: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base" may be overridden on purpose
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if not isinstance(key, Hashable):
-                    continue  # the base class reports unhashable keys
-                if key in first_line:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"key '{key}' given twice, first on line {first_line[key]}",
-                        key_node.start_mark)
-                first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_config_file(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    text = read_text(path, "config file")
-    try:
-        data = yaml.load(text, Loader=_StrictYamlLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RefereeError(f"{where}: not valid YAML ({yaml_problem(e)})") from None
-    except RecursionError:
-        raise RefereeError(f"{path}: YAML nested too deeply to read") from None
-    if not isinstance(data, dict):
-        raise RefereeError(f"{path}: expected a mapping of settings at the top level")
-    check_plain_values(data, str(path))
-    return data
-
-
-def yaml_problem(error: Exception, place: bool = False) -> str:
-    """PyYAML's complaint on one line (its own text spans several, quoting the input under a caret), with
-    its line and column if ``place``."""
-    text = getattr(error, "problem", None) or str(error)
-    mark = getattr(error, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark and place else ""
-    return " ".join(str(text).split()) + where
-
-
-# Values a config may hold: what JSON holds, since the config is saved, fingerprinted and compared as JSON.
-_PLAIN = (str, int, float, bool, type(None))
-MAX_CONFIG_VALUES = 1_000_000  # YAML aliases can repeat one list into billions of values
-
-
-def check_plain_values(data: Any, where: str, key: str = "") -> None:
-    """Refuse what YAML reads but JSON cannot hold (dates, ``!!binary`` bytes, sets, non-text keys), and
-    structures made huge or endless by aliases, naming the setting (``data`` is the one at ``key``);
-    iterative, as nesting may be deep."""
-    stack, count = [(key, data)], 0
-    while stack:
-        key, value = stack.pop()
-        count += 1
-        if count > MAX_CONFIG_VALUES:
-            raise RefereeError(f"{where}: more than {MAX_CONFIG_VALUES:,} values (a YAML alias repeated or "
-                               f"looping into itself?)")
-        if isinstance(value, dict):
-            for k, v in value.items():
-                if not isinstance(k, str):
-                    raise RefereeError(f"{where}: key {k!r} under '{key or '(top level)'}' should be text; "
-                                       f"quote it")
-                stack.append((f"{key}.{k}" if key else k, v))
-        elif isinstance(value, list):
-            stack.extend((f"{key}[{i}]", v) for i, v in enumerate(value))
-        elif not isinstance(value, _PLAIN):
-            raise RefereeError(f"{where}: setting '{key}' is a YAML {type(value).__name__} ({_short(value)}), "
-                               f"which a config cannot hold; quote it to make it text")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def fingerprint(inputs: Any) -> str:

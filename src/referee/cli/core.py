@@ -169,7 +169,7 @@ def run_config(config_path: Path = typer.Argument(..., help="A protocol config (
     """Run a protocol config (any run folder's config.yaml too); run it again to resume after a crash."""
     from referee import protocols
     from referee.config import validate
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     data = apply_overrides(load_config_file(config_path), overrides)
     if "protocol" not in data:
@@ -190,7 +190,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
     import yaml
 
-    from referee.runs import check_plain_values, yaml_problem
+    from referee.config import check_plain_values, yaml_problem
 
     data = copy.deepcopy(data)
     for item in overrides:

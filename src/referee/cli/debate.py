@@ -28,7 +28,7 @@ def export(run_dir: Path = typer.Argument(..., help="A debate or consultancy run
     from referee.errors import RefereeError
     from referee.io import read_jsonl, write_jsonl
     from referee.protocols.debate import exported_turns
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     if kind not in ("preference", "reward"):
         raise RefereeError(f"--kind should be preference or reward, got {kind!r}")

@@ -22,7 +22,7 @@ def w2s_run(config_path: Path = typer.Argument(..., help="A weak_to_strong confi
     from referee.cli.core import execute, print_result
     from referee.config import validate
     from referee.protocols.weak_to_strong import W2SConfig
-    from referee.runs import load_config_file
+    from referee.config import load_config_file
 
     data = load_config_file(config_path)
     if data.setdefault("protocol", "weak_to_strong") != "weak_to_strong":

@@ -15,7 +15,7 @@ import numpy as np
 
 from referee.errors import RefereeError
 from referee.io import read_jsonl
-from referee.runs import load_config_file
+from referee.config import load_config_file
 from referee.stats import LEVEL, N_BOOT, Estimate, paired_diff
 
 

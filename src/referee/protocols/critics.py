@@ -34,9 +34,7 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -55,10 +53,10 @@ from referee.programs import sandbox
 from referee.programs.datasets import DEFAULT_LIMITS, Program, load_humaneval, load_quixbugs, run_tests
 from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.runs import Run
 from referee.stats import auc, bootstrap, paired_diff, rate
-from referee.trainers import TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings
 
 BASELINES = ("random_line", "longest_line")
 SETS = ("tampered", "natural", "correct", "two_bugs")
@@ -269,14 +267,8 @@ def _train_critic(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> s
     rows = critic_training_rows(programs, bugs)
     if not rows:
         raise RefereeError("critics: no training programs (raise 'limit' or lower 'eval_share')")
-
-    def train(out: Path) -> None:
-        progress.say(f"SFT the critic on {len(rows)} critiques of the train half")
-        _, history = train_sft(cfg.model, rows, out, cfg.sft)
-        run.save_metrics({"sft": {"examples": len(rows), "loss_history": history}})
-
-    return run.checkpoint("sft_critic", "critic_sft", {"base": run.model_key(cfg.model), "data": rows,
-                                                         "settings": cfg.sft}, train)
+    return stages.sft(run, "sft_critic", name="critic_sft", base=cfg.model, data=rows, settings=cfg.sft,
+                      report_as="sft")
 
 
 def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
@@ -416,9 +408,7 @@ def _rm_scores(run: Run, stage: str, critique_rm: tuple, items: list[dict], samp
 def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: dict) -> tuple:
     """The critique RM trained on comparisons from the train half's forced samples; returns ((the RM, its
     folder), (the train items, their samples))."""
-    from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
-    from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
     from referee.supervisors import build_verifier
 
@@ -431,18 +421,11 @@ def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: 
     pairs, pair_report = comparison_pairs(train, samples, [sft_target(i["record"], i["source"]) for i in train])
     if not pairs:
         raise RefereeError("critics: fsbs found no critique that misses a bug to learn from")
-    folder = run.folder / "checkpoints" / "critique_rm"
-
-    def fit() -> None:
-        shutil.rmtree(folder, ignore_errors=True)
-        options = TrainOptions(epochs=settings.rm_epochs, lr=settings.rm_lr, seed=cfg.seed)
-        rm, history = train_reward_model(cfg.model, [PreferencePair(p["prompt"], p["chosen"], p["rejected"], p["id"])
-                                                     for p in pairs], options)
-        rm.save(folder)
-        run.save_metrics({"fsbs_rm": {"pairs": pair_report, "training": history}})
-
-    run.run_stage("fsbs_rm", {"base": run.model_key(cfg.model), "pairs": pairs, "epochs": settings.rm_epochs,
-                              "lr": settings.rm_lr}, fit, outputs=[folder / HEAD_NAME])
+    folder = stages.reward_model(
+        run, "fsbs_rm", name="critique_rm", base=cfg.model,
+        pairs=[PreferencePair(p["prompt"], p["chosen"], p["rejected"], p["id"]) for p in pairs],
+        options=TrainOptions(epochs=settings.rm_epochs, lr=settings.rm_lr, seed=cfg.seed),
+        key={"pairs": pairs, "epochs": settings.rm_epochs, "lr": settings.rm_lr}, report={"pairs": pair_report})
     return (build_verifier(f"rm:{folder}"), folder), (train, samples)
 
 
@@ -464,17 +447,10 @@ def _dpo_critic(run: Run, cfg: CriticsConfig, spec: str, rm, train_samples: tupl
         raise RefereeError("critics: the critique RM prefers no sample over what it is paired with; no DPO pairs")
     false_alarms = _false_alarm_pairs(run, cfg, spec, rm, programs) if cfg.fsbs.dpo_correct else []
     bug_pairs, rows = len(rows), rows + false_alarms
-
-    def train_fn(out: Path) -> None:
-        progress.say(f"DPO the critic on {len(rows)} pairs ranked by the critique RM")
-        _, history = train_dpo(spec, rows, out, cfg.fsbs.dpo_settings, beta=cfg.fsbs.dpo_beta)
-        run.save_metrics({"dpo_critic": {"pairs": len(rows), "of_items": len(train), "bug_pairs": bug_pairs,
-                                         "false_alarm_pairs": len(false_alarms),
-                                         "rejected": cfg.fsbs.dpo_rejected, "loss_history": history}})
-
-    return run.checkpoint("dpo_critic", "critic_dpo", {"base": run.model(spec), "pairs": rows,
-                                                      "settings": cfg.fsbs.dpo_settings, "beta": cfg.fsbs.dpo_beta},
-                          train_fn)
+    return stages.dpo(run, "dpo_critic", name="critic_dpo", base=spec, pairs=rows, settings=cfg.fsbs.dpo_settings,
+                      beta=cfg.fsbs.dpo_beta,
+                      report={"of_items": len(train), "bug_pairs": bug_pairs, "false_alarm_pairs": len(false_alarms),
+                              "rejected": cfg.fsbs.dpo_rejected})
 
 
 def _false_alarm_pairs(run: Run, cfg: CriticsConfig, spec: str, critique_rm: tuple, programs: dict) -> list[dict]:

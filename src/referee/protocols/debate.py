@@ -48,7 +48,7 @@ from referee.dialogue import Transcript, run_dialogue
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings, reward_model_judge, train_judge
 from referee.runs import Run
 from referee.stats import mean_ci, paired_diff, rate
@@ -285,9 +285,13 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[st
                                             cfg.train_judge.reward_model, cfg.seed)
             judges[reader] = (judge, {"reward_model": key})
             continue
-        spec = run.checkpoint(f"judge-training-{reader}", f"judge_{reader}",
-                              {"base": run.model_key(cfg.judge), "pairs": pairs, "settings": settings},
-                              lambda out, pairs=pairs: train_judge(cfg.judge, pairs, out, settings, run.model))
+
+        def train(out, pairs=pairs) -> None:
+            train_judge(cfg.judge, pairs, out, settings, run.model)
+
+        folder = stages.checkpoint(run, f"judge-training-{reader}", name=f"judge_{reader}", base=cfg.judge,
+                                   inputs={"pairs": pairs, "settings": settings}, train=train)
+        spec = f"hf:{folder}"
         judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
                           judge_identity(spec, cfg.judge_config, run.model))
     return judges
@@ -296,8 +300,6 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[st
 def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
     """The arguers' model after DPO on the train split's best-of-N turns (self-play: one model argues every
     side, so one model learns from every side's turns). Returns its checkpoint spec."""
-    from referee.trainers import train_dpo
-
     if cfg.best_of < 2:
         raise RefereeError(f"{protocol}: train_arguers learns from best-of-N turns; set best_of to 2 or more")
     if len(set(arguer_specs(protocol, cfg))) > 1:
@@ -309,14 +311,9 @@ def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
         raise RefereeError(f"{protocol}: train_arguers found no turn whose candidates the judge scored apart "
                            f"({skipped['tied']} tied, {skipped['unscored']} unscored)")
     pairs = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
-    settings, base = cfg.train_arguers, arguer_specs(protocol, cfg)[0]
-
-    def fit(out) -> None:
-        _, history = train_dpo(base, pairs, out, settings.dpo, beta=settings.beta)
-        run.save_metrics({"arguer_training": {"pairs": len(pairs), "skipped": skipped, "loss_history": history}})
-
-    return run.checkpoint("arguer-training", "arguer_dpo", {"base": run.model_key(base), "pairs": pairs,
-                                                           "settings": settings}, fit)
+    return stages.dpo(run, "arguer-training", name="arguer_dpo", base=arguer_specs(protocol, cfg)[0], pairs=pairs,
+                      settings=cfg.train_arguers.dpo, beta=cfg.train_arguers.beta, report={"skipped": skipped},
+                      report_as="arguer_training")
 
 
 def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict], kind: str, where: str

@@ -42,6 +42,7 @@ from referee.errors import RefereeError
 from referee.io import atomic_text
 from referee.judges.build import JudgeConfig
 from referee.judges.rendering import chat_text
+from referee.judges.pairwise import PairwiseJudge
 from referee.judges.templates import PLACEHOLDER, PLACEHOLDERS, SECTION, Template, load_template, parse_template
 from referee.models.base import Model
 from referee.optimize.instructions import JUDGING, Mistake

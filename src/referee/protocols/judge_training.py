@@ -42,7 +42,7 @@ from referee.errors import RefereeError
 from referee.io import write_json
 from referee.judges.build import JUDGE_FILE, JudgeConfig
 from referee.judges.targets import TIE_POLICIES, grading_examples, pairwise_examples
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.runs import Run, fingerprint
 from referee.stats import Estimate, jsonable, paired_diff, rate
 from referee.supervisors import baseline_judge, llm_judge, rm_judge
@@ -201,9 +201,10 @@ def run_judge_training(cfg: JudgeTrainingConfig, run: Run) -> Result:
 def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], evaluate: list[Pair]) -> dict:
     from referee.judges.pairwise import PairwiseJudge
 
-    spec = run.checkpoint(f"judge_{_slug(fold)}", f"judge_{_slug(fold)}",
-                          {"base": run.model_key(cfg.model), "pairs": train, "settings": cfg.train},
-                          lambda out: train_judge(cfg.model, train, out, cfg.train, run.model, evaluate))
+    folder = stages.checkpoint(run, f"judge_{_slug(fold)}", base=cfg.model,
+                               inputs={"pairs": train, "settings": cfg.train},
+                               train=lambda out: train_judge(cfg.model, train, out, cfg.train, run.model, evaluate))
+    spec = f"hf:{folder}"
     base_model = run.model(cfg.model)
     budget = cfg.train.prompt_budget()
     llm = dict(template=cfg.train.template_name(), cot=cfg.train.cot, max_prompt_tokens=budget, seed=cfg.seed)
@@ -263,9 +264,7 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
     trained as stage ``name`` into checkpoints/NAME, each pair's labelled answer over the other (ties and
     unlabelled pairs left out). Returns (the RM as a pairwise judge, the fingerprint of what it was made
     from), so any protocol with labelled pairs can read with an RM where it reads with an LLM judge."""
-    from referee.rewards.bradley_terry import train_reward_model
     from referee.rewards.data import PreferencePair
-    from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
 
     prefs = []
@@ -278,18 +277,12 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
         prefs.append(PreferencePair(prompt, chosen, rejected, p.id, None if other == prompt else other))
     if not prefs:
         raise RefereeError(f"{name}: no pair labelled A or B to train a reward model on")
-    folder = run.folder / "checkpoints" / name
-    inputs = {"base": run.model_key(base), "pairs": prefs, "settings": settings, "seed": seed}
-
-    def fit() -> None:
-        options = TrainOptions(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
-                               lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=seed)
-        rm, history = train_reward_model(base, prefs, options, max_length=settings.max_length)
-        rm.save(folder)
-        run.save_metrics({name: {"pairs": len(prefs), "training": history}})
-
-    run.run_stage(name, inputs, fit, outputs=[folder / HEAD_NAME])
-    return rm_judge(folder, "reward model"), fingerprint(inputs)
+    key = {"pairs": prefs, "settings": settings, "seed": seed}
+    options = TrainOptions(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                           lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=seed)
+    folder = stages.reward_model(run, name, base=base, pairs=prefs, options=options, max_length=settings.max_length,
+                                 key=key, report={"pairs": len(prefs)})
+    return rm_judge(folder, "reward model"), fingerprint(stages.keyed(run, base, key))
 
 
 def _pct(estimate: dict | None) -> str | None:

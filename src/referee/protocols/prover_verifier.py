@@ -36,19 +36,18 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from referee import progress
 from referee.config import MAX_PROMPTS, MAX_ROUNDS, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_vs_worst
 from referee.games.prover_verifier import (ROLES, best_cut, fixed_checker_accuracy, prover_rewards,
                                            round_measures, shape, verifier_pairs)
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.protocols.verifiable_feedback import ArithmeticSettings, checked, distinct_problem_sets
 from referee.runs import Run
 from referee.stats import rate
 from referee.tasks.arithmetic import corrupt_solution
 from referee.tasks.math import MathProblem, answers_match, extract_answer, split_steps
-from referee.trainers import TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings
 
 PLACEHOLDER = "{problem}"
 # Written for this project. The sneaky prompt follows the paper's "dishonest mode": a subtle flaw that
@@ -226,14 +225,7 @@ def _sft_policy(run: Run, cfg: ProverVerifierConfig, base: str, problems: list[M
     if not rows:
         raise RefereeError(f"prover_verifier: no demonstration to warm-start the {roles[0]} prover on (GSM8K has "
                            "no corrupted solutions); set warm_start to null")
-
-    def train(out: Path) -> None:
-        progress.say(f"warm start {name} on {len(rows)} demonstrations")
-        _, history = train_sft(base, rows, out, cfg.warm_start)
-        run.save_metrics({stage: {"examples": len(rows), "loss_history": history}})
-
-    return run.checkpoint(stage, name, {"base": run.model_key(base), "data": rows, "settings": cfg.warm_start},
-                          train)
+    return stages.sft(run, stage, name=name, base=base, data=rows, settings=cfg.warm_start)
 
 
 def _release(run: Run, provers: dict[str, str]) -> None:
@@ -299,8 +291,6 @@ def _verifier_base(run: Run, cfg: ProverVerifierConfig) -> str:
 def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, data: list[list[dict]]) -> str:
     """V_r from the verifier base, on right-vs-wrong pairs from every earlier round (V1, trained on round
     0 alone, is the same in every arm)."""
-    from referee.rewards.bradley_terry import train_reward_model
-    from referee.rewards.heads import HEAD_NAME
     from referee.rewards.training import TrainOptions
 
     prompts = {p["id"]: p["prompt"] for p in run.read_records("problems")}
@@ -311,20 +301,12 @@ def _train_verifier(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, da
     prefs = verifier_preferences(pairs, prompts)
     base = _verifier_base(run, cfg)
     stage = "r1_verifier" if r == 1 else f"{reward}.r{r}_verifier"
-    folder = run.folder / "checkpoints" / stage.replace(".", "_")
     s = cfg.verifier
-
-    def fit() -> None:
-        progress.say(f"round {r}: verifier on {len(prefs)} right-vs-wrong pairs")
-        options = TrainOptions(epochs=s.epochs, lr=s.lr, lora=s.lora_r is not None, lora_r=s.lora_r or 8,
-                               seed=cfg.seed)
-        rm, history = train_reward_model(base, prefs, options, center=s.center, max_length=s.max_length)
-        rm.save(folder)
-        run.save_metrics({stage: {"data": report, "training": history}})
-
-    inputs = {"base": run.model_key(base), "pairs": [(a["id"], a["text"], b["text"]) for a, b in pairs],
-              "settings": s, "seed": cfg.seed}
-    run.run_stage(stage, inputs, fit, outputs=[folder / HEAD_NAME])
+    folder = stages.reward_model(
+        run, stage, name=stage.replace(".", "_"), base=base, pairs=prefs,
+        options=TrainOptions(epochs=s.epochs, lr=s.lr, lora=s.lora_r is not None, lora_r=s.lora_r or 8, seed=cfg.seed),
+        center=s.center, max_length=s.max_length, report={"data": report},
+        key={"pairs": [(a["id"], a["text"], b["text"]) for a, b in pairs], "settings": s, "seed": cfg.seed})
     return str(folder)
 
 
@@ -392,25 +374,16 @@ def _dpo(run: Run, cfg: ProverVerifierConfig, reward: str, r: int, provers: dict
                            f"(records so far are in {run.folder})")
 
     if provers["helpful"] == provers["sneaky"]:
-        spec = _dpo_checkpoint(run, cfg, f"{reward}.r{r}_dpo", f"{reward}_p{r}", provers["helpful"], pairs)
+        spec = stages.dpo(run, f"{reward}.r{r}_dpo", name=f"{reward}_p{r}", base=provers["helpful"], pairs=pairs,
+                          settings=cfg.dpo, beta=cfg.dpo_beta)
         return {role: spec for role in ROLES}
     policies = {}
     for role in ROLES:
         role_pairs = [p for p in pairs if p["role"] == role]
-        policies[role] = (_dpo_checkpoint(run, cfg, f"{reward}.r{r}_dpo_{role}", f"{reward}_p{r}_{role}",
-                                          provers[role], role_pairs) if role_pairs else provers[role])
+        policies[role] = (stages.dpo(run, f"{reward}.r{r}_dpo_{role}", name=f"{reward}_p{r}_{role}",
+                                     base=provers[role], pairs=role_pairs, settings=cfg.dpo, beta=cfg.dpo_beta)
+                          if role_pairs else provers[role])
     return policies
-
-
-def _dpo_checkpoint(run: Run, cfg: ProverVerifierConfig, stage: str, name: str, base: str, pairs: list[dict]) -> str:
-    def train(out: Path) -> None:
-        progress.say(f"{stage}: DPO {name} on {len(pairs)} pairs")
-        _, history = train_dpo(base, [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs], out,
-                               cfg.dpo, beta=cfg.dpo_beta)
-        run.save_metrics({stage: {"pairs": len(pairs), "loss_history": history}})
-
-    inputs = {"base": run.model_key(base), "pairs": pairs, "settings": cfg.dpo, "beta": cfg.dpo_beta}
-    return run.checkpoint(stage, name, inputs, train)
 
 
 # ---- measures ---------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from referee import progress
 from referee.config import MAX_PROMPTS, MAX_ROUNDS, MAX_SAMPLES, ProtocolConfig, SamplingConfig
 from referee.errors import RefereeError
 from referee.feedback import evaluate, seeds
@@ -34,10 +33,10 @@ from referee.feedback.eft import grading_conversations
 from referee.feedback.new_prompts import write_prompts
 from referee.feedback.preference_pairs import best_vs_worst
 from referee.judges.build import JudgeConfig
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.runs import Run
 from referee.supervisors import llm_judge
-from referee.trainers import TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings
 
 
 class SelfRewardingConfig(ProtocolConfig):
@@ -84,7 +83,9 @@ def run_self_rewarding(cfg: SelfRewardingConfig, run: Run) -> Result:
         candidates = _candidates(run, cfg, t, current, prompts)
         scores = _self_scores(run, cfg, t, current, prompts, [[c["text"] for c in row] for row in candidates])
         pairs = _pairs(run, cfg, t, prompts, candidates, scores)
-        models.append(_dpo(run, cfg, t, models[t], pairs))
+        # M_t+1 = DPO(M_t, pairs), against M_t as the reference
+        models.append(stages.dpo(run, f"it{t}_dpo", name=f"m{t + 1}", base=models[t], pairs=pairs,
+                                 settings=cfg.dpo, beta=cfg.dpo_beta))
         _evaluate_model(run, cfg, t + 1, models[t + 1], eval_set, eft_heldout, judge_spec)
 
     metrics = run.save_metrics({"models": {f"M{i}": spec for i, spec in enumerate(models)}})
@@ -120,12 +121,7 @@ def _sft(run: Run, cfg: SelfRewardingConfig, ift: list[dict], eft_train: list[di
     data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "ift": ift, "eft": eft_train,
                                               "verdict": cfg.judge_verdict}, rows)
 
-    def train(out: Path) -> None:
-        progress.say(f"SFT M1 on {len(ift)} instruction and {len(data) - len(ift)} grading examples")
-        _, history = train_sft(cfg.model, data, out, cfg.sft)
-        run.save_metrics({"sft_m1": {"examples": len(data), "loss_history": history}})
-
-    return run.checkpoint("sft_m1", "m1", {"base": run.model(cfg.model), "data": data, "settings": cfg.sft}, train)
+    return stages.sft(run, "sft_m1", name="m1", base=cfg.model, data=data, settings=cfg.sft)
 
 
 def _new_prompts(run: Run, cfg: SelfRewardingConfig, t: int, model, seed_prompts: list[str], seen: set[str]) -> list[str]:
@@ -213,14 +209,6 @@ def _pairs(run: Run, cfg: SelfRewardingConfig, t: int, prompts: list[str], candi
     return pairs
 
 
-def _dpo(run: Run, cfg: SelfRewardingConfig, t: int, base: str, pairs: list[dict]) -> str:
-    def train(out: Path) -> None:
-        progress.say(f"DPO M{t + 1} from M{t} on {len(pairs)} self-judged pairs")
-        _, history = train_dpo(base, pairs, out, cfg.dpo, beta=cfg.dpo_beta)
-        run.save_metrics({f"it{t}_dpo": {"pairs": len(pairs), "loss_history": history}})
-
-    inputs = {"base": run.model(base), "pairs": pairs, "settings": cfg.dpo, "beta": cfg.dpo_beta}
-    return run.checkpoint(f"it{t}_dpo", f"m{t + 1}", inputs, train)
 
 
 def _evaluate_model(run: Run, cfg: SelfRewardingConfig, i: int, spec: str, eval_set, heldout: list[dict],

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from referee import progress
 from referee.config import MAX_PROMPTS, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
@@ -41,14 +39,14 @@ from referee.feedback.eft import grading_conversations
 from referee.feedback.preference_pairs import top_pairs
 from referee.judges.build import JudgeConfig
 from referee.models.base import Sampling
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.runs import Run
 from referee.stats import auc, bootstrap, mean_ci, paired_diff, rate
 from referee.supervisors import llm_judge
 from referee.tasks.arithmetic import (OPS, Difficulty, check_solution, corrupt_solution, generate_problems,
                                       sft_records, step_grade)
 from referee.tasks.math import MathProblem
-from referee.trainers import TrainSettings, train_dpo, train_sft
+from referee.trainers import TrainSettings
 
 ARMS = ("self", "checker", "verifier")
 SETS = ("eval", "sft", "eft", "pairs")  # drawn in this order: the held-out set never depends on the others
@@ -197,15 +195,8 @@ def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem
     data = run.run_stage("m1_training_data", {"model": run.model(cfg.model), "sft": [p.id for p in sft_problems],
                                               "eft": gradings, "template": cfg.judge_template}, rows)
     run.release(cfg.model)  # M0 is done (evaluated, gradings rendered): free it before training
-
-    def train(out: Path) -> None:
-        progress.say(f"SFT M1 on {len(sft_problems)} solutions and {len(gradings)} step-checked gradings")
-        _, history = train_sft(cfg.model, data, out, cfg.sft)
-        run.save_metrics({"sft_m1": {"examples": len(data), "eft_grades": _counts(g["score"] for g in gradings),
-                                     "loss_history": history}})
-
-    inputs = {"base": run.model_key(cfg.model), "data": data, "settings": cfg.sft}
-    return run.checkpoint("sft_m1", "m1", inputs, train)
+    return stages.sft(run, "sft_m1", name="m1", base=cfg.model, data=data, settings=cfg.sft,
+                      report={"eft_grades": _counts(g["score"] for g in gradings)})
 
 
 # How an answer is scored; part of the stage inputs, so a change of rule rescores (from the cache).
@@ -339,14 +330,7 @@ def _pairs(run: Run, cfg: VerifiableFeedbackConfig, arm: str, candidates: list[d
 
 def _dpo(run: Run, cfg: VerifiableFeedbackConfig, arm: str, m1: str, pairs: list[dict]) -> str:
     rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
-
-    def train(out: Path) -> None:
-        progress.say(f"DPO M2-{arm} from M1 on {len(rows)} pairs judged by {arm}")
-        _, history = train_dpo(m1, rows, out, cfg.dpo, beta=cfg.dpo_beta)
-        run.save_metrics({f"dpo_{arm}": {"pairs": len(rows), "loss_history": history}})
-
-    return run.checkpoint(f"dpo_{arm}", f"m2_{arm}",
-                          {"base": run.model(m1), "pairs": rows, "settings": cfg.dpo, "beta": cfg.dpo_beta}, train)
+    return stages.dpo(run, f"dpo_{arm}", name=f"m2_{arm}", base=m1, pairs=rows, settings=cfg.dpo, beta=cfg.dpo_beta)
 
 
 # ---- measurements ------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from referee.config import load_config_file
 from referee.figures import save_figure
-from referee.runs import Run, load_config_file
+from referee.runs import Run
 
 
 def draw(run: Run) -> list[Path]:
