@@ -26,7 +26,6 @@ ALLOWED_LONG_MODULES = {
     "protocols/debate.py",
     "protocols/prover_verifier.py",
     "protocols/verifiable_feedback.py",
-    "runs.py",
 }
 
 
