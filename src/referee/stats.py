@@ -54,7 +54,7 @@ def interval_text(value: float | None, low: float | None, high: float | None, di
                   percent: bool = False, signed: bool = False, unit: str | None = None,
                   unknown: str | None = "?") -> str:
     """A value with its interval, the bounds written like the value: ``0.62 [0.55, 0.70]``, ``62% [55, 70]``
-    (``percent``), ``+8.6 points [+0.8, +16.4]`` (``percent, signed, unit=" points"``); ``n/a`` when the value
+    (``percent``), ``+5.0 points [-2.0, +12.0]`` (``percent, signed, unit=" points"``); ``n/a`` when the value
     is undefined. An unknown bound is written ``unknown``; ``unknown=None`` leaves the interval out."""
     if value is None:
         return "n/a"

@@ -6,9 +6,9 @@ no log-probabilities take the generative route: a short greedy reply, in which t
 appears as a whole word (any case) is the answer. Either way an answer that cannot be read (no probability
 mass on any label word, or a reply naming none) is None: counted as invalid, and never a right answer.
 
-A small model's probabilities lean on one label word whatever the input (the embedded 135M model gives "No"
-over "Yes" on every one of 461 LIAR statements under every prompt tried, while its P(Yes) still ranks lies
-above truths with AUC 0.54-0.61). ``calibrated`` removes that lean per prompt, as batch calibration does for
+A small model's probabilities lean on one label word whatever the input (on LIAR the embedded model says "No"
+whatever the statement and the prompt, while its P(Yes) still ranks lies above truths a little better than
+chance: BENCHMARKS, "Prompt optimisation"). ``calibrated`` removes that lean per prompt, as batch calibration does for
 judges (Zhou et al. 2024): each word's probability is divided by its mean over the items the prompt answered
 in the same call, and the answer is the largest of those ratios. It reads the model's probabilities only,
 never a label, so calibrating on the test items themselves leaks nothing.

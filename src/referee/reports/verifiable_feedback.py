@@ -21,9 +21,18 @@ HOW_TO_READ = (
     "an arm's M2 differs from M1 only by DPO on pairs its judge chose. A change whose 95% interval lies above "
     "zero is an improvement this run can claim; an interval that contains zero means the run cannot tell the "
     "change from the luck of which problems were drawn. The judge table says why an arm moved or did not: a "
-    "judge whose chosen answer is no more often the better one than a coin (0.5) gives DPO nothing to learn. "
-    "With 64 held-out problems an interval spans about 10 points either side; "
-    "configs/verifiable_feedback_arithmetic.yaml runs the experiment at a size that narrows it.")
+    "judge whose chosen answer is no more often the better one than a coin (0.5) gives DPO nothing to learn.")
+
+
+def width_note(metrics: dict) -> str:
+    """How wide this run's intervals are, read from its own M1 estimate (no figure written in code)."""
+    m1 = metrics["evaluation"].get("M1", {})
+    est, n = m1.get("accuracy") or {}, m1.get("problems")
+    if est.get("low") is None or est.get("high") is None:
+        return ""
+    half = 100 * (est["high"] - est["low"]) / 2
+    return (f"With {n} held-out problems M1's accuracy interval spans {half:.1f} points either side; "
+            "configs/verifiable_feedback_arithmetic.yaml runs the experiment at a size that narrows it.")
 
 
 def _pct(x: float | None) -> str:
@@ -35,7 +44,7 @@ def _num(x: float | None, digits: int) -> str:
 
 
 def _interval(est: dict | None, points: bool = False) -> str:
-    """An estimate in percent, ``29.7% [21.9, 37.5]``, or as a signed change, ``+8.6 points [+0.8, +16.4]``."""
+    """An estimate in percent, ``55.0% [45.0, 65.0]``, or as a signed change, ``+5.0 points [-2.0, +12.0]``."""
     if not est:
         return "n/a"
     return interval_text(est.get("value"), est.get("low"), est.get("high"), digits=1, percent=True, signed=points,
@@ -103,7 +112,7 @@ def draw(run: Run) -> list[Path]:
 def write_report(run: Run, metrics: dict) -> Path:
     page = Page("Does feedback improve the model? Arithmetic, checked exactly")
     page.lead(verdict_lines(metrics))
-    page.note(HOW_TO_READ)
+    page.note(" ".join(t for t in (HOW_TO_READ, width_note(metrics)) if t))
     page.note(f"Run folder: {run.folder}. Models: " + ", ".join(f"{k} = {v}" for k, v in metrics["models"].items()))
 
     page.heading("Held-out accuracy")
