@@ -75,3 +75,30 @@ def test_the_command_prints_and_writes_the_table_with_the_command_that_wrote_it(
     assert json.loads((tmp_path / "c.json").read_text())["rows"][0]["difference"]["value"] == pytest.approx(0.3)
     code, _, err = run_cli(["compare", str(base), str(other), "--metric", "correct"], capsys)
     assert code == 2 and "a run folder; say which stage" in err
+
+
+def test_where_keeps_one_role_and_missing_zero_counts_unreadable_outputs_of_all(tmp_path, capsys):
+    # a game's records: both roles per problem; the helpful role improves, the sneaky one is worse
+    base = _run(tmp_path / "a", "eval", [{"id": f"p{i}", "role": r, "correct": i < 10} for i in range(20)
+                                         for r in ("helpful", "sneaky")])
+    other = _run(tmp_path / "b", "eval", [{"id": f"p{i}", "role": r, "correct": i < (15 if r == "helpful" else 5)}
+                                          for i in range(20) for r in ("helpful", "sneaky")])
+    with pytest.raises(RefereeError, match="share the key"):  # two roles per id: not one item each
+        compare(str(base), [str(other)], "correct", stage="eval")
+    helpful = compare(str(base), [str(other)], "correct", stage="eval", where={"role": "helpful"})["rows"][0]
+    assert helpful["difference"]["value"] == pytest.approx(0.25) and helpful["items"] == 20
+    with pytest.raises(RefereeError, match="no record has role=judge"):
+        compare(str(base), [str(other)], "correct", stage="eval", where={"role": "judge"})
+    # an unreadable critique (no 'caught'): left out of both sides, or a miss of all
+    a = _run(tmp_path / "c", "s", [{"id": f"q{i}", "caught": True} for i in range(10)])
+    b = _run(tmp_path / "d", "s", [{"id": f"q{i}", "caught": None if i < 5 else True} for i in range(10)])
+    dropped = compare(str(a), [str(b)], "caught", stage="s")["rows"][0]
+    of_all = compare(str(a), [str(b)], "caught", stage="s", missing="zero")["rows"][0]
+    assert dropped["paired"] == 5 and dropped["difference"]["value"] == 0
+    assert of_all["paired"] == 10 and of_all["difference"]["value"] == pytest.approx(-0.5)
+    code, out, _ = run_cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
+                            "--where", "role=helpful"], capsys)
+    assert code == 0 and "--where role=helpful" in out
+    code, _, err = run_cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
+                            "--where", "role"], capsys)
+    assert code == 2 and "FIELD=VALUE" in err

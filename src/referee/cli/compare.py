@@ -23,6 +23,10 @@ def compare(
     key: str = typer.Option("id", "--key", help="Fields that match records across sides, comma-separated."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Resample groups of records that share this "
                                           "field (a problem's samples) instead of single records."),
+    where: List[str] = typer.Option([], "--where", help="Keep only records with FIELD=VALUE (repeat for several; "
+                                    "e.g. role=helpful)."),
+    missing: str = typer.Option("drop", "--missing", help="A record without the metric (an unreadable output): "
+                                "drop the item from both sides, or count it as zero ('of all')."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the result here as JSON."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Also write the table here."),
@@ -36,9 +40,14 @@ def compare(
         if out is not None:
             check_writable(out)
     keys = tuple(k.strip() for k in key.split(",") if k.strip())
-    result = paired(base, list(others), metric, stage, other_stage, keys or ("id",), cluster, seed)
+    bad = [w for w in where if "=" not in w or not w.split("=", 1)[0]]
+    if bad:
+        raise typer.BadParameter(f"{bad[0]!r}: write FIELD=VALUE", param_hint="--where")
+    filters = dict(w.split("=", 1) for w in where)
+    result = paired(base, list(others), metric, stage, other_stage, keys or ("id",), cluster, seed, filters, missing)
     options = [("--stage", stage), ("--other-stage", other_stage), ("--key", key if keys != ("id",) else None),
-               ("--cluster", cluster), ("--seed", str(seed) if seed else None)]
+               ("--cluster", cluster), *(("--where", w) for w in where),
+               ("--missing", missing if missing != "drop" else None), ("--seed", str(seed) if seed else None)]
     words = ["referee", "compare", base, *others, "--metric", metric, *(w for o, v in options if v for w in (o, v))]
     table = markdown(result, " ".join(shlex.quote(w) for w in words))
     if json_out:

@@ -6,7 +6,9 @@ their key (``id`` by default; ``id,sample`` where an item has several records); 
 per record (``metric``: a 0/1 flag or a score; a record without it, or with null, is left out of both
 sides). The comparison refuses, in one line, sides that hold different items or that name different
 splits for the same item, and a key that is not unique: a paired difference over mismatched items is not
-one. The interval resamples items, or whole groups of them (``cluster``: the field that says which
+one. ``where`` keeps one kind of record on every side (one role of a game, one kind of program), and
+``missing="zero"`` counts an item without the metric (an unreadable output) as a 0, for figures "of all"
+items; by default such an item leaves both sides ("of answered"), and the table says how many were paired. The interval resamples items, or whole groups of them (``cluster``: the field that says which
 problem a sample belongs to), keeping each pair together.
 """
 
@@ -44,10 +46,18 @@ def _keyed(path: Path, records: list[dict], key: tuple[str, ...]) -> dict[tuple,
     return out
 
 
-def _value(path: Path, record: dict, metric: str) -> float | None:
+def _where(path: Path, records: list[dict], where: dict[str, str]) -> list[dict]:
+    """The records whose fields equal every ``where`` value (compared as text: ``role=helpful``)."""
+    kept = [r for r in records if all(str(r.get(f)) == v for f, v in where.items())]
+    if where and not kept:
+        raise RefereeError(f"{path}: no record has {', '.join(f'{f}={v}' for f, v in where.items())} (--where)")
+    return kept
+
+
+def _value(path: Path, record: dict, metric: str, missing: str = "drop") -> float | None:
     value = record.get(metric)
     if value is None:
-        return None
+        return 0.0 if missing == "zero" else None
     if isinstance(value, bool) or isinstance(value, (int, float)):
         return float(value)
     raise RefereeError(f"{path}: field {metric!r} should be a number or true/false, got {type(value).__name__}")
@@ -69,19 +79,26 @@ def _matched(a: tuple[Path, dict], b: tuple[Path, dict]) -> list[tuple]:
 
 
 def compare(base: str, others: list[str], metric: str, stage: str | None = None, other_stage: str | None = None,
-            key: tuple[str, ...] = ("id",), cluster: str | None = None, seed: int = 0) -> dict:
-    """Each of ``others`` against ``base`` on ``metric``, matched by ``key`` (module doc)."""
+            key: tuple[str, ...] = ("id",), cluster: str | None = None, seed: int = 0,
+            where: dict[str, str] | None = None, missing: str = "drop") -> dict:
+    """Each of ``others`` against ``base`` on ``metric``, matched by ``key`` (module doc). ``where`` keeps the
+    records whose fields have the given values on every side (one role of a game, one kind of item);
+    ``missing="zero"`` counts a record without the metric (an unreadable output) as 0 instead of leaving the
+    item out of both sides, so the figure is "of all" items rather than "of answered"."""
     if not others:
         raise RefereeError("compare: give a base and at least one side to compare with it")
+    if missing not in ("drop", "zero"):
+        raise RefereeError(f"compare: missing values are dropped or counted as zero, not {missing!r}")
+    where = where or {}
     base_path, base_records = records_of(base, stage)
-    base_keyed = _keyed(base_path, base_records, key)
+    base_keyed = _keyed(base_path, _where(base_path, base_records, where), key)
     rows = []
     for other in others:
         path, records = records_of(other, other_stage or stage)
-        keyed = _keyed(path, records, key)
+        keyed = _keyed(path, _where(path, records, where), key)
         keys = _matched((base_path, base_keyed), (path, keyed))
-        a = [_value(path, keyed[k], metric) for k in keys]
-        b = [_value(base_path, base_keyed[k], metric) for k in keys]
+        a = [_value(path, keyed[k], metric, missing) for k in keys]
+        b = [_value(base_path, base_keyed[k], metric, missing) for k in keys]
         both = [x is not None and y is not None for x, y in zip(a, b)]
         clusters = [str(base_keyed[k].get(cluster)) for k in keys] if cluster else None
         splits = sorted({str(base_keyed[k].get("split")) for k in keys if "split" in base_keyed[k]})
@@ -93,7 +110,7 @@ def compare(base: str, others: list[str], metric: str, stage: str | None = None,
                                   clusters=clusters).to_dict(),
             "difference": paired_diff(a, b, seed=seed, clusters=clusters).to_dict(),
             "resampled": f"groups of '{cluster}'" if cluster else "items"})
-    return {"metric": metric, "key": list(key), "rows": rows}
+    return {"metric": metric, "key": list(key), "where": where, "missing": missing, "rows": rows}
 
 
 def _fmt(e: dict, digits: int = 3, signed: bool = False) -> str:
