@@ -31,6 +31,19 @@ def write_marker(path: str | Path, base_spec: str, kind: str, **extra) -> None:
     (Path(path) / MARKER).write_text(json.dumps({"base": base_spec, "kind": kind, **extra}, indent=2))
 
 
+def steady_adapter_config(folder: str | Path) -> None:
+    """Write the adapter's ``target_modules`` sorted. peft resolves ``all-linear`` to a set and writes it in
+    the set's order, which follows Python's hash seed, so two runs of one config would save different bytes
+    and their checkpoints would fingerprint differently (every stage after them recomputing)."""
+    path = Path(folder) / "adapter_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def base_folder_and_adapters(spec: str) -> tuple[str, list[str], str | None]:
     """Resolve a spec to (base weights folder or hub id, adapters to merge bottom-up, base fingerprint)."""
     from referee.models import parse_spec

@@ -26,6 +26,7 @@ from torch import nn
 from referee.distributed import (all_gather_objects, is_main_process, process_device, rank, wait_for_everyone,
                                  world_size)
 from referee.errors import RefereeError
+from referee.models.checkpoints import steady_adapter_config
 from referee.models.devices import pick_device
 from referee.models.hf import ensure_chat_template
 
@@ -241,6 +242,7 @@ class RewardNet:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_NAME))
         if self.lora:
             self.backbone.save_pretrained(str(out / ADAPTER_DIR))
+            steady_adapter_config(out / ADAPTER_DIR)
         config = {**(extra or {}), "kind": kind, "base": self.base_spec, "base_folder": self.folder,
                   "hidden_size": self.hidden, "max_length": self.max_length, "separator": self.separator,
                   "lora": self.lora}

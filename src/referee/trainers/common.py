@@ -116,7 +116,7 @@ def save_checkpoint(trainer, out_dir: Path, base_spec: str, kind: str, settings:
     save them; the main process alone writes, and all return once the checkpoint is in place."""
     from transformers.trainer import TRAINING_ARGS_NAME
 
-    from referee.models.checkpoints import write_marker
+    from referee.models.checkpoints import steady_adapter_config, write_marker
 
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
@@ -126,6 +126,7 @@ def save_checkpoint(trainer, out_dir: Path, base_spec: str, kind: str, settings:
     if is_main_process():
         # The pickled training arguments it adds are no part of the model (and would change its fingerprint).
         (tmp / TRAINING_ARGS_NAME).unlink(missing_ok=True)
+        steady_adapter_config(tmp)
         history = [h for h in trainer.state.log_history if "loss" in h]
         # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
         write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
@@ -144,12 +145,13 @@ def _keep_steps(trainer_dir: Path, steps_dir: Path, base_spec: str, kind: str, s
     with the marker that lets ``hf:OUT/steps/step-N`` load it; the trainer's bookkeeping left out."""
     from transformers.trainer import TRAINING_ARGS_NAME
 
-    from referee.models.checkpoints import write_marker
+    from referee.models.checkpoints import steady_adapter_config, write_marker
 
     for snapshot in sorted(trainer_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
         step = int(snapshot.name.split("-")[1])
         for name in (TRAINING_ARGS_NAME, "trainer_state.json", "rng_state.pth", "optimizer.pt", "scheduler.pt"):
             (snapshot / name).unlink(missing_ok=True)
+        steady_adapter_config(snapshot)
         write_marker(snapshot, base_spec, kind, step=step, settings=settings.model_dump(mode="json"),
                      full=settings.lora is None)
         steps_dir.mkdir(parents=True, exist_ok=True)
