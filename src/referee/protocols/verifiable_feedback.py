@@ -21,13 +21,12 @@ candidates (AUC of its scores for right against wrong) and how often its chosen 
 better one (a higher checker grade); answer length and step count; the cost ledger.
 
 Each step is a stage of the run (``referee.runs``): killed and started again, the run reads finished
-stages back. Checkpoints are stages too.
+stages back. Checkpoints are stages too. The problem sets and the checker's verdict are in
+``referee.feedback.arithmetic``, the measurements in ``referee.feedback.checker_metrics``.
 """
 
 from __future__ import annotations
 
-import random
-from collections import Counter
 from typing import Literal
 
 from pydantic import Field
@@ -35,31 +34,22 @@ from pydantic import Field
 from referee.config import MAX_PROMPTS, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
-from referee.feedback.eft import grading_conversations
+from referee.feedback.arithmetic import ANSWER_RULE, ArithmeticSettings, checked, distinct_problem_sets
+from referee.feedback.checker_metrics import (candidate_summary, counts, judge_agreement, model_summaries,
+                                              pair_quality)
+from referee.feedback.eft import eft_examples, grading_conversations
 from referee.feedback.preference_pairs import top_pairs
 from referee.judges.build import JudgeConfig
 from referee.models.base import Sampling
 from referee.protocols import Result, register, stages
 from referee.runs import Run
-from referee.stats import auc, bootstrap, mean_ci, paired_diff, rate
 from referee.supervisors import llm_judge
-from referee.tasks.arithmetic import (OPS, Difficulty, check_solution, corrupt_solution, generate_problems,
-                                      sft_records, step_grade)
+from referee.tasks.arithmetic import sft_records
 from referee.tasks.math import MathProblem
 from referee.trainers import TrainSettings
 
 ARMS = ("self", "checker", "verifier")
 SETS = ("eval", "sft", "eft", "pairs")  # drawn in this order: the held-out set never depends on the others
-# Test problems come from generator seeds TEST_NAMESPACE + seed, which no set that a recipe was tuned on
-# (generator seeds 10 * seed + k) ever reaches; they are drawn after the others and share no question with them.
-TEST_NAMESPACE = 1_000_000
-
-
-class ArithmeticSettings(StrictModel):
-    steps: int = Field(2, ge=1, le=20)
-    max_number: int = Field(20, ge=2)
-    max_factor: int = Field(3, ge=2)
-    ops: list[str] = list(OPS)
 
 
 class VerifierSettings(StrictModel):
@@ -145,44 +135,6 @@ def _problem_sets(run: Run, cfg: VerifiableFeedbackConfig) -> dict[str, list[Mat
     return {**sets, "eval": sets["test"]} if test else sets
 
 
-def distinct_problem_sets(task: ArithmeticSettings, sizes: dict[str, int], seed: int, who: str,
-                          test: int = 0) -> dict[str, list[MathProblem]]:
-    """Sets of arithmetic problems, drawn in the order of ``sizes`` (set k from seed 10 * seed + k), no
-    question in two sets or twice in one: a set drawn first never depends on the sizes of later ones. With
-    ``test``, a last set of that size, "test", from the test namespace (TEST_NAMESPACE + seed)."""
-    difficulty = Difficulty(task.steps, task.max_number, task.max_factor, tuple(task.ops))
-    seen: set[str] = set()
-    sets: dict[str, list[MathProblem]] = {}
-    draws = [(name, size, 10 * seed + k) for k, (name, size) in enumerate(sizes.items())]
-    for name, size, generator_seed in draws + ([("test", test, TEST_NAMESPACE + seed)] if test else []):
-        kept = []
-        for p in generate_problems(4 * size + 100, difficulty, seed=generator_seed) if size else []:
-            if p.question not in seen:
-                seen.add(p.question)
-                kept.append(p)
-            if len(kept) == size:
-                break
-        if len(kept) < size:
-            raise RefereeError(f"{who}: only {len(kept)} distinct problems left for the {name} set "
-                               f"({size} asked); ask for fewer, or for larger problems (task.steps, "
-                               f"task.max_number)")
-        sets[name] = kept
-    return sets
-
-
-def eft_examples(problems: list[MathProblem], seed: int) -> list[dict]:
-    """Solutions to grade, half references and half corrupted (one slipped step carried forward), each with
-    the step checker's 0-5 grade: the self-judge's training targets come from ground truth."""
-    out = []
-    for i, p in enumerate(problems):
-        solution = p.steps
-        if i % 2:
-            solution = corrupt_solution(p, random.Random(f"eft-{seed}-{p.id}")) or p.steps
-        text = "\n".join(solution)
-        out.append({"id": p.id, "prompt": p.prompt(), "response": text, "score": step_grade(check_solution(p, text))})
-    return out
-
-
 def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem],
          eft_problems: list[MathProblem]) -> str:
     """M1: demonstrations plus step-checked gradings rendered exactly as the self-judge will see them."""
@@ -196,20 +148,7 @@ def _sft(run: Run, cfg: VerifiableFeedbackConfig, sft_problems: list[MathProblem
                                               "eft": gradings, "template": cfg.judge_template}, rows)
     run.release(cfg.model)  # M0 is done (evaluated, gradings rendered): free it before training
     return stages.sft(run, "sft_m1", name="m1", base=cfg.model, data=data, settings=cfg.sft,
-                      report={"eft_grades": _counts(g["score"] for g in gradings)})
-
-
-# How an answer is scored; part of the stage inputs, so a change of rule rescores (from the cache).
-ANSWER_RULE = "right only if the final answer is stated ('The answer is N', '#### N'), not the last number"
-
-
-def checked(problem: MathProblem, text: str) -> dict:
-    """What the exact checker says of one solution. A final answer counts only where the solution states
-    it, as the prompt asks: the last number of a degenerate answer ("3: 6: 3 = 1: 3") is not taken."""
-    check = check_solution(problem, text)
-    stated = check.answer.found and check.answer.method != "last_number"
-    return {"correct": check.correct and stated, "grade": step_grade(check), "no_answer": not stated,
-            "first_error": check.first_error, "steps": len(check.steps)}
+                      report={"eft_grades": counts(g["score"] for g in gradings)})
 
 
 def eval_stage(model_name: str) -> str:
@@ -333,63 +272,7 @@ def _dpo(run: Run, cfg: VerifiableFeedbackConfig, arm: str, m1: str, pairs: list
     return stages.dpo(run, f"dpo_{arm}", name=f"m2_{arm}", base=m1, pairs=rows, settings=cfg.dpo, beta=cfg.dpo_beta)
 
 
-# ---- measurements ------------------------------------------------------------------------------
-def _counts(values) -> dict[str, int]:
-    return dict(sorted(Counter(str(v) for v in values).items()))
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def model_summaries(evaluate: dict[str, list[dict]], seed: int) -> dict:
-    """Accuracy per model, and every model's change against M1 on the same problems (paired bootstrap)."""
-    base = [float(r["correct"]) for r in evaluate["M1"]]
-    out = {}
-    for name, records in evaluate.items():
-        correct = [float(r["correct"]) for r in records]
-        out[name] = {"accuracy": rate([r["correct"] for r in records], seed=seed).to_dict(),
-                     "change_vs_m1": None if name == "M1" else paired_diff(correct, base, seed=seed).to_dict(),
-                     "no_answer_rate": _mean(float(r["no_answer"]) for r in records),
-                     "mean_chars": _mean(len(r["answer"]) for r in records),
-                     "mean_steps": _mean(r["steps"] for r in records),
-                     "mean_tokens": _mean(r["completion_tokens"] for r in records),
-                     "problems": len(records)}
-    return out
-
-
-def judge_agreement(candidates: list[dict], scores: list[float | None], seed: int = 0) -> dict:
-    """How far a judge's scores follow the checker on the candidates: AUC for right against wrong, and the
-    unreadable share (counted, never replaced by a guess)."""
-    kept = [(s, float(c["correct"])) for c, s in zip(candidates, scores) if s is not None]
-    est = bootstrap(auc, [s for s, _ in kept], [y for _, y in kept], seed=seed) if kept else None
-    return {"auc": est.to_dict() if est else None, "scored": len(kept), "invalid": len(candidates) - len(kept),
-            "invalid_rate": (len(candidates) - len(kept)) / len(candidates) if candidates else None}
-
-
-def pair_quality(pairs: list[dict], prompts: int, seed: int = 0) -> dict:
-    """How often the chosen answer is really the better one (a higher checker grade), and right against wrong."""
-    return {"pairs": len(pairs), "prompts_with_pairs": len({p["id"] for p in pairs}), "prompts": prompts,
-            "chosen_really_better": rate([p["chosen_grade"] > p["rejected_grade"] for p in pairs], seed=seed).to_dict(),
-            "chosen_really_worse": _mean(float(p["chosen_grade"] < p["rejected_grade"]) for p in pairs),
-            "right_over_wrong": _mean(float(p["chosen_correct"] and not p["rejected_correct"]) for p in pairs),
-            "chosen_mean_chars": _mean(len(p["chosen"]) for p in pairs),
-            "rejected_mean_chars": _mean(len(p["rejected"]) for p in pairs)}
-
-
-def candidate_summary(candidates: list[dict], seed: int) -> dict:
-    """M1's candidates as the checker sees them: how many are right, and how many prompts have both kinds."""
-    by_prompt: dict[str, list[bool]] = {}
-    for c in candidates:
-        by_prompt.setdefault(c["id"], []).append(c["correct"])
-    return {"candidates": len(candidates), "accuracy": mean_ci([float(c["correct"]) for c in candidates],
-                                                               seed=seed).to_dict(),
-            "grades": _counts(c["grade"] for c in candidates),
-            "prompts_with_right_and_wrong": sum(any(v) and not all(v) for v in by_prompt.values()),
-            "prompts": len(by_prompt)}
-
-
+# ---- the headline (the measurements are referee.feedback.checker_metrics) --------------------
 def _headline(metrics: dict) -> list[dict]:
     rows = []
     for name, m in metrics["evaluation"].items():
