@@ -75,3 +75,15 @@ def comparison_pairs(items: list[dict], samples: list[list[str]], gold: list[str
         pairs += [{"id": f"{item['id']}/{j}", "prompt": prompt, "chosen": chosen, "rejected": r}
                   for j, r in enumerate(dict.fromkeys(bad))]
     return pairs, {"pairs": len(pairs), "chosen_from_gold": from_gold, "items_without_a_bad_sample": skipped}
+
+
+CHOICE_RULE = "highest CBI of all the buggy dev programs' kept critiques minus false-alarm rate on correct ones"
+
+
+def choose_lambda(points: list[dict]) -> dict:
+    """The dev point FSBS keeps (CHOICE_RULE; the smaller lambda on a tie): catching more bugs only counts
+    when it is not bought with flagging correct programs, and an unreadable critique catches nothing."""
+    def value(p: dict) -> float:
+        return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_rate"] or {}).get("value") or 0.0)
+
+    return max(points, key=lambda p: (value(p), -p["lambda"]))

@@ -29,6 +29,7 @@ from referee.tasks.quotes import find_quotes, locate_quote
 
 NO_PROBLEMS = re.compile(r"\bno (problems?|bugs?|issues?|errors?)( found)?\b", re.IGNORECASE)
 NO_PROBLEMS_TEXT = "No problems found."  # what a critique that flags nothing says
+SETS = ("tampered", "natural", "correct", "two_bugs")  # the item sets a run's critics are scored on
 
 
 def highlighted_lines(critique: str, program: str) -> tuple[list[tuple[int, int]], int, int]:
@@ -83,6 +84,39 @@ def summarise(scores: list[dict], seed: int = 0) -> dict:
             "highlights_per_critique": mean_ci([s["highlights"] for s in scores], seed=seed).to_dict(),
             "mean_chars": sum(s["chars"] for s in scores) / len(scores) if scores else None}
 
+
+
+# ---- a critic over a run's items ---------------------------------------------------------------------
+def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
+    """Each critique scored against its item's record (outside the stages: a change of metric rescores)."""
+    return [{"id": i["id"], "set": i["set"], "operator": i["operator"],
+             **score_critique(c["critique"], i["source"], [tuple(b) for b in i["bugs"]])}
+            for i, c in zip(items, critiques)]
+
+
+def per_set(records: list[dict], seed: int) -> dict:
+    """A critic's summary on each item set, and on all bugs per tampering operator."""
+    out = {s: summarise([r for r in records if r["set"] == s], seed) for s in SETS}
+    operators = sorted({r["operator"] for r in records if r["set"] == "tampered"})
+    out["cbi_by_operator"] = {op: summarise([r for r in records if r["operator"] == op and r["set"] == "tampered"],
+                                            seed)["cbi"] for op in operators}
+    return out
+
+
+def headline(metrics: dict) -> list[dict]:
+    """One row per critic of a run's metrics: its ``per_set`` summaries and its critiqueability AUC."""
+    rows = []
+    for name, m in metrics["critics"].items():
+        auc_ = (metrics.get("critiqueability", {}).get(name) or {}).get("auc_bug_vs_correct") or {}
+        rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],  # of the answered critiques
+                     "cbi_tampered_of_all": (m["tampered"].get("cbi_of_all") or {}).get("value"),
+                     "cbi_natural": m["natural"]["cbi"]["value"],
+                     "false_alarms": m["correct"]["false_alarm_rate"]["value"],
+                     "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
+                     "comprehensive_two_bugs": m["two_bugs"]["comprehensiveness"]["value"],
+                     "unreadable": sum(m[s]["unreadable"] for s in SETS),
+                     "auc_bug_vs_correct": auc_.get("value")})
+    return rows
 
 # ---- baselines: critiques that need no model ---------------------------------------------------------
 def _code_lines(program: str) -> list[str]:

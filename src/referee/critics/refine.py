@@ -12,6 +12,7 @@ import re
 from importlib import resources
 
 from referee.models.base import Model, Sampling
+from referee.stats import paired_diff, rate
 
 CODE_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
 
@@ -35,3 +36,15 @@ def refine_programs(model: Model, programs: list[str], reviews: list[str | None]
                     desc: str = "refine") -> list[str]:
     outs = model.generate([refine_chat(p, r) for p, r in zip(programs, reviews)], sampling, desc=desc)
     return [row[0].text for row in outs]
+
+
+def fix_rates(outcomes: dict[str, list[dict]], seed: int) -> dict:
+    """Per review: the share of buggy programs fixed (tampered and natural apart), the replies with no
+    program, and the change against no review on the same programs (paired bootstrap)."""
+    base = [float(r["passed"]) for r in outcomes["none"]]
+    return {review: {s: {"fixed": rate([r["passed"] for r in rows if r["set"] == s], seed=seed).to_dict(),
+                         "no_program": sum(not r["has_program"] for r in rows if r["set"] == s)}
+                     for s in ("tampered", "natural")}
+            | {"change_vs_none": None if review == "none" else
+               paired_diff([float(r["passed"]) for r in rows], base, seed=seed).to_dict()}
+            for review, rows in outcomes.items()}

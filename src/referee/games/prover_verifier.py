@@ -167,3 +167,25 @@ def shape(samples: list[dict]) -> dict:
         out[role] = ({"mean_chars": sum(len(s["text"]) for s in rows) / len(rows),
                       "mean_steps": sum(s["steps"] for s in rows) / len(rows)} if rows else None)
     return out
+
+
+def mean_or_none(values) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def headline(arms: dict) -> list[dict]:
+    """One row per arm and round of the game's measures: the numbers the paper plots, to three places."""
+    return [_row(reward, name, m) for reward, arm in arms.items() for name, m in arm["rounds"].items()]
+
+
+def _row(reward: str, name: str, m: dict) -> dict:
+    def value(block: dict | None, key: str) -> float | None:
+        return None if not block or not block.get(key) else round(block[key]["value"], 3)
+
+    return {"reward": reward, "round": name, "verifier": m["verifier"], "helpful acc": value(m, "helpful_accuracy"),
+            "sneaky wrong": value(m, "sneaky_wrong"), "sneaky success": value(m, "sneaky_success"),
+            "AUC": value(m, "auc"), "best-of-k attack": value(m.get("best_of_k_attack"), "success"),
+            "programmatic attack": value(m.get("programmatic_attack"), "success"),
+            "fixed checker helpful": value(m["fixed_checker"], "helpful"),
+            "fixed checker sneaky": value(m["fixed_checker"], "sneaky")}

@@ -42,24 +42,25 @@ from pydantic import Field
 from referee import progress
 from referee.config import ProtocolConfig, SamplingConfig, StrictModel
 from referee.critics.critique import critique_chat, critique_programs, critiqueability
-from referee.critics.fsbs import comparison_pairs, sample_critiques, sweep
-from referee.critics.metrics import (NO_PROBLEMS_TEXT, longest_line_critique, random_line_critique,
-                                     score_critique, summarise)
-from referee.critics.refine import extract_program, refine_programs
+from referee.critics.fsbs import CHOICE_RULE, choose_lambda, comparison_pairs, sample_critiques, sweep
+from referee.critics.items import (as_programs, bug_span, critic_training_rows, eval_items, program_record,
+                                   sft_target, train_bugs)
+from referee.critics.metrics import (NO_PROBLEMS_TEXT, SETS, headline, longest_line_critique, per_set,
+                                     random_line_critique, score_all)
+from referee.critics.refine import extract_program, fix_rates, refine_programs
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
 from referee.programs import sandbox
-from referee.programs.datasets import DEFAULT_LIMITS, Program, load_humaneval, load_quixbugs, run_tests
+from referee.programs.datasets import DEFAULT_LIMITS, load_humaneval, load_quixbugs, run_tests
 from referee.programs.multi_bug import two_bug_programs
 from referee.programs.tamper import natural_bugs, tamper
 from referee.protocols import Result, register, stages
 from referee.runs import Run
-from referee.stats import auc, bootstrap, paired_diff, rate
+from referee.stats import auc, bootstrap
 from referee.trainers import TrainSettings
 
 BASELINES = ("random_line", "longest_line")
-SETS = ("tampered", "natural", "correct", "two_bugs")
 
 
 class FsbsSettings(StrictModel):
@@ -148,7 +149,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         metrics["refine"] = _refine(run, cfg, programs, bugs, items, critiques)
     metrics["items"] = {s: sum(i["set"] == s for i in items) for s in SETS}
     metrics = run.save_metrics(metrics)  # merged with the bug report the bugs stage saved
-    return Result(metrics, _headline(metrics), "critics of code: bugs caught (CBI) and false alarms")
+    return Result(metrics, headline(metrics), "critics of code: bugs caught (CBI) and false alarms")
 
 
 # ---- 1 and 2: programs and bugs --------------------------------------------------------------------
@@ -163,9 +164,9 @@ def _programs(run: Run, cfg: CriticsConfig) -> dict:
         for p in load_humaneval(cfg.humaneval, cfg.limit):
             split = "eval" if seeded_unit(cfg.seed, "critics-split", p.id) < cfg.eval_share else \
                 "dev" if seeded_unit(cfg.seed, "critics-dev", p.id) < cfg.dev_share else "train"
-            found.append({**_program_record(p), "split": split})
+            found.append({**program_record(p), "split": split})
     if cfg.quixbugs:
-        found += [{**_program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
+        found += [{**program_record(p), "split": "eval"} for p in load_quixbugs(cfg.quixbugs, "correct",
                                                                                    cfg.limit)[0]]
     records = run.run_stage("programs", {"programs": found}, lambda: found)
     return {r["id"]: r for r in records}
@@ -176,19 +177,10 @@ def _limits(cfg: CriticsConfig):
     return replace(DEFAULT_LIMITS, require=tuple(cfg.sandbox_require)) if cfg.sandbox_require else None
 
 
-def _program_record(p) -> dict:
-    return {"id": p.id, "origin": p.origin, "source": p.source, "entry_point": p.entry_point, "tests": p.tests,
-            "meta": p.meta}
-
-
-def _as_programs(records: list[dict]) -> list[Program]:
-    return [Program(r["id"], r["source"], r["entry_point"], r["tests"], r["origin"], r["meta"]) for r in records]
-
-
 def _bugs(run: Run, cfg: CriticsConfig, programs: dict) -> dict:
     def make() -> list[dict]:
         with progress.bar(total=2 * len(programs), desc="tamper", unit="program") as bar:
-            records, report = tamper(_as_programs(list(programs.values())), cfg.seed, cfg.per_program,
+            records, report = tamper(as_programs(list(programs.values())), cfg.seed, cfg.per_program,
                                      limits=_limits(cfg), on_program=lambda _: bar.update())
         out = [{**r, "set": "tampered"} for r in records]
         if cfg.natural and cfg.quixbugs:
@@ -220,62 +212,13 @@ def _two_bugs(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> list[
     return run.run_stage("two_bugs", {"bugs": tampered, "programs": sorted(evaluated), "seed": cfg.seed}, make)
 
 
-def bug_span(record: dict) -> tuple[int, int]:
-    """The lines a catch must touch; a removed statement's gap is the lines on both sides of it."""
-    return span_to_touch(record["line_start"], record["line_end"])
-
-
-def span_to_touch(start: int, end: int) -> tuple[int, int]:
-    return (start - 1, start) if end < start else (start, end)
-
-
-def eval_items(programs: dict, bugs: dict, split: str = "eval") -> list[dict]:
-    """What the critics see: the ``split``'s programs' bugs (tampered, natural; two at once for eval) and
-    their correct versions."""
-    items = [{"id": r["id"], "set": r["set"], "program_id": r["program_id"], "operator": r["operator"],
-              "source": r["source"], "bugs": [list(bug_span(r))]}
-             for r in bugs["records"] if programs[r["program_id"]]["split"] == split]
-    items += [{"id": r["id"], "set": "two_bugs", "program_id": r["program_id"], "operator": r["operator"],
-               "source": r["source"], "bugs": [list(span_to_touch(*s)) for s in r["spans"]]}
-              for r in (bugs.get("two_bugs", []) if split == "eval" else [])]
-    items += [{"id": p["id"], "set": "correct", "program_id": p["id"], "operator": None, "source": p["source"],
-               "bugs": []} for p in programs.values() if p["split"] == split]
-    return items
-
-
 # ---- 3: critics ------------------------------------------------------------------------------------
-def sft_target(record: dict, source: str) -> str:
-    """The critique a trained critic should write for a tampering record (written here, not the paper's)."""
-    why = record["description"].split(": ", 1)[-1].rstrip(".")
-    fix = record["original_code"].strip()
-    if record["line_end"] < record["line_start"]:  # a removed statement: quote where it is missing
-        lines = source.splitlines()
-        before = lines[record["line_start"] - 2].strip() if record["line_start"] >= 2 else ""
-        return f"A statement is missing after <quote>{before}</quote>: `{fix}` is needed."
-    return f"<quote>{record['tampered_code'].strip()}</quote> is wrong: {why}. It should be `{fix}`."
-
-
-def critic_training_rows(programs: dict, bugs: dict) -> list[dict]:
-    rows = [{"messages": critique_chat(r["source"]) + [{"role": "assistant", "content": sft_target(r, r["source"])}]}
-            for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
-    rows += [{"messages": critique_chat(p["source"]) + [{"role": "assistant", "content": NO_PROBLEMS_TEXT}]}
-             for p in programs.values() if p["split"] == "train"]
-    return rows
-
-
 def _train_critic(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> str:
     rows = critic_training_rows(programs, bugs)
     if not rows:
         raise RefereeError("critics: no training programs (raise 'limit' or lower 'eval_share')")
     return stages.sft(run, "sft_critic", name="critic_sft", base=cfg.model, data=rows, settings=cfg.sft,
                       report_as="sft")
-
-
-def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
-    """Each critique scored against its item's record (outside the stages: a change of metric rescores)."""
-    return [{"id": i["id"], "set": i["set"], "operator": i["operator"],
-             **score_critique(c["critique"], i["source"], [tuple(b) for b in i["bugs"]])}
-            for i, c in zip(items, critiques)]
 
 
 def _baseline(run: Run, cfg: CriticsConfig, name: str, items: list[dict]) -> list[dict]:
@@ -317,31 +260,6 @@ def _critiqueability(run: Run, cfg: CriticsConfig, name: str, spec: str, items: 
             "mean_mass": sum(r["mass"] for r in records) / len(records) if records else None}
 
 
-# ---- 4: scores -------------------------------------------------------------------------------------
-def per_set(records: list[dict], seed: int) -> dict:
-    """A critic's summary on each item set, and on all bugs per tampering operator."""
-    out = {s: summarise([r for r in records if r["set"] == s], seed) for s in SETS}
-    operators = sorted({r["operator"] for r in records if r["set"] == "tampered"})
-    out["cbi_by_operator"] = {op: summarise([r for r in records if r["operator"] == op and r["set"] == "tampered"],
-                                            seed)["cbi"] for op in operators}
-    return out
-
-
-def _headline(metrics: dict) -> list[dict]:
-    rows = []
-    for name, m in metrics["critics"].items():
-        auc_ = (metrics.get("critiqueability", {}).get(name) or {}).get("auc_bug_vs_correct") or {}
-        rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],  # of the answered critiques
-                     "cbi_tampered_of_all": (m["tampered"].get("cbi_of_all") or {}).get("value"),
-                     "cbi_natural": m["natural"]["cbi"]["value"],
-                     "false_alarms": m["correct"]["false_alarm_rate"]["value"],
-                     "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
-                     "comprehensive_two_bugs": m["two_bugs"]["comprehensiveness"]["value"],
-                     "unreadable": sum(m[s]["unreadable"] for s in SETS),
-                     "auc_bug_vs_correct": auc_.get("value")})
-    return rows
-
-
 # ---- 5: critique, then refine ------------------------------------------------------------------------
 def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: list[dict],
             critiques: dict[str, list[dict]]) -> dict:
@@ -370,14 +288,7 @@ def _refine(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict, items: lis
         outcomes[review] = run.run_stage(f"refine_{_stage_name(review)}", {
             "model": model, "items": [i["id"] for i in buggy], "reviews": texts, "sampling": cfg.refine_sampling,
             "tests": sorted({programs[i["program_id"]]["id"] for i in buggy})}, make)
-    base = [float(r["passed"]) for r in outcomes["none"]]
-    return {review: {s: {"fixed": rate([r["passed"] for r in rows if r["set"] == s], seed=cfg.seed).to_dict(),
-                         "no_program": sum(not r["has_program"] for r in rows if r["set"] == s)}
-                     for s in ("tampered", "natural")}
-            | {"change_vs_none": None if review == "none" else
-               paired_diff([float(r["passed"]) for r in rows], base, seed=cfg.seed).to_dict()}
-            for review, rows in outcomes.items()}
-
+    return fix_rates(outcomes, cfg.seed)
 
 # ---- 6: the critique RM, DPO against it, force sampling beam search ----------------------------------
 def _samples(run: Run, cfg: CriticsConfig, stage: str, spec: str, wanted: list[dict]) -> list[list[str]]:
@@ -414,7 +325,7 @@ def _critique_rm(run: Run, cfg: CriticsConfig, spec: str, programs: dict, bugs: 
 
     settings = cfg.fsbs
     train = [{"id": r["id"], "source": r["source"], "bugs": [list(bug_span(r))], "set": r["set"], "record": r}
-             for r in bugs["records"] if r["set"] == "tampered" and programs[r["program_id"]]["split"] == "train"]
+             for r in train_bugs(programs, bugs)]
     if not train:
         raise RefereeError("critics: fsbs needs buggy training programs (raise 'limit' or lower 'eval_share')")
     samples = _samples(run, cfg, "fsbs_train_samples", spec, train)
@@ -470,14 +381,3 @@ def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict],
     scores = _rm_scores(run, stages[1], rm, items, samples)
     return {"points": sweep(items, samples, scores, cfg.fsbs.lambdas, cfg.seed)}
 
-
-CHOICE_RULE = "highest CBI of all the buggy dev programs' kept critiques minus false-alarm rate on correct ones"
-
-
-def choose_lambda(points: list[dict]) -> dict:
-    """The dev point FSBS keeps (CHOICE_RULE; the smaller lambda on a tie): catching more bugs only counts
-    when it is not bought with flagging correct programs, and an unreadable critique catches nothing."""
-    def value(p: dict) -> float:
-        return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_rate"] or {}).get("value") or 0.0)
-
-    return max(points, key=lambda p: (value(p), -p["lambda"]))
