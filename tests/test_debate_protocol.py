@@ -351,6 +351,11 @@ def test_bad_settings_are_one_line_naming_the_setting(tmp_path):
     assert "mode should be pairwise" in bad(judge_config={"mode": "single"})
     assert "setting 'debater_b': unknown setting" in bad(ConsultancyConfig, debater_b="x")
     assert "setting 'style': unknown setting" in bad(ConsultancyConfig, style="sequential")
+    # trained arguers learn in self-play from best-of-N turns: refused before anything runs
+    assert "set best_of to 2 or more" in bad(train_arguers={})
+    assert "set best_of to 2 or more" in bad(ConsultancyConfig, train_arguers={}, best_of=1)
+    assert "leave debater_b out" in bad(train_arguers={}, best_of=2, debater_b="another-arguer")
+    assert make_config(tmp_path, train_arguers={}, best_of=2, debater_b="scripted-arguer").debater_b
     # a judge_config without a template keeps the debate template
     assert make_config(tmp_path, judge_config={"verdict": "generative"}).judge_config.template == "debate"
     with pytest.raises(RefereeError, match="style should be one of"):

@@ -221,21 +221,34 @@ class Speaker:
 
     def chat(self, transcript: Transcript, round_index: int, rounds: int) -> Chat:
         """The system prompt, then one user message: the transcript as this speaker sees it and the
-        instruction. Override this to give a speaker another shape of prompt."""
-        values = {k: transcript.context[k] for k in self.view.shown_fields(transcript.context, transcript.item_id)}
-        values.update(name=self.name, role=self.role, round=str(round_index + 1), rounds=str(rounds),
-                      word_limit="" if self.word_limit is None else str(self.word_limit))
-        hidden = set(transcript.context) - set(values)
+        instruction, with the placeholders filled. A speaker with another shape of prompt overrides the
+        three parts (``placeholders``, ``shown``, ``closing``), not this."""
+        values, hidden = self.placeholders(transcript, round_index, rounds)
 
         def fill(template: str) -> str:
             return _fill(template, values, hidden, self.name, transcript.item_id)
 
-        request = "\n\n".join(part for part in (transcript.text(self.view), fill(self.instruction)) if part)
+        request = "\n\n".join(part for part in (*self.shown(transcript), fill(self.closing(transcript))) if part)
         if not request:
             raise RefereeError(f"speaker {self.name}: nothing to say to the model for item {transcript.item_id} "
                                f"(its view shows nothing and it has no instruction)")
         system = fill(self.system)
         return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": request}]
+
+    def placeholders(self, transcript: Transcript, round_index: int, rounds: int) -> tuple[dict[str, str], set[str]]:
+        """The values of the prompts' placeholders, and the names a prompt may not use (hidden context)."""
+        values = {k: transcript.context[k] for k in self.view.shown_fields(transcript.context, transcript.item_id)}
+        values.update(name=self.name, role=self.role, round=str(round_index + 1), rounds=str(rounds),
+                      word_limit="" if self.word_limit is None else str(self.word_limit))
+        return values, set(transcript.context) - set(values)
+
+    def shown(self, transcript: Transcript) -> list[str]:
+        """The blocks of the user message before the instruction: the transcript through this speaker's view."""
+        return [transcript.text(self.view)]
+
+    def closing(self, transcript: Transcript) -> str:
+        """The instruction that ends the user message, before its placeholders are filled."""
+        return self.instruction
 
     def turn(self, completion: Completion, round_index: int) -> Turn:
         text, cut = cut_words(completion.text.strip(), self.word_limit)

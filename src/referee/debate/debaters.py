@@ -27,7 +27,6 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from referee.chat import Chat
 from referee.debate.judging import ARGUING_ROLES, DEBATER_SIDES, SILENT
 from referee.dialogue import Round, Speaker, Transcript, Turn
 from referee.draws import seeded_unit
@@ -84,14 +83,7 @@ REVISE = ("A reviewer read your argument and wrote:\n\n{critique}\n\nWrite your 
           f"\"{{own}}\" again, fixing what the reviewer found. Quote the passage inside {QUOTE_OPEN}{QUOTE_CLOSE}. "
           "At most {word_limit} words. Write only the argument.")
 
-_PLACEHOLDER = re.compile(r"\{(own|other|word_limit|round|rounds)\}")
 _REVISE_FIELD = re.compile(r"\{(critique|own|word_limit)\}")  # one pass: a critique's braces stay as written
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    """The template with its known placeholders filled; the values (passage text, answers) are never
-    scanned for braces themselves."""
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def reviser(critic: Model, sampling: Sampling, rounds: int, word_limit: int, arguers: Sequence["Arguer"]):
@@ -144,24 +136,31 @@ class Arguer(Speaker):
     later: str = ""
     other_name: str = "the other debater"
 
-    def chat(self, transcript: Transcript, round_index: int, rounds: int) -> Chat:
+    def placeholders(self, transcript: Transcript, round_index: int, rounds: int) -> tuple[dict[str, str], set[str]]:
+        """Only the names above; the item's fields reach the prompt through ``shown``, never a placeholder."""
         ctx = transcript.context
         missing = [k for k in ("passage", "question", self.defends, self.opposes) if k not in ctx]
         if missing:
             raise RefereeError(f"item {transcript.item_id}: speaker {self.name} needs context field(s) "
                                f"{', '.join(missing)}")
-        values = {"own": ctx[self.defends], "other": ctx[self.opposes], "word_limit": str(self.word_limit or ""),
-                  "round": str(round_index + 1), "rounds": str(rounds)}
+        return {"own": ctx[self.defends], "other": ctx[self.opposes], "word_limit": str(self.word_limit or ""),
+                "round": str(round_index + 1), "rounds": str(rounds)}, set()
+
+    def shown(self, transcript: Transcript) -> list[str]:
+        """The passage, the question, both answers (its own first) and what the arguers have said so far,
+        its own turns as "you"."""
+        ctx = transcript.context
+        blocks = [f"Passage:\n{ctx['passage']}", f"Question: {ctx['question']}",
+                  f"The answer you defend: {ctx[self.defends]}\nThe other answer: {ctx[self.opposes]}"]
         said = "\n\n".join(f"{'' if t.round is None else f'Round {t.round + 1}, '}"
                            f"{'you' if t.role == self.role else self.other_name}:\n{t.text.strip() or SILENT}"
                            for t in transcript.turns if t.role in ARGUERS)
-        request = [f"Passage:\n{ctx['passage']}", f"Question: {ctx['question']}",
-                   f"The answer you defend: {ctx[self.defends]}\nThe other answer: {ctx[self.opposes]}"]
-        if said:
-            request.append(f"What has been said so far:\n\n{said}")
-        request.append(_fill(self.later if said and self.later else self.instruction, values))
-        return [{"role": "system", "content": _fill(self.system, values)},
-                {"role": "user", "content": "\n\n".join(request)}]
+        return blocks + ([f"What has been said so far:\n\n{said}"] if said else [])
+
+    def closing(self, transcript: Transcript) -> str:
+        """``later`` once an arguer has spoken, else ``instruction``."""
+        said = any(t.role in ARGUERS for t in transcript.turns)
+        return self.later if said and self.later else self.instruction
 
 
 def debaters(model_a: Model, model_b: Model, sampling: Sampling, word_limit: int) -> list[Arguer]:

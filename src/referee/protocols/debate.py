@@ -32,6 +32,8 @@ two answers to a question about it is correct.
 
 Every reader is the same judge on the same items in the same run, so blind and expert bound the protocol's
 number. Both protocols share this file: they differ only in who argues (``referee.debate.debaters``).
+The training steps are in ``protocols.debate_training``, the arithmetic of the metrics in
+``referee.debate.metrics``.
 """
 
 from __future__ import annotations
@@ -39,22 +41,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
-from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, judge_pair, preference
+from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, preference
+# p_of_answer and exported_turns are not used here: debate_tournament.py and cli/debate.py import them from here
+from referee.debate.metrics import (best_of_summary, consultant_halves, headline, p_of_answer, persuasiveness,
+                                    quote_summary, refine_summary, win_rates)
 from referee.dialogue import Transcript, run_dialogue
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
-from referee.protocols import Result, register, stages
-from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings, reward_model_judge, train_judge
+from referee.protocols import Result, register
+from referee.protocols.debate_training import exported_turns, train_arguers, train_judges
+from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings
 from referee.runs import Run
-from referee.stats import mean_ci, paired_diff, rate
+from referee.stats import paired_diff
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, split_items
-from referee.tasks.quotes import check_quotes
 from referee.trainers import TrainSettings
 
 BASELINES = ("blind", "expert")
@@ -125,6 +130,12 @@ class PassageProtocolConfig(ProtocolConfig):
             raise ValueError(f"each baseline at most once, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _arguers_learn_from_best_of_n(self):
+        if self.train_arguers is not None and self.best_of < 2:
+            raise ValueError(f"{self.protocol}: train_arguers learns from best-of-N turns; set best_of to 2 or more")
+        return self
+
 
 class DebateConfig(PassageProtocolConfig):
     protocol: str = "debate"
@@ -132,6 +143,12 @@ class DebateConfig(PassageProtocolConfig):
     debater_b: str | None = None  # ... unless debater_b names another model for debater_b
     best_of_b: int | None = Field(None, ge=1, le=64)  # debater_b's N, when it differs from best_of
     style: Literal["simultaneous", "sequential"] = "simultaneous"
+
+    @model_validator(mode="after")
+    def _arguers_learn_in_self_play(self):
+        if self.train_arguers is not None and self.debater_b not in (None, self.debater):
+            raise ValueError("debate: train_arguers trains one model in self-play; leave debater_b out")
+        return self
 
 
 class ConsultancyConfig(PassageProtocolConfig):
@@ -160,10 +177,12 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
     verdicts = {reader: read(reader, cfg, run, judge, items, transcripts)                # every reader
                 for reader in [*cfg.baselines, protocol]}
     if cfg.train_judge is not None:                                                       # trained judges
-        for reader, (trained, identity) in train_judges(protocol, cfg, run).items():
+        train_items, argued = argue_train_split(protocol, cfg, run)
+        for reader, (trained, identity) in train_judges(protocol, cfg, run, train_items, argued).items():
             verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, identity)
     if cfg.train_arguers is not None:                                                     # trained arguers
-        spec = train_arguers(protocol, cfg, run)
+        spec = train_arguers(protocol, cfg, run, argue_train_split(protocol, cfg, run)[1],
+                             base=arguer_specs(protocol, cfg)[0])
         trained_cfg = cfg.model_copy(update=dict.fromkeys(ARGUER_FIELDS[protocol], spec))
         said = argue(protocol, trained_cfg, run, items, stage="transcripts-trained-arguers")
         verdicts[f"{protocol} {TRAINED_ARGUERS}"] = read(protocol, trained_cfg, run, judge, items, said,
@@ -220,6 +239,13 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     return run.run_stage(stage, inputs, compute)
 
 
+def argue_train_split(protocol: str, cfg: PassageProtocolConfig, run: Run) -> tuple[list[PassageItem], list[dict]]:
+    """The train split's first ``train_items`` items and the arguers' transcripts over them (stage
+    ``transcripts-train``): what the trained judges and arguers learn from."""
+    items, _ = load_items(cfg, "train", cfg.train_items)
+    return items, argue(protocol, cfg, run, items, stage="transcripts-train")
+
+
 def arguer_specs(protocol: str, cfg: PassageProtocolConfig) -> list[str]:
     """The model spec of each arguing role, in role order."""
     if protocol == "debate":
@@ -267,70 +293,6 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
     return run.run_stage(stage or (f"judge-trained-{reader}" if trained else f"judge-{reader}"), inputs, compute)
 
 
-# ---- trained judges --------------------------------------------------------------------------------
-def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run) -> dict[str, tuple]:
-    """{reader: (trained judge, its identity for the stage key)}: the judge trained on the train split as
-    the arguments' reader and as the blind reader (and the expert one), the right answer as the target:
-    route sft, each pair in both orders as a chat ending in the verdict; route reward_model, each pair as
-    the right answer over the wrong one (``train_judge``)."""
-    items, _ = load_items(cfg, "train", cfg.train_items)
-    by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}")
-             for r in argue(protocol, cfg, run, items, stage="transcripts-train")}
-    settings = cfg.train_judge.train
-    judges = {}
-    for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
-        pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
-        if cfg.train_judge.route == "reward_model":
-            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{reader}",
-                                            cfg.train_judge.reward_model, cfg.seed)
-            judges[reader] = (judge, {"reward_model": key})
-            continue
-
-        def train(out, pairs=pairs) -> None:
-            train_judge(cfg.judge, pairs, out, settings, run.model)
-
-        folder = stages.checkpoint(run, f"judge-training-{reader}", name=f"judge_{reader}", base=cfg.judge,
-                                   inputs={"pairs": pairs, "settings": settings}, train=train)
-        spec = f"hf:{folder}"
-        judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
-                          judge_identity(spec, cfg.judge_config, run.model))
-    return judges
-
-
-def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run) -> str:
-    """The arguers' model after DPO on the train split's best-of-N turns (self-play: one model argues every
-    side, so one model learns from every side's turns). Returns its checkpoint spec."""
-    if cfg.best_of < 2:
-        raise RefereeError(f"{protocol}: train_arguers learns from best-of-N turns; set best_of to 2 or more")
-    if len(set(arguer_specs(protocol, cfg))) > 1:
-        raise RefereeError(f"{protocol}: train_arguers trains one model in self-play; leave debater_b out")
-    items, _ = load_items(cfg, "train", cfg.train_items)
-    records = argue(protocol, cfg, run, items, stage="transcripts-train")
-    rows, skipped = exported_turns(protocol, cfg, records, "preference", "transcripts-train")
-    if not rows:
-        raise RefereeError(f"{protocol}: train_arguers found no turn whose candidates the judge scored apart "
-                           f"({skipped['tied']} tied, {skipped['unscored']} unscored)")
-    pairs = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
-    return stages.dpo(run, "arguer-training", name="arguer_dpo", base=arguer_specs(protocol, cfg)[0], pairs=pairs,
-                      settings=cfg.train_arguers.dpo, beta=cfg.train_arguers.beta, report={"skipped": skipped},
-                      report_as="arguer_training")
-
-
-def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict], kind: str, where: str
-                   ) -> tuple[list[dict], dict]:
-    """A run's best-of-N turns as TRL rows (``debate.export``, ``kind`` preference or reward), with the counts
-    of turns left out. The arguers are rebuilt from the config for their prompts only: no model is loaded."""
-    from referee.debate.export import as_transcripts, preference_rows, reward_rows
-
-    transcripts = as_transcripts(records, where)
-    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
-                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
-    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
-    if kind == "reward":
-        return reward_rows(transcripts, speakers, cfg.rounds, simultaneous), {}
-    return preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
-
-
 # ---- metrics ---------------------------------------------------------------------------------------
 def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem], dropped: dict,
             transcripts: list[dict], verdicts: dict[str, list[dict]]) -> dict:
@@ -345,7 +307,7 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
            "quotes": quote_summary(transcripts),
            "persuasiveness": {reader: persuasiveness(records, **kw) for reader, records in verdicts.items()
                               if reader.startswith(protocol)},
-           "best_of": best_of_summary(cfg, transcripts),
+           "best_of": best_of_summary(transcripts, cfg.best_of, getattr(cfg, "best_of_b", None)),
            **({"refine": refine_summary(transcripts)} if cfg.refine else {})}
     if protocol == "debate":
         out["style"] = cfg.style
@@ -358,132 +320,3 @@ def measure(protocol: str, cfg: PassageProtocolConfig, items: list[PassageItem],
             out[key] = paired_diff([float(r["correct"]) for r in verdicts[f"{reader} {TRAINED}"]],
                                    [float(r["correct"]) for r in verdicts[blind]], **kw).to_dict()
     return out
-
-
-def win_rates(records: list[dict], **kw) -> dict:
-    """How often the judge sided with the debater defending the right answer and with the one defending the
-    wrong answer (the first is the debate accuracy; ties and unreadable verdicts are nobody's win), and the
-    same per role (debater_a defends answer A)."""
-    def wins(rows: list[dict], answer_of) -> dict:
-        return rate([r["chosen"] == answer_of(r) for r in rows], **kw).to_dict()
-
-    return {"correct_side": wins(records, lambda r: r["correct_answer"]),
-            "incorrect_side": wins(records, lambda r: 1 - r["correct_answer"]),
-            "no_decision": sum(r["chosen"] is None for r in records),
-            "by_role": {role: wins(records, lambda r, role=role: r["sides"][role])
-                        for role in ARGUING_ROLES["debate"]}}
-
-
-def persuasiveness(records: list[dict], **kw) -> dict:
-    """Per arguing role: the judge's mean probability of the answer that role defended (P(own) / (P(A) +
-    P(B))), over items where the judge gave probabilities: how convincing each arguer was, right or wrong."""
-    own: dict[str, list] = {}
-    for r in records:
-        for role, side in r.get("sides", {}).items():
-            own.setdefault(role, []).append(p_of_answer(r, side))
-    return {role: mean_ci(values, **kw).to_dict() for role, values in own.items()}
-
-
-def p_of_answer(record: dict, answer: int) -> float | None:
-    """The judge's probability of ``answer`` (P(it) / (P(A) + P(B))) in a reader's record; None without
-    probabilities."""
-    p = record["p_correct"]
-    return None if p is None else p if answer == record["correct_answer"] else 1 - p
-
-
-def best_of_summary(cfg: PassageProtocolConfig, transcripts: list[dict]) -> dict:
-    """With best-of-N arguers: per role, the mean preference score of the kept turns against the mean over
-    every candidate drawn (how far choosing moved the judge), and candidates the judge could not score."""
-    out: dict = {"n": cfg.best_of, **({"n_b": cfg.best_of_b} if getattr(cfg, "best_of_b", None) else {})}
-    if max(cfg.best_of, getattr(cfg, "best_of_b", None) or 1) == 1:
-        return out
-    for t in transcripts:
-        for turn in t["turns"]:
-            row = out.setdefault(turn["role"], {"turns": 0, "kept": [], "all": [], "unscored": 0})
-            row["turns"] += 1
-            row["kept"].append(turn.get("score"))
-            scores = [a["score"] for a in turn.get("alternatives", [])]
-            row["all"] += [s for s in scores if s is not None]
-            row["unscored"] += sum(s is None for s in scores)
-
-    def mean(values: list) -> float | None:
-        values = [v for v in values if v is not None]
-        return sum(values) / len(values) if values else None
-
-    for role, row in out.items():
-        if isinstance(row, dict):
-            row["kept"], row["all"] = mean(row["kept"]), mean(row["all"])
-    return out
-
-
-def refine_summary(transcripts: list[dict]) -> dict:
-    """With critique-then-refine: quotes and verified quotes in the drafts against the revised turns, and
-    words per turn, summed over every revised turn (did the critique make the arguers quote the passage?)."""
-    out = {"turns": 0, "draft": {"quotes": 0, "verified": 0, "words": 0},
-           "revised": {"quotes": 0, "verified": 0, "words": 0}}
-    for t in transcripts:
-        passage = t["context"]["passage"]
-        for turn in t["turns"]:
-            if not turn.get("draft"):
-                continue
-            out["turns"] += 1
-            for key, text in (("draft", turn["draft"]["text"]), ("revised", turn["text"])):
-                found = check_quotes(text, passage)
-                out[key]["quotes"] += len(found)
-                out[key]["verified"] += sum(q.verified for q in found)
-                out[key]["words"] += len(text.split())
-    return out
-
-
-def consultant_halves(records: list[dict], **kw) -> dict:
-    """Judge accuracy on the items where the consultant defended the right answer and on those where it
-    defended the wrong one, apart, and their mean (each half weighted equally, whatever its size)."""
-    halves = {name: [r for r in records if r["consultant_defends_correct"] is want]
-              for name, want in (("correct_consultant", True), ("incorrect_consultant", False))}
-    out = {name: accuracy_summary(rows, **kw) if rows else None for name, rows in halves.items()}
-    values = [out[name]["accuracy"]["value"] for name in halves if out[name]]
-    out["mean_of_halves"] = sum(values) / len(values) if len(values) == 2 else None
-    return out
-
-
-def quote_summary(transcripts: list[dict]) -> dict:
-    """Quote statistics per arguing role and per side (defending the right or the wrong answer): turns,
-    silent turns, quotes, verified quotes and share, quoted words, quotes longer than the passage, and
-    speakers (one per item and role) that wrote nothing or quoted only what the passage does not hold."""
-    turns = [q for t in transcripts for q in t["quotes"] if q["side"] is not None]
-    speakers = [s | {"role": role} for t in transcripts for role, s in t["speakers"].items()]
-
-    def stats(turn_rows: list[dict], speaker_rows: list[dict]) -> dict:
-        quotes, verified = sum(q["count"] for q in turn_rows), sum(q["verified"] for q in turn_rows)
-        return {"turns": len(turn_rows), "silent_turns": sum(q["silent"] for q in turn_rows), "quotes": quotes,
-                "verified": verified, "verified_share": verified / quotes if quotes else None,
-                "quoted_words": sum(q["quoted_words"] for q in turn_rows),
-                "longer_than_passage": sum(q["longer_than_passage"] for q in turn_rows),
-                "speakers": len(speaker_rows),
-                "wrote_nothing": sum(s["wrote_nothing"] for s in speaker_rows),
-                "no_quotes": sum(s["quotes"] == 0 and not s["wrote_nothing"] for s in speaker_rows),
-                "only_unverified": sum(s["only_unverified"] for s in speaker_rows)}
-
-    roles = list(dict.fromkeys(s["role"] for s in speakers))
-    sides = {"correct": True, "incorrect": False}
-    return {"by_role": {role: stats([q for q in turns if q["role"] == role], [s for s in speakers if s["role"] == role])
-                        for role in roles},
-            "by_side": {name: stats([q for q in turns if q["defends_correct"] is want],
-                                    [s for s in speakers if s["defends_correct"] is want])
-                        for name, want in sides.items()},
-            "all": stats(turns, speakers)}
-
-
-def headline(readers: dict[str, dict]) -> list[dict]:
-    """One row per reader: accuracy and its interval, items, accuracy by which answer was shown first, the
-    judge's mean probability of the right answer (a judge that always says A can still lean the right way),
-    ties and unreadable verdicts."""
-    rows = []
-    for reader, s in readers.items():
-        acc, order = s["accuracy"], s["by_order"]
-        rows.append({"reader": reader, "accuracy": acc["value"], "low": acc["low"], "high": acc["high"],
-                     "n": s["n"], "correct shown first": order["correct_first"]["value"],
-                     "correct shown second": order["correct_second"]["value"],
-                     "P(right)": s["p_correct"]["value"], "ties": s["ties"], "invalid": s["invalid"]})
-    return rows
-

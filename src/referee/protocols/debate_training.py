@@ -1,0 +1,79 @@
+"""The training steps of ``protocol: debate`` and ``protocol: consultancy`` (``protocols.debate``): judges
+trained on the train split's arguments (and blind, and as experts), and arguers trained by DPO on their own
+best-of-N turns. Both learn from the transcripts the arguers wrote over the train split (stage
+``transcripts-train``), which the protocol hands in; nothing here argues or reads the evaluated items.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from referee.debate.debaters import speakers_for
+from referee.debate.judging import ARGUING_ROLES, judge_pair
+from referee.dialogue import Transcript
+from referee.errors import RefereeError
+from referee.protocols import stages
+from referee.protocols.judge_training import reward_model_judge, train_judge
+from referee.runs import Run
+from referee.supervisors import build_judge, judge_identity
+from referee.tasks.passages import PassageItem
+
+if TYPE_CHECKING:
+    from referee.protocols.debate import PassageProtocolConfig
+
+
+def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[PassageItem],
+                 transcripts: list[dict]) -> dict[str, tuple]:
+    """{reader: (trained judge, its identity for the stage key)}: the judge trained on the train split's
+    ``items`` (argued in ``transcripts``) as the arguments' reader and as the blind reader (and the expert
+    one), the right answer as the target: route sft, each pair in both orders as a chat ending in the
+    verdict; route reward_model, each pair as the right answer over the wrong one (``train_judge``)."""
+    by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}") for r in transcripts}
+    settings = cfg.train_judge.train
+    judges = {}
+    for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
+        pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
+        if cfg.train_judge.route == "reward_model":
+            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{reader}",
+                                            cfg.train_judge.reward_model, cfg.seed)
+            judges[reader] = (judge, {"reward_model": key})
+            continue
+
+        def train(out, pairs=pairs) -> None:
+            train_judge(cfg.judge, pairs, out, settings, run.model)
+
+        folder = stages.checkpoint(run, f"judge-training-{reader}", name=f"judge_{reader}", base=cfg.judge,
+                                   inputs={"pairs": pairs, "settings": settings}, train=train)
+        spec = f"hf:{folder}"
+        judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
+                          judge_identity(spec, cfg.judge_config, run.model))
+    return judges
+
+
+def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run, transcripts: list[dict], base: str) -> str:
+    """The arguers' model ``base`` after DPO on the best-of-N turns of the train split's ``transcripts``
+    (self-play: one model argues every side, so one model learns from every side's turns; the config
+    refuses anything else). Returns its checkpoint spec."""
+    rows, skipped = exported_turns(protocol, cfg, transcripts, "preference", "transcripts-train")
+    if not rows:
+        raise RefereeError(f"{protocol}: train_arguers found no turn whose candidates the judge scored apart "
+                           f"({skipped['tied']} tied, {skipped['unscored']} unscored)")
+    pairs = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
+    return stages.dpo(run, "arguer-training", name="arguer_dpo", base=base, pairs=pairs,
+                      settings=cfg.train_arguers.dpo, beta=cfg.train_arguers.beta, report={"skipped": skipped},
+                      report_as="arguer_training")
+
+
+def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict], kind: str, where: str
+                   ) -> tuple[list[dict], dict]:
+    """A run's best-of-N turns as TRL rows (``debate.export``, ``kind`` preference or reward), with the counts
+    of turns left out. The arguers are rebuilt from the config for their prompts only: no model is loaded."""
+    from referee.debate.export import as_transcripts, preference_rows, reward_rows
+
+    transcripts = as_transcripts(records, where)
+    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
+                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
+    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
+    if kind == "reward":
+        return reward_rows(transcripts, speakers, cfg.rounds, simultaneous), {}
+    return preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
