@@ -45,7 +45,7 @@ from referee.games.prover_setup import dpo_prompt as _dpo_prompt
 from referee.games.prover_verifier import (ROLES, best_cut, fixed_checker_accuracy, headline, mean_or_none,
                                            prover_rewards, round_measures, shape, verifier_pairs)
 from referee.protocols import Result, register, stages
-from referee.protocols.verifiable_feedback import ArithmeticSettings, checked, distinct_problem_sets
+from referee.feedback.arithmetic import ArithmeticSettings, checked, distinct_problem_sets
 from referee.runs import Run
 from referee.stats import rate
 from referee.tasks.arithmetic import corrupt_solution
