@@ -82,7 +82,7 @@ def reward_model(run: Run, stage: str, *, base: str, pairs: Sequence, options, n
                  report: dict | None = None) -> Path:
     """A Bradley-Terry reward model (a head on ``base``, frozen or with LoRA) trained on ``pairs``
     (``PreferencePair``) with ``options`` (``TrainOptions``); returns its folder, for
-    ``rewards.load_verifier("rm", folder)``. ``key``, when given, is what the stage is keyed on besides the
+    ``supervisors.build_verifier(f"rm:{folder}")``. ``key``, when given, is what the stage is keyed on besides the
     base, instead of the pairs and every setting: it must name all that changes the head."""
     from referee.rewards.heads import CONFIG_NAME
 
