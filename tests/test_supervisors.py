@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
@@ -61,15 +62,6 @@ def rm_folder(tiny_model_path, tmp_path_factory) -> Path:
     return folder
 
 
-def _cli(args):
-    from referee.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(args)
-        raise SystemExit(0)
-    return e.value.code
-
-
 def test_referee_judge_reads_pairs_with_a_reward_model(rm_folder, tmp_path, capsys):
     pairs = tmp_path / "pairs.jsonl"
     rows = [{"prompt": f"Tell me about apple {i}.", "answer_a": "river certainly", "answer_b": "river maybe",
@@ -78,17 +70,18 @@ def test_referee_judge_reads_pairs_with_a_reward_model(rm_folder, tmp_path, caps
               "label": "B"} for i in range(3)]
     pairs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "verdicts.jsonl"
-    assert _cli(["judge", "--judge", f"rm:{rm_folder}", "--pairs", str(pairs), "--out", str(out),
-                 "--run", str(tmp_path / "run")]) == 0
+    code, stdout, _ = run_cli(["judge", "--judge", f"rm:{rm_folder}", "--pairs", str(pairs), "--out", str(out),
+                               "--run", str(tmp_path / "run")], capsys)
+    assert code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["winner"] for r in records] == ["A"] * 3 + ["B"] * 3  # the RM's learnt preference, either side
     assert all(r["verdict_mode"] == "score" and len(r["scores"]) == 2 for r in records)
-    summary = json.loads(capsys.readouterr().out)
+    summary = json.loads(stdout)
     assert summary["pairs"] == 6 and summary["win_rate_a"] == 0.5 and summary["invalid_rate"] == 0
     # a reward model has no position prior to divide out and grades nothing in mode single
-    assert _cli(["judge", "--judge", f"rm:{rm_folder}", "--pairs", str(pairs), "--calibration", "batch",
-                 "--run", str(tmp_path / "run2")]) == 2
-    assert "no position prior" in capsys.readouterr().err
+    code, _, stderr = run_cli(["judge", "--judge", f"rm:{rm_folder}", "--pairs", str(pairs), "--calibration",
+                               "batch", "--run", str(tmp_path / "run2")], capsys)
+    assert code == 2 and "no position prior" in stderr
 
 
 def test_a_reward_model_judge_is_keyed_by_its_files_and_refuses_grading(rm_folder):
