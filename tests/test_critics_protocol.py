@@ -51,6 +51,23 @@ def test_critics_run_scores_baselines_and_models_on_eval_programs_only(tmp_path,
     assert random_line["correct"]["false_alarm_rate"]["value"] == 1.0  # it always flags a line
     assert "bugs" in json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["critiqueability"]["M0"]["auc_bug_vs_correct"]["n"] == len(items)
+    # per-item scores for `referee compare`: the same figures as the metrics, of answered and of all
+    for name, stage in (("random_line", "random_line"), ("M0", "m0"), ("M-dpo", "m_dpo")):
+        scores = run.read_records(f"scores_{stage}")
+        assert [r["id"] for r in scores] == [i["id"] for i in items] and {r["split"] for r in scores} == {"eval"}
+        tampered = [r for r in scores if r["set"] == "tampered"]
+        answered = [r["caught"] for r in tampered if not r["unreadable"]]
+        cbi = m["critics"][name]["tampered"]["cbi"]["value"]
+        assert (sum(answered) / len(answered) if answered else None) == cbi
+        assert sum(r["caught_of_all"] for r in tampered) / len(tampered) == \
+            m["critics"][name]["tampered"]["cbi_of_all"]["value"]
+        assert all(r["caught_of_all"] is False for r in tampered if r["unreadable"])
+        assert all(r["false_alarm_of_all"] is None for r in tampered)
+    from referee.reports.paired import compare as paired
+
+    diff = paired(str(tmp_path / "run"), [str(tmp_path / "run")], "caught_of_all", stage="scores_random_line",
+                  other_stage="scores_m0", where={"set": "tampered"})["rows"][0]
+    assert diff["items"] == m["items"]["tampered"]
     assert [row["critic"] for row in result.headline] == ["random_line", "longest_line", "M0", "M-sft", "M-dpo"]
     fsbs = m["fsbs"]
     assert fsbs["critic"] == "M-sft" and m["fsbs_rm"]["pairs"]["pairs"] > 0 and m["dpo_critic"]["pairs"] > 0

@@ -94,6 +94,19 @@ def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
             for i, c in zip(items, critiques)]
 
 
+def item_scores(records: list[dict]) -> list[dict]:
+    """Each scored critique as a per-item record, for ``referee compare``: the of-answered fields as scored
+    (None when unreadable or not applicable) and the of-all ones, where an unreadable critique is a miss on
+    a buggy program and a false alarm on a correct one (nothing readable said "no problems")."""
+    out = []
+    for r in records:
+        buggy, lost = r["buggy"], r["unreadable"]
+        out.append({**r, "split": "eval",
+                    "caught_of_all": (False if lost else r["caught"]) if buggy else None,
+                    "false_alarm_of_all": None if buggy else (True if lost else r["false_alarm"])})
+    return out
+
+
 def per_set(records: list[dict], seed: int) -> dict:
     """A critic's summary on each item set, and on all bugs per tampering operator."""
     out = {s: summarise([r for r in records if r["set"] == s], seed) for s in SETS}

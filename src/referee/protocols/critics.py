@@ -12,8 +12,9 @@
    With ``two_bugs``, eval programs also get two of their tampered bugs at once (``programs.multi_bug``):
    comprehensiveness is the share of a program's bugs a critique includes.
 4. **Scores.** ``critics.metrics`` scores each critique against the record: CBI on bugs, false alarms
-   and nitpicks on correct programs, hallucinated quotes, unreadable critiques counted. A removed
-   statement has no line of its own: a quote of the line before or after the gap counts as a catch.
+   and nitpicks on correct programs, hallucinated quotes, unreadable critiques counted. Each critic's
+   per-item scores go to ``records/scores_NAME.jsonl`` (of answered and of all), for ``referee compare``.
+   A removed statement has no line of its own: a quote of the line before or after the gap counts as a catch.
    For the models, critiqueability (P(bug)) gives an AUC of buggy against correct programs.
 5. **Critique, then refine** (``refine: true``). The model rewrites each buggy eval program given no
    review, each model critic's critique, or the gold review (the tampering record as a critique: the
@@ -45,11 +46,12 @@ from referee.critics.critique import critique_chat, critique_programs, critiquea
 from referee.critics.fsbs import CHOICE_RULE, choose_lambda, comparison_pairs, sample_critiques, sweep
 from referee.critics.items import (as_programs, bug_span, critic_training_rows, eval_items, program_record,
                                    sft_target, train_bugs)
-from referee.critics.metrics import (NO_PROBLEMS_TEXT, SETS, headline, longest_line_critique, per_set,
+from referee.critics.metrics import (NO_PROBLEMS_TEXT, SETS, headline, item_scores, longest_line_critique, per_set,
                                      random_line_critique, score_all)
 from referee.critics.refine import extract_program, fix_rates, refine_programs
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
+from referee.io import write_jsonl
 from referee.feedback.preference_pairs import best_over_reference, best_scored, best_vs_worst
 from referee.programs import sandbox
 from referee.programs.datasets import DEFAULT_LIMITS, load_humaneval, load_quixbugs, run_tests
@@ -134,6 +136,8 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         scored[name] = score_all(items, _model_critiques(run, cfg, name, spec, items))
         metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
     metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
+    for name, records in scored.items():  # per item, for `referee compare --stage scores_NAME`
+        write_jsonl(run.folder / "records" / f"scores_{_stage_name(name)}.jsonl", item_scores(records))
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
         metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
         dev = eval_items(programs, bugs, "dev")
