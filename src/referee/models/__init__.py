@@ -73,18 +73,23 @@ def load_model(spec: str, cache: Cache | None = None) -> Model:
         kwargs = {k: options[k] for k in ("adapter", "device", "dtype") if k in options}
         if "batch_size" in options:
             kwargs["batch_size"] = _int_option(spec, options, "batch_size")
-        if kind == "embedded":
-            from referee.models.embedded import ensure_converted
-
-            folder, fingerprint = ensure_converted()
-            if "adapter" in options:
-                fingerprint = None  # the adapter changes the model: hash it in
-            return HFModel(str(folder), spec=spec, fingerprint=fingerprint, cache=cache, **kwargs)
-        return HFModel(target, spec=spec, cache=cache, **kwargs)
+        folder, fingerprint = local_weights(kind, target, options)
+        return HFModel(folder, spec=spec, fingerprint=fingerprint, cache=cache, **kwargs)
     from referee.models.openai import OpenAIModel
 
     name, _, servers = target.partition("@")
     return OpenAIModel(name, servers, spec=spec, cache=cache, **{k: v for k, v in options.items()})
+
+
+def local_weights(kind: str, target: str, options: dict) -> tuple[str, str | None]:
+    """The weights folder of a local spec and its known fingerprint (None: hash the files). The embedded
+    model's is its GGUF file's SHA-256, unless an adapter changes the model and must be hashed in."""
+    if kind != "embedded":
+        return target, None
+    from referee.models.embedded import ensure_converted
+
+    folder, fingerprint = ensure_converted()
+    return str(folder), None if "adapter" in options else fingerprint
 
 
 def _int_option(spec: str, options: dict, key: str) -> int:

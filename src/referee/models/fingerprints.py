@@ -91,20 +91,19 @@ def _folder_hash(folder: str) -> str:
 def spec_fingerprint(spec: str) -> str | None:
     """The fingerprint ``load_model(spec)`` would give a local model, from its files alone: a stage keyed on a
     model it only trains from need not load its weights. None for a served model (it has no files here)."""
-    from referee.models import parse_spec
+    from referee.models import local_weights, parse_spec
     from referee.models.devices import pick_device, pick_dtype
 
     kind, target, options = parse_spec(spec)
     if kind == "openai":
         return None
-    adapter = options.get("adapter")
-    if kind == "embedded":
-        from referee.models.embedded import ensure_converted
+    folder, fingerprint = local_weights(kind, target, options)
+    fingerprint = fingerprint or weights_fingerprint(folder, options.get("adapter"))
+    return with_precision(fingerprint, pick_dtype(options.get("dtype"), pick_device(options.get("device"))))
 
-        folder, fingerprint = ensure_converted()
-        target, fingerprint = str(folder), None if adapter else fingerprint
-    else:
-        fingerprint = None
-    fingerprint = fingerprint or weights_fingerprint(target, adapter)
-    dtype = str(pick_dtype(options.get("dtype"), pick_device(options.get("device")))).replace("torch.", "")
-    return fingerprint if dtype == "float32" else f"{fingerprint}+{dtype}"  # as HFModel names its precision
+
+def with_precision(fingerprint: str, dtype) -> str:
+    """A model's fingerprint with its precision named when it is not float32: other precisions give other
+    numbers, so their calls are cached apart."""
+    name = str(dtype).replace("torch.", "")
+    return fingerprint if name == "float32" else f"{fingerprint}+{name}"

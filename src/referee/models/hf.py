@@ -16,7 +16,7 @@ import torch
 from referee.errors import RefereeError
 from referee.models.base import ChoiceResult, Completion, GenRequest, Model, TokenLogprobs
 from referee.models.devices import pick_device, pick_dtype
-from referee.models.fingerprints import weights_fingerprint
+from referee.models.fingerprints import weights_fingerprint, with_precision
 from referee.models.prefix_sharing import (MIN_SHARED_PREFIX, MIN_TOKENS_SAVED_CPU, PADDING_SLACK, head_splits,
                                            low_padding_bundles, walk_prefix_tree)
 
@@ -110,10 +110,8 @@ class HFModel(Model):
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         ensure_chat_template(self.tokenizer)
-        self.fingerprint = fingerprint or weights_fingerprint(path, adapter)
-        dtype_name = str(next(self.model.parameters()).dtype).replace("torch.", "")
-        if dtype_name != "float32":  # other precisions give other numbers: cache them apart
-            self.fingerprint += f"+{dtype_name}"
+        self.fingerprint = with_precision(fingerprint or weights_fingerprint(path, adapter),
+                                          next(self.model.parameters()).dtype)
         self.context_length = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
 
     def describe(self) -> dict:
