@@ -21,12 +21,12 @@ is the one place a judge and a reward model meet.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from referee.errors import RefereeError
+from referee.io import file_sha256
 from referee.judges.build import JudgeConfig, trained_settings
 
 BASELINE_SPECS = ("baseline:longer", "baseline:random")
@@ -115,7 +115,7 @@ def judge_identity(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Cal
     specs = _listed(specs)
     if len(specs) == 1 and specs[0].startswith(REWARD_MODEL):
         return _rm_identity(specs[0])
-    files = {name: _file_hash(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
+    files = {name: file_sha256(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
              if path and Path(path).is_file()}
     return {"settings": cfg, "files": files, "models": [_model_identity(spec, load_model) for spec in specs]}
 
@@ -138,7 +138,7 @@ def _rm_identity(spec: str) -> dict:
     folder = _rm_folder(spec)
     if not folder.is_dir():
         raise RefereeError(f"judge {spec}: no reward model folder at {folder}")
-    return {"rm": {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+    return {"rm": {str(f.relative_to(folder)): file_sha256(f)
                    for f in sorted(folder.rglob("*")) if f.is_file()}}
 
 
@@ -154,10 +154,6 @@ def _listed(specs: str | Sequence[str]) -> list[str]:
     if not specs:
         raise RefereeError("judge: name at least one judge")
     return specs
-
-
-def _file_hash(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 # ---- scorers of one answer -------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pydantic import Field
 from referee import progress, supervisors
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_SAMPLES, ProtocolConfig, SamplingConfig, StrictModel
 from referee.errors import RefereeError
+from referee.io import file_sha256
 from referee.models.fingerprints import weights_fingerprint
 from referee.protocols import Result, register
 from referee.runs import Run
@@ -195,7 +196,7 @@ def verifier_weights(spec: VerifierSpec, load_model) -> str | None:
     if spec.kind.startswith("judge") and spec.path:
         return load_model(spec.path).fingerprint
     if spec.path and Path(spec.path).is_file():  # a python factory's data file
-        return hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()
+        return file_sha256(spec.path)
     return weights_fingerprint(spec.path) if spec.path and Path(spec.path).is_dir() else None
 
 
