@@ -67,6 +67,11 @@ def score_critique(critique: str, program: str, bugs: list[tuple[int, int]]) -> 
             "nitpicks": None}
 
 
+def caught_of_all(score: dict) -> bool:
+    """Whether a critique of a buggy program caught the bug, an unreadable critique counted as a miss."""
+    return not score["unreadable"] and bool(score["caught"])
+
+
 def summarise(scores: list[dict], seed: int = 0) -> dict:
     """Rates with bootstrap intervals over critiques: of the answered ones (unreadable ones counted apart)
     and, for CBI, of all of them (module doc)."""
@@ -76,7 +81,7 @@ def summarise(scores: list[dict], seed: int = 0) -> dict:
     return {"critiques": len(scores), "unreadable": len(scores) - len(readable),
             "unreadable_rate": rate([s["unreadable"] for s in scores], seed=seed).to_dict(),
             "cbi": rate([s["caught"] for s in readable], seed=seed).to_dict(),
-            "cbi_of_all": rate([bool(s["caught"]) for s in buggy], seed=seed).to_dict(),
+            "cbi_of_all": rate([caught_of_all(s) for s in buggy], seed=seed).to_dict(),
             "comprehensiveness": mean_ci([s["comprehensive"] for s in readable], seed=seed).to_dict(),
             "false_alarm_rate": rate([s["false_alarm"] for s in readable], seed=seed).to_dict(),
             "nitpicks_per_correct": mean_ci([s["nitpicks"] for s in readable], seed=seed).to_dict(),
@@ -100,10 +105,9 @@ def item_scores(records: list[dict]) -> list[dict]:
     a buggy program and a false alarm on a correct one (nothing readable said "no problems")."""
     out = []
     for r in records:
-        buggy, lost = r["buggy"], r["unreadable"]
-        out.append({**r, "split": "eval",
-                    "caught_of_all": (False if lost else r["caught"]) if buggy else None,
-                    "false_alarm_of_all": None if buggy else (True if lost else r["false_alarm"])})
+        buggy = r["buggy"]
+        out.append({**r, "split": "eval", "caught_of_all": caught_of_all(r) if buggy else None,
+                    "false_alarm_of_all": None if buggy else (r["unreadable"] or r["false_alarm"])})
     return out
 
 
