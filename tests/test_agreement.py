@@ -25,6 +25,7 @@ def test_pairwise_agreement_by_hand():
     assert m["s1"].value == pytest.approx(3 / 6)           # rows 0, 2, 4 agree
     assert m["s2"].value == pytest.approx(2 / 4)           # rows 0, 1, 3 (invalid = miss), 4
     assert m["accuracy"].value == pytest.approx(2 / 5)     # non-tie human labels: 0, 1, 3, 4, 5
+    assert m["accuracy_answered"].value == pytest.approx(2 / 4)  # the same without row 3's unreadable verdict
     assert m["invalid"].value == pytest.approx(1 / 6)
     assert m["judge_tie"].value == pytest.approx(2 / 6)
     # kappa over the 5 readable verdicts: judge A B tie B tie vs human A A tie B A

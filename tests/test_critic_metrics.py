@@ -48,6 +48,11 @@ def test_correct_programs_count_false_alarms_and_nitpicks_and_unreadable_is_neit
     # both denominators, said apart: of the answered critiques of buggy programs 1 of 1, of all of them 1 of 2
     assert summary["cbi_of_all"]["value"] == 0.5 and summary["cbi_of_all"]["n"] == 2
     assert summary["unreadable_rate"]["value"] == 0.25 and summary["unreadable_rate"]["n"] == 4
+    assert summary["comprehensiveness"]["value"] == 1.0 and summary["comprehensiveness_of_all"]["value"] == 0.5
+    # the unreadable "mention" on a correct program did not clear it: of all, 2 false alarms of 3
+    with_mention = summarise([clean, nitpick, mention])
+    assert with_mention["false_alarm_rate"]["value"] == 0.5
+    assert with_mention["false_alarm_of_all"]["value"] == pytest.approx(2 / 3)
 
 
 def test_baselines_quote_code_lines_not_docstrings():

@@ -135,7 +135,7 @@ def test_critics_config_errors(tmp_path):
 
 def test_choose_lambda_weighs_catches_against_false_alarms_and_prefers_the_smaller_on_a_tie():
     def point(lam, cbi, false_alarms):
-        return {"lambda": lam, "cbi_of_all": {"value": cbi}, "false_alarm_rate": {"value": false_alarms}}
+        return {"lambda": lam, "cbi_of_all": {"value": cbi}, "false_alarm_of_all": {"value": false_alarms}}
 
     points = [point(0.0, 0.2, 0.0), point(1.0, 0.5, 0.1), point(4.0, 0.9, 0.8)]
     assert cr.choose_lambda(points)["lambda"] == 1.0  # 0.4 beats 0.2 and 0.1: flagging everything does not pay
@@ -165,3 +165,9 @@ def test_fsbs_lambda_is_chosen_on_dev_programs_no_critic_trains_on_and_eval_is_r
     assert [p["lambda"] for p in chosen["dev_points"]] == [0.0, 10.0]
     assert chosen["eval"] in m["fsbs"]["points"] and chosen["eval"]["lambda"] == chosen["lambda"]  # ... read on eval
     assert not {bug_program.get(r["id"], r["id"]) for r in run.read_records("fsbs_eval_samples")} & dev
+    # every critic's greedy critiques are scored on dev as well (recipes are compared there), apart from eval
+    assert set(m["critics_dev"]) == set(m["critics"]) == {"random_line", "longest_line", "M0"}
+    dev_scores = run.read_records("scores_dev_m0")
+    assert {bug_program.get(r["id"], r["id"]) for r in dev_scores} == dev and {r["split"] for r in dev_scores} == {"dev"}
+    assert not {bug_program.get(r["id"], r["id"]) for r in run.read_records("scores_m0")} & dev
+    assert m["critics_dev"]["M0"]["tampered"]["critiques"] == sum(r["set"] == "tampered" for r in dev_scores)

@@ -101,3 +101,20 @@ def test_a_reward_model_stage_is_a_verifier_folder_trained_once(tiny_model_path,
         stages.reward_model(run, "rm", base=f"hf:{tiny_model_path}", pairs=pairs[:1], options=options, max_length=64)
         assert not stray.exists() and (folder / CONFIG_NAME).exists()  # new pairs: retrained in a cleared folder
     assert len(load_verifier("rm", folder).score_many([ask("2+2?")], ["4"])) == 1
+
+
+def test_a_model_that_shares_its_folder_clears_only_its_own_files(tmp_path):
+    """`referee rm train` writes the verifier into the run folder itself: retraining must not remove the
+    run's config, ledger or records, but must remove the verifier's stale files, marker first."""
+    calls = []
+    with Run(tmp_path / "run") as run:
+        (run.folder / "notes.txt").write_text("the user's")
+        stages.checkpoint(run, "train", base="hf:/nowhere", inputs={"lr": 1}, train=_writer(calls),
+                          into=run.folder, owned=[MARKER, "part-1.bin"])
+        assert (run.folder / "part-1.bin").exists() and (run.folder / MARKER).exists()
+        with pytest.raises(RuntimeError, match="killed"):
+            stages.checkpoint(run, "train", base="hf:/nowhere", inputs={"lr": 2}, train=_writer(calls, fail=True),
+                              into=run.folder, owned=[MARKER, "part-1.bin"])
+        assert not (run.folder / MARKER).exists()  # the old verifier's marker went before training began
+        assert not (run.folder / "part-1.bin").exists() and (run.folder / "notes.txt").exists()
+        assert (run.folder / "state.json").exists() and "train" not in run.state["stages"]

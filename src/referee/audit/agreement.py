@@ -18,9 +18,10 @@ def _labelled(records: list[dict]) -> list[dict]:
 def pairwise_agreement(records: list[dict], per_category: bool = True, **kw) -> dict:
     """Agreement of the records' verdicts with their human labels.
 
-    ``s1``, ``s2`` (MT-Bench setups), ``accuracy`` (non-tie human labels, judge ties count as misses),
-    ``kappa`` (Cohen's, over readable verdicts, classes A/B/tie), ``invalid`` and ``judge_tie`` rates,
-    and the same per category when records have one.
+    ``s1``, ``s2`` (MT-Bench setups), ``accuracy`` (non-tie human labels, judge ties and unreadable verdicts
+    count as misses: of all), ``accuracy_answered`` (the same over readable verdicts only), ``kappa``
+    (Cohen's, over readable verdicts, classes A/B/tie), ``invalid`` and ``judge_tie`` rates, and the same
+    per category when records have one.
     """
     recs = _labelled(records)
     if not recs:
@@ -42,6 +43,7 @@ def _block(recs: list[dict], **kw) -> dict:
             "s1": stats.agreement_s1(judge, human, **kw),
             "s2": stats.agreement_s2(judge, human, **kw),
             "accuracy": stats.accuracy_no_tie(judge, human, **kw),
+            "accuracy_answered": stats.accuracy_no_tie(readable, human, **kw),
             "kappa": stats.cohen_kappa(readable, human, **kw),
             "invalid": stats.rate([j == "invalid" for j in judge], **kw),
             "judge_tie": stats.rate([j == "tie" for j in judge], **kw),

@@ -52,7 +52,7 @@ def sweep(items: list[dict], samples: list[list[str]], rm_scores: list[list[floa
         correct = summarise([s for s, i in zip(kept, items) if not i["bugs"]], seed)
         points.append({"lambda": lam, "cbi": buggy["cbi"], "cbi_of_all": buggy["cbi_of_all"],
                        "hallucinated_quote_rate": buggy["hallucinated_quote_rate"],
-                       "false_alarm_rate": correct["false_alarm_rate"],
+                       "false_alarm_rate": correct["false_alarm_rate"], "false_alarm_of_all": correct["false_alarm_of_all"],
                        "highlights_per_critique": buggy["highlights_per_critique"],
                        "unreadable": buggy["unreadable"] + correct["unreadable"]})
     return points
@@ -77,13 +77,14 @@ def comparison_pairs(items: list[dict], samples: list[list[str]], gold: list[str
     return pairs, {"pairs": len(pairs), "chosen_from_gold": from_gold, "items_without_a_bad_sample": skipped}
 
 
-CHOICE_RULE = "highest CBI of all the buggy dev programs' kept critiques minus false-alarm rate on correct ones"
+CHOICE_RULE = ("highest CBI of all the buggy dev programs' kept critiques minus the false-alarm rate of all the "
+               "correct ones' (an unreadable critique neither catches a bug nor clears a program)")
 
 
 def choose_lambda(points: list[dict]) -> dict:
     """The dev point FSBS keeps (CHOICE_RULE; the smaller lambda on a tie): catching more bugs only counts
     when it is not bought with flagging correct programs, and an unreadable critique catches nothing."""
     def value(p: dict) -> float:
-        return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_rate"] or {}).get("value") or 0.0)
+        return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_of_all"] or {}).get("value") or 0.0)
 
     return max(points, key=lambda p: (value(p), -p["lambda"]))

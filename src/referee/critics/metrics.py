@@ -11,10 +11,12 @@ Per critique of a tampered program (one known bug, lines ``line_start``..``line_
 - ``highlights``, ``chars``: how many lines were flagged and how long the critique is.
 Per critique of a correct program: ``false_alarm`` (any highlight, or no "no problems" verdict) and
 ``nitpicks`` (its number of highlights). A critique with neither a quote nor a no-problems verdict is
-``unreadable``: counted, and never scored as a catch or a miss. ``summarise`` reports the rates of the
-answered critiques (``cbi``, ``false_alarm_rate``: unreadable ones left out) and, beside them, the
-unreadable rate and ``cbi_of_all`` (an unreadable critique of a buggy program counted as not catching
-it), so a table can quote either with its denominator; they differ exactly when some are unreadable.
+``unreadable``: counted, and never read as a catch or a false alarm. ``summarise`` reports the rates of the
+answered critiques (``cbi``, ``comprehensiveness``, ``false_alarm_rate``: unreadable ones left out) and,
+beside them, the unreadable rate and the same of all critiques (``cbi_of_all``, ``comprehensiveness_of_all``:
+an unreadable critique of a buggy program catches nothing; ``false_alarm_of_all``: one of a correct program
+did not clear it), so a table can quote either with its denominator; they differ exactly when some are
+unreadable.
 With several known bugs in one program, ``comprehensive`` is the share of them caught.
 """
 
@@ -72,6 +74,12 @@ def caught_of_all(score: dict) -> bool:
     return not score["unreadable"] and bool(score["caught"])
 
 
+def false_alarm_of_all(score: dict) -> bool:
+    """Whether a critique of a correct program failed to clear it, an unreadable critique counted as a false
+    alarm (it did not say the program is fine)."""
+    return bool(score["unreadable"] or score["false_alarm"])
+
+
 def summarise(scores: list[dict], seed: int = 0) -> dict:
     """Rates with bootstrap intervals over critiques: of the answered ones (unreadable ones counted apart)
     and, for CBI, of all of them (module doc)."""
@@ -83,7 +91,11 @@ def summarise(scores: list[dict], seed: int = 0) -> dict:
             "cbi": rate([s["caught"] for s in readable], seed=seed).to_dict(),
             "cbi_of_all": rate([caught_of_all(s) for s in buggy], seed=seed).to_dict(),
             "comprehensiveness": mean_ci([s["comprehensive"] for s in readable], seed=seed).to_dict(),
+            "comprehensiveness_of_all": mean_ci([0.0 if s["unreadable"] else s["comprehensive"] for s in buggy],
+                                                seed=seed).to_dict(),
             "false_alarm_rate": rate([s["false_alarm"] for s in readable], seed=seed).to_dict(),
+            "false_alarm_of_all": rate([false_alarm_of_all(s) for s in scores if not s.get("buggy")],
+                                       seed=seed).to_dict(),
             "nitpicks_per_correct": mean_ci([s["nitpicks"] for s in readable], seed=seed).to_dict(),
             "hallucinated_quote_rate": sum(s["hallucinated"] for s in scores) / quotes if quotes else None,
             "highlights_per_critique": mean_ci([s["highlights"] for s in scores], seed=seed).to_dict(),
@@ -99,15 +111,15 @@ def score_all(items: list[dict], critiques: list[dict]) -> list[dict]:
             for i, c in zip(items, critiques)]
 
 
-def item_scores(records: list[dict]) -> list[dict]:
+def item_scores(records: list[dict], split: str = "eval") -> list[dict]:
     """Each scored critique as a per-item record, for ``referee compare``: the of-answered fields as scored
     (None when unreadable or not applicable) and the of-all ones, where an unreadable critique is a miss on
     a buggy program and a false alarm on a correct one (nothing readable said "no problems")."""
     out = []
     for r in records:
         buggy = r["buggy"]
-        out.append({**r, "split": "eval", "caught_of_all": caught_of_all(r) if buggy else None,
-                    "false_alarm_of_all": None if buggy else (r["unreadable"] or r["false_alarm"])})
+        out.append({**r, "split": split, "caught_of_all": caught_of_all(r) if buggy else None,
+                    "false_alarm_of_all": None if buggy else false_alarm_of_all(r)})
     return out
 
 
@@ -128,7 +140,8 @@ def headline(metrics: dict) -> list[dict]:
         rows.append({"critic": name, "cbi_tampered": m["tampered"]["cbi"]["value"],  # of the answered critiques
                      "cbi_tampered_of_all": (m["tampered"].get("cbi_of_all") or {}).get("value"),
                      "cbi_natural": m["natural"]["cbi"]["value"],
-                     "false_alarms": m["correct"]["false_alarm_rate"]["value"],
+                     "false_alarms": m["correct"]["false_alarm_rate"]["value"],  # of the answered critiques
+                     "false_alarms_of_all": (m["correct"].get("false_alarm_of_all") or {}).get("value"),
                      "hallucinated_quotes": m["tampered"]["hallucinated_quote_rate"],
                      "comprehensive_two_bugs": m["two_bugs"]["comprehensiveness"]["value"],
                      "unreadable": sum(m[s]["unreadable"] for s in SETS),

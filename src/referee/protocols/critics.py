@@ -129,18 +129,13 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
         rm, train_samples = _critique_rm(run, cfg, critics[sampler], programs, bugs)
         if cfg.fsbs.dpo:
             critics["M-dpo"] = _dpo_critic(run, cfg, critics[sampler], rm, train_samples, programs)
-    scored, metrics = {}, {}
-    for name in cfg.baselines:
-        scored[name] = score_all(items, _baseline(run, cfg, name, items))
-    for name, spec in critics.items():
-        scored[name] = score_all(items, _model_critiques(run, cfg, name, spec, items))
-        metrics.setdefault("critiqueability", {})[name] = _critiqueability(run, cfg, name, spec, items)
-    metrics["critics"] = {name: per_set(records, cfg.seed) for name, records in scored.items()}  # 4. scores
-    for name, records in scored.items():  # per item, for `referee compare --stage scores_NAME`
-        write_jsonl(run.folder / "records" / f"scores_{_stage_name(name)}.jsonl", item_scores(records))
+    metrics = {"critics": _score_critics(run, cfg, critics, items, "eval")}  # 4. scores
+    metrics["critiqueability"] = {name: _critiqueability(run, cfg, name, spec, items) for name, spec in critics.items()}
+    dev = eval_items(programs, bugs, "dev")
+    if dev:  # every critic on dev too: recipes are compared there, so the eval half is read once, after
+        metrics["critics_dev"] = _score_critics(run, cfg, critics, dev, "dev")
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
         metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
-        dev = eval_items(programs, bugs, "dev")
         if dev:  # lambda chosen on dev, then read off the eval sweep: the eval programs are scored once
             points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"))["points"]
             chosen = choose_lambda(points)
@@ -225,29 +220,43 @@ def _train_critic(run: Run, cfg: CriticsConfig, programs: dict, bugs: dict) -> s
                       report_as="sft")
 
 
-def _baseline(run: Run, cfg: CriticsConfig, name: str, items: list[dict]) -> list[dict]:
+def _score_critics(run: Run, cfg: CriticsConfig, critics: dict, items: list[dict], split: str) -> dict:
+    """Every baseline and model critic's greedy critiques of ``items`` scored, per set; each critic's per-item
+    scores written to records/scores_NAME.jsonl (eval) or scores_dev_NAME.jsonl, for ``referee compare``."""
+    scored = {name: score_all(items, _baseline(run, cfg, name, items, split)) for name in cfg.baselines}
+    scored |= {name: score_all(items, _model_critiques(run, cfg, name, spec, items, split))
+               for name, spec in critics.items()}
+    for name, records in scored.items():
+        write_jsonl(run.records_path(_stage_name(name, "scores", split)), item_scores(records, split))
+    return {name: per_set(records, cfg.seed) for name, records in scored.items()}
+
+
+def _baseline(run: Run, cfg: CriticsConfig, name: str, items: list[dict], split: str = "eval") -> list[dict]:
     def make() -> list[dict]:
         write = {"random_line": lambda i: random_line_critique(i["source"], cfg.seed, i["id"]),
                  "longest_line": lambda i: longest_line_critique(i["source"])}[name]
         return [{"id": i["id"], "critique": write(i)} for i in items]
 
-    return run.run_stage(f"critiques_{name}", {"items": items, "seed": cfg.seed}, make)
+    return run.run_stage(_stage_name(name, "critiques", split), {"items": items, "seed": cfg.seed}, make)
 
 
-def _stage_name(name: str) -> str:
-    return name.lower().replace("-", "_")
+def _stage_name(name: str, kind: str = "", split: str = "eval") -> str:
+    """critiques_m_sft, critiques_dev_m_sft, scores_longest_line...: the eval split's names are unmarked."""
+    plain = name.lower().replace("-", "_")
+    return "_".join(part for part in (kind, "" if split == "eval" else split, plain) if part)
 
 
-def _model_critiques(run: Run, cfg: CriticsConfig, name: str, spec: str, items: list[dict]) -> list[dict]:
+def _model_critiques(run: Run, cfg: CriticsConfig, name: str, spec: str, items: list[dict],
+                     split: str = "eval") -> list[dict]:
     model = run.model(spec)
 
     def make() -> list[dict]:
         texts = critique_programs(model, [i["source"] for i in items], cfg.critic.to_sampling(cfg.seed),
-                                  desc=f"{name} critiques")
+                                  desc=f"{name} critiques" + ("" if split == "eval" else f" ({split})"))
         return [{"id": i["id"], "critique": t[0]} for i, t in zip(items, texts)]
 
-    return run.run_stage(f"critiques_{_stage_name(name)}", {"model": model, "items": items, "sampling": cfg.critic},
-                         make)
+    return run.run_stage(_stage_name(name, "critiques", split),
+                         {"model": model, "items": items, "sampling": cfg.critic}, make)
 
 
 def _critiqueability(run: Run, cfg: CriticsConfig, name: str, spec: str, items: list[dict]) -> dict:

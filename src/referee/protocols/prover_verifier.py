@@ -353,7 +353,6 @@ def _measure(run: Run, cfg: ProverVerifierConfig, reward: str, verifiers: list[s
                                 for i in range(1, len(verifiers) + 1)}
         m["fixed_checker"] = {"verifier": "V1", "cut": cut, **fixed_checker_accuracy(samples, grid[1, j], cut,
                                                                                       cfg.seed)}
-        m["no_answer"] = {role: mean_or_none(float(s["no_answer"]) for s in samples if s["role"] == role) for role in ROLES}
         m["shape"] = shape(samples)
         if attack:
             m["programmatic_attack"] = _attack(run, cfg, f"{reward}.v{judge}", verifiers[judge - 1], held_out,

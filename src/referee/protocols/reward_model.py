@@ -5,7 +5,8 @@ head on a local backbone (``referee.rewards``).
 The run folder is the verifier's folder: the head (and LoRA adapter) lie beside the config.yaml that
 trained them, and any command that takes a saved verifier takes the folder. Training is one stage,
 keyed by the backbone's weights, the training records and the settings: run again unchanged, the
-saved verifier is kept; change any of them and it is trained again.
+saved verifier is kept; change any of them and it is trained again (``stages.checkpoint``, into the run
+folder: only the verifier's own files are cleared first).
 
 Under a launcher (``torchrun``, ``accelerate launch``) every process runs the protocol and trains its
 share (``referee.rewards.training``); the main one writes the verifier and the run's files. N processes
@@ -68,16 +69,15 @@ NOT_TRAINED_ON = {"protocol", "out", "data", "base", "device"}
 @register("reward_model", RewardModelConfig, "train a reward model, outcome RM or process RM on a data file")
 def run_reward_model(config: RewardModelConfig, run: Run) -> Result:
     from referee.distributed import world_size
-    from referee.models.fingerprints import weights_fingerprint
-    from referee.rewards.heads import CONFIG_NAME, HEAD_NAME, resolve_base
+    from referee.protocols import stages
+    from referee.rewards.heads import ADAPTER_DIR, CONFIG_NAME, HEAD_NAME
 
     items, stats = load_training_data(config)
-    backbone_folder, _ = resolve_base(config.base)
-    inputs = {"base": config.base, "weights": weights_fingerprint(backbone_folder), "data": items,
-              "settings": config.model_dump(exclude=NOT_TRAINED_ON),
-              **({"processes": world_size()} if world_size() > 1 else {})}  # one: the fingerprint it always had
-    run.run_stage("train", inputs, lambda: train_and_save(config, items, stats, run.folder),
-                  outputs=[run.folder / CONFIG_NAME, run.folder / HEAD_NAME])
+    inputs = {"data": items, "settings": config.model_dump(exclude=NOT_TRAINED_ON),
+              **({"processes": world_size()} if world_size() > 1 else {})}  # one: the key it always had
+    stages.checkpoint(run, "train", base=config.base, inputs=inputs, into=run.folder, marker=CONFIG_NAME,
+                      owned=[CONFIG_NAME, HEAD_NAME, ADAPTER_DIR],
+                      train=lambda folder: train_and_save(config, items, stats, folder))
     # What training measured is saved with the verifier: a kept verifier reports the same as a new one.
     training = json.loads((run.folder / CONFIG_NAME).read_text(encoding="utf-8"))["training"]
     metrics = {"reward_model": {"kind": config.kind, **training}}

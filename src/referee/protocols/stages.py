@@ -28,23 +28,45 @@ from referee.trainers import TrainSettings, train_dpo, train_sft
 
 
 def checkpoint(run: Run, stage: str, *, base: str, inputs: dict, train: Callable[[Path], None],
-               name: str | None = None, marker: str | None = None) -> Path:
+               name: str | None = None, marker: str | None = None, into: Path | None = None,
+               owned: Sequence[str] = ()) -> Path:
     """A model trained from ``base`` by ``train(folder)`` as stage ``stage``, into RUN/checkpoints/NAME
     (NAME defaults to the stage): trained only when no finished one in this run has the same base and
-    ``inputs``. Returns the folder."""
+    ``inputs``. Returns the folder.
+
+    ``into`` puts the model in a folder it shares with other files (``referee rm train`` makes the run
+    folder itself the verifier): then only ``owned``, the names its writer makes, are removed first."""
     from referee.models.checkpoints import MARKER
 
-    out = run.folder / "checkpoints" / (name or stage)
+    out = into or run.folder / "checkpoints" / (name or stage)
 
     def compute() -> None:
         from referee.models.devices import free_memory
 
-        shutil.rmtree(out, ignore_errors=True)
+        clear(out, owned if into else None)
         train(out)
         free_memory()  # the trainer's copy of the model and its optimiser are garbage now
 
     run.run_stage(stage, keyed(run, base, inputs), compute, outputs=[out / (marker or MARKER)])
     return out
+
+
+def clear(folder: Path, owned: Sequence[str] | None) -> None:
+    """Remove what a stale or half-written model left: the whole folder, or only the ``owned`` names in it
+    (the marker first, so a crash part-way leaves nothing that reads as a finished model)."""
+    from referee.distributed import is_main_process
+
+    if not is_main_process():  # one process writes the model, so one clears it
+        return
+    if owned is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in owned:
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def keyed(run: Run, base: str, inputs: dict) -> dict:

@@ -58,11 +58,14 @@ def plot_audit(metrics: dict, path: str | Path) -> Path | None:
 
 
 def plot_agreement(metrics: dict, path: str | Path) -> Path | None:
-    """S2, S1, accuracy and kappa overall and per category, with their intervals."""
+    """S2, S1, accuracy (of all, and of readable verdicts where some were unreadable) and kappa overall and
+    per category, with their intervals."""
     groups = [("all", metrics)] + sorted((metrics.get("per_category") or {}).items())
     labels, ests = [], []
     for name, body in groups:
-        for key in ("s2", "s1", "accuracy", "kappa"):
+        for key in ("s2", "s1", "accuracy", "accuracy_answered", "kappa"):
+            if key == "accuracy_answered" and body.get(key) == body.get("accuracy"):
+                continue  # no unreadable verdict: the same bar twice
             if is_estimate(body.get(key)) and body[key]["value"] is not None:
                 labels.append(f"{name}: {key}")
                 ests.append(body[key])

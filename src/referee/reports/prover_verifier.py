@@ -11,7 +11,8 @@ from referee.runs import Run
 
 PANELS = [
     ("the provers, checked exactly", [("helpful: right", ("helpful_accuracy",)),
-                                      ("sneaky: wrong", ("sneaky_wrong",))]),
+                                      ("sneaky: wrong", ("sneaky_wrong",)),
+                                      ("sneaky: no answer stated", ("no_answer", "sneaky"))]),
     ("attacks on the verifier it trained against", [("sneaky success", ("sneaky_success",)),
                                                     ("best-of-k sneaky", ("best_of_k_attack", "success")),
                                                     ("programmatic", ("programmatic_attack", "success"))]),
