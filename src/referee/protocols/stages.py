@@ -14,6 +14,11 @@ One rule for all of them (``checkpoint``):
   only after that; a killed training leaves the stage not done, and it trains again.
 
 What training measured goes to metrics.json under the stage's name (or ``report_as``), beside ``report``.
+
+Not here: models whose only product is their predictions inside one stage (weak-to-strong's probes and
+LoRA classifiers, ``protocols.weak_to_strong.TrainingStages``) are trained inside that stage and kept as its
+records, never as a checkpoint. No protocol trains by GRPO yet (``referee train grpo`` is a command); its
+stage belongs here when one does.
 """
 
 from __future__ import annotations
