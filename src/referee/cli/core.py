@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from referee import progress
+from referee.api import execute  # noqa: F401  (the commands run their protocols through it)
 from referee.cli import app
 from referee.cli.options import output_file, output_folder
 from referee.errors import RefereeError
@@ -91,44 +92,6 @@ def validated(config_class, options: dict, option_names: dict[str, str] | None =
 
     return validate(config_class, {k: v for k, v in options.items() if v is not None}, "command line",
                     option_names)
-
-
-def execute(config, default_folder: str | Path):
-    """Run a validated protocol config in its run folder (``config.out``, else ``default_folder``), then
-    draw its report from the folder. Every command that runs an experiment goes through here, so its
-    config.yaml names the protocol and ``referee run RUN/config.yaml`` repeats it."""
-    from referee import protocols, reports
-    from referee.distributed import is_main_process
-    from referee.runs import Run
-
-    proto = protocols.get(config.protocol)
-    _refuse_secrets(config.model_dump(mode="json"))
-    if config.out is None:
-        config = config.model_copy(update={"out": str(default_folder)})
-    with Run(config.out, config, seed=config.seed) as run:
-        result = proto.run(config, run)
-    # drawn after ledger.json and manifest.json are written, by the main process only (under a launcher)
-    return result, run, reports.draw_for(proto.name, run) if is_main_process() else []
-
-
-def _refuse_secrets(value) -> None:
-    """A model spec holding a key or credentials is refused before the run folder (config.yaml,
-    manifest.json) is written, and without quoting it."""
-    if isinstance(value, dict):
-        for v in value.values():
-            _refuse_secrets(v)
-    elif isinstance(value, list):
-        for v in value:
-            _refuse_secrets(v)
-    elif isinstance(value, str) and value.strip().startswith("openai:"):
-        from referee.models.openai import refuse_secrets
-
-        refuse_secrets(value)
-    elif isinstance(value, str) and value.strip().startswith("hf:"):
-        from referee.models import HF_OPTIONS
-        from referee.models.credentials import refuse_credentials
-
-        refuse_credentials(value, HF_OPTIONS)
 
 
 def print_result(result, run, figures=(), as_json: bool = False) -> None:

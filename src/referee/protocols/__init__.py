@@ -33,6 +33,7 @@ class Result:
     metrics: dict
     headline: list[dict] = field(default_factory=list)
     title: str = ""
+    folder: str | None = None  # the run folder, filled in by ``referee.run``
 
 
 # The module that registers each built-in protocol, imported on first use. tests/test_startup.py checks

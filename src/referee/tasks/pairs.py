@@ -88,11 +88,26 @@ def load_pairs(path: str | os.PathLike) -> list[Pair]:
     LLMBar and generic records may carry a ``reason`` (or ``explanation``) for their label, kept in
     ``meta["reason"]`` (a trained judge can learn to write it before its verdict).
     """
-    pairs = [_pair(obj, str(obj.get("id", obj.get("question_id", pos))), f"{path}:{pos}")
-             for pos, obj in read_records(path)]
+    pairs = [_pair(obj, _pair_id(obj, pos), f"{path}:{pos}") for pos, obj in read_records(path)]
     if not pairs:
         raise RefereeError(f"{path}: no pairs in the file")
     return pairs
+
+
+def pairs_from_records(records: list[dict], source: str) -> list[Pair]:
+    """Records already in memory (any format ``load_pairs`` reads) as pairs; errors name ``source`` and
+    the record's 1-based position."""
+    for pos, obj in enumerate(records, start=1):
+        if not isinstance(obj, dict):
+            raise RefereeError(f"{source}: item {pos}: expected a record (dict), got {type(obj).__name__}")
+    pairs = [_pair(obj, _pair_id(obj, pos), f"{source}: item {pos}") for pos, obj in enumerate(records, start=1)]
+    if not pairs:
+        raise RefereeError(f"{source}: no pairs given")
+    return pairs
+
+
+def _pair_id(obj: dict, pos: int) -> str:
+    return str(obj.get("id", obj.get("question_id", pos)))
 
 
 def _pair(obj: dict, pid: str, where: str) -> Pair:
