@@ -1,6 +1,7 @@
 """Can a verifier of this size tell right arithmetic solutions from wrong ones at all? Trained on a finished
 prover-verifier run's round-0 data (the same right-vs-wrong pairs V1 had), each verifier setting is scored
-by the AUC of right against wrong on the held-out samples of every prover in the run, and by the
+by the AUC of right against wrong on the held-out samples of every prover in the run (intervals resample
+problems, each with all its samples), and by the
 programmatic attack (the corrupted solution scored above the reference), with bootstrap intervals. The
 game's own V1 (10 of 30 blocks, frozen, linear head) is the first row; the rest change one thing each.
 
@@ -68,7 +69,8 @@ def main() -> None:
         return [{"role": "user", "content": problems[pid]["prompt"]}]
 
     results = {"lazy baseline: longer solution scores higher": {
-        name: bootstrap(auc, [len(s["text"]) for s in rows], [float(s["correct"]) for s in rows]).to_dict()
+        name: bootstrap(auc, [len(s["text"]) for s in rows], [float(s["correct"]) for s in rows],
+                        clusters=[s["id"] for s in rows]).to_dict()
         for name, rows in evals.items()}}
     base = cfg.model
     chosen = SETTINGS if not args.only else {k: SETTINGS[k] for k in args.only.split("|")}
@@ -89,7 +91,8 @@ def main() -> None:
                "val_loss": min(history["val_losses"]) if history["val_losses"] else None}
         for set_name, rows in evals.items():
             scores = rm.rewards([chat(r["id"]) for r in rows], [r["text"] for r in rows])
-            row[set_name] = bootstrap(auc, scores, [float(r["correct"]) for r in rows]).to_dict()
+            row[set_name] = bootstrap(auc, scores, [float(r["correct"]) for r in rows],
+                                      clusters=[r["id"] for r in rows]).to_dict()  # a problem's samples together
         scores = rm.rewards([chat(pid) for pid, _, _ in attack for _ in (0, 1)],
                             [t for _, good, bad in attack for t in (good, bad)])
         wins = [float(b > g) for g, b in zip(scores[0::2], scores[1::2])]

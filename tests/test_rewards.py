@@ -86,6 +86,8 @@ def test_reward_model_learns_the_toy_signal(trained_rm):
     assert m["accuracy"].low > 0.5
     # every toy pair has equal length apart from the last word: 'certainly' is longer than 'maybe'
     assert m["always_longer"].value == 1.0
+    diff = m["minus_always_longer"]  # paired over the same pairs: exactly accuracy minus the baseline
+    assert diff.value == pytest.approx(m["accuracy"].value - 1.0) and diff.n == len(test)
     comps = rm.compare_many([p.prompt for p in test], [p.rejected for p in test], [p.chosen for p in test])
     assert sum(c.winner == "B" for c in comps) >= 0.85 * len(test)
     assert all(0.0 <= c.p_a <= 1.0 for c in comps)

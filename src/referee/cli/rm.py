@@ -135,6 +135,7 @@ def evaluate(
         typer.echo(f"pairs: {m['pairs']}")
         typer.echo(f"pairwise accuracy:       {ev.fmt(m['accuracy'])}")
         typer.echo(f"always-longer baseline:  {ev.fmt(m['always_longer'])}")
+        typer.echo(f"minus the baseline:      {ev.fmt(m['minus_always_longer'])} (paired, same pairs)")
     elif kind == "orm":
         m = ev.eval_outcomes(verifier, rewards.load_solutions(data, limit=limit), seed=seed)
         typer.echo(f"solutions: {m['solutions']} ({m['unlabelled_skipped']} unlabelled skipped)")

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from referee.rewards.data import PreferencePair, StepSolution
-from referee.stats import Estimate, auc, bootstrap, mean_ci
+from referee.stats import Estimate, auc, bootstrap, mean_ci, paired_diff
 from referee.tasks.math import Solution
 
 
@@ -31,8 +31,10 @@ def eval_pairs(rm, pairs: list[PreferencePair], seed: int = 0) -> dict:
     chosen, rejected = r[:len(pairs)], r[len(pairs):]
     hits = [_hit(c, w) for c, w in zip(chosen, rejected)]
     margins = [c - w for c, w in zip(chosen, rejected)]
+    longer = longer_hits(pairs)
     return {"pairs": len(pairs), "accuracy": mean_ci(hits, seed=seed),
-            "always_longer": mean_ci(longer_hits(pairs), seed=seed),
+            "always_longer": mean_ci(longer, seed=seed),
+            "minus_always_longer": paired_diff(hits, longer, seed=seed),  # the same pairs: a paired interval
             "mean_margin": sum(margins) / len(margins), "hits": hits}
 
 
