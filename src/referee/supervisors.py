@@ -158,9 +158,11 @@ def _listed(specs: str | Sequence[str]) -> list[str]:
 
 # ---- scorers of one answer -------------------------------------------------------------------------
 def build_verifier(spec: str, answers: Mapping[str, str] | None = None, load_model: Callable | None = None, *,
-                   device: str | None = None, batch_size: int | None = None):
-    """The verifier a spec names; ``answers`` (prompt -> gold) feed ``exact``; ``device`` and
-    ``batch_size`` place a trained reward model (the loader's defaults where not given)."""
+                   device: str | None = None, batch_size: int | None = None, golds_per_call: bool = False):
+    """The verifier a spec names; ``answers`` (prompt -> gold) feed ``exact``, unless the caller gives
+    each call its gold answers (``golds_per_call``: ``score_many(..., golds=)``, as an Inspect scorer
+    does with a sample's target); ``device`` and ``batch_size`` place a trained reward model (the
+    loader's defaults where not given)."""
     kind, _, target = spec.partition(":")
     if kind in ("judge", "judge-additive"):
         if not target:
@@ -179,7 +181,7 @@ def build_verifier(spec: str, answers: Mapping[str, str] | None = None, load_mod
     if kind == "exact":
         from referee.verifiers.programmatic import ExactAnswerVerifier
 
-        if not answers:
+        if not answers and not golds_per_call:
             raise RefereeError("verifier 'exact' needs gold answers: give the data an 'answer' field")
         return ExactAnswerVerifier(answers)
     if kind == "python":

@@ -24,7 +24,9 @@ def judge(
     pairs_path: Optional[Path] = typer.Option(None, "--pairs", help="Pairs: LLMBar, MT-Bench human, TRL "
                                                                   "preference or prompt/answer_a/answer_b (JSON or JSONL)."),
     answers_path: Optional[Path] = typer.Option(None, "--answers", help="single mode: JSONL with 'prompt', "
-                                                                      "'response' (optional 'reference', 'id')."),
+                                                                      "'response' (optional 'reference', 'id'), or an "
+                                                                      "Inspect AI log (.eval, .json; needs "
+                                                                      "referee[inspect])."),
     swap: str = typer.Option("none", help="none | conservative | average | random."),
     calibration: str = typer.Option("none", help="none | batch | content-free: divide probability verdicts by the "
                                                  "judge's position prior (pairwise)."),

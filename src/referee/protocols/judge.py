@@ -60,12 +60,15 @@ def load_items(cfg: JudgeRunConfig) -> list:
 
 
 def load_answers(path: str) -> list[dict]:
-    """Single answers to grade: ``prompt`` (text or messages), ``response``, optional ``reference``, ``id``."""
+    """Single answers to grade: ``prompt`` (text or messages), ``response``, optional ``reference``, ``id``;
+    from JSONL, a JSON array, or an Inspect AI log (``.eval``/``.json``: its samples, checked the same way)."""
     from referee.chat import as_chat
+    from referee.integrations.inspect import eval_log_answers, is_eval_log
     from referee.io import read_records, require
 
+    rows = enumerate(eval_log_answers(path), start=1) if is_eval_log(path) else read_records(path)
     items = []
-    for pos, obj in read_records(path):
+    for pos, obj in rows:
         where = f"{path}:{pos}"
         prompt = require(obj, "prompt", (str, list), where)
         response = require(obj, "response", str, where)
