@@ -45,7 +45,9 @@ def test_a_user_grpo_trainer_is_rewarded_by_the_exact_checker_with_gold_answers_
     assert logged and all(h["referee/invalid_rate"] == 0 for h in logged)
     chat = [{"role": "user", "content": "What is 2 + 3?"}]
     assert reward([chat, chat], ["The answer is 5.", "The answer is 6."], answer=["5", "5"]) == [1.0, 0.0]
-    with pytest.raises(RefereeError, match="no column 'answer'.*name it with answer_column"):
+    # the gold answer is each row's own, not looked up by prompt: one prompt with two golds scores apart
+    assert reward([chat, chat], ["The answer is 5.", "The answer is 5."], answer=["5", 6]) == [1.0, 0.0]
+    with pytest.raises(RefereeError, match="no column .answer.*name it with answer_column"):
         reward([chat], ["5"], solution=["5"])
 
 

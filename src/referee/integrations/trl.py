@@ -28,10 +28,13 @@ def reward_function(supervisor, *, answer_column: str = "answer", cache: str | o
                     name: str | None = None) -> VerifierReward:
     """A TRL reward function (``prompts, completions, **columns -> list[float | None]``) from a scorer
     spec (``judge:M``, ``judge-additive:M``, ``rm:``/``orm:``/``prm:FOLDER``, ``exact``,
-    ``python:MODULE:FUNCTION``) or a built scorer. ``exact`` reads each prompt's gold answer from the
-    dataset column ``answer_column``, which TRL hands to reward functions."""
+    ``python:MODULE:FUNCTION``) or a built scorer. ``exact`` reads each completion's gold answer from the
+    dataset column ``answer_column``, which TRL hands to reward functions (1 right, 0 wrong; a completion
+    that states no answer is wrong)."""
     if isinstance(supervisor, str) and supervisor == "exact":
-        return GoldAnswerReward(answer_column, name)
+        from referee.supervisors import build_verifier
+
+        return LoggedReward(build_verifier("exact", golds_per_call=True), name or "reward_exact", answer_column)
     if isinstance(supervisor, str):
         from referee.api import supervisor as build
 
@@ -43,40 +46,28 @@ def reward_function(supervisor, *, answer_column: str = "answer", cache: str | o
 
 
 class LoggedReward(VerifierReward):
-    """``VerifierReward`` that also hands TRL its share of unreadable scores for each batch."""
+    """``VerifierReward`` that also hands TRL its share of unreadable scores for each batch, and for a
+    checker, the gold answers from the dataset column ``gold_column``."""
 
-    def __init__(self, verifier, name: str | None = None):
+    def __init__(self, verifier, name: str | None = None, gold_column: str | None = None):
         super().__init__(verifier)
         if name:
             self.__name__ = name
+        self.gold_column = gold_column
 
     def __call__(self, prompts, completions, **columns) -> list[float | None]:
-        rewards = super().__call__(prompts, completions)
+        golds = None
+        if self.gold_column is not None:
+            if self.gold_column not in columns:
+                given = ", ".join(sorted(k for k in columns if k not in ("trainer_state", "log_extra", "log_metric")))
+                raise RefereeError(f"reward {self.__name__!r}: the dataset has no column {self.gold_column!r} with "
+                                   f"gold answers (columns: {given or 'none'}); name it with answer_column=")
+            golds = [str(a) for a in columns[self.gold_column]]
+        rewards = super().__call__(prompts, completions, golds=golds)
         log_metric = columns.get("log_metric")
         if callable(log_metric) and rewards:
             log_metric("referee/invalid_rate", sum(r is None for r in rewards) / len(rewards))
         return rewards
-
-
-class GoldAnswerReward(LoggedReward):
-    """The exact final-answer check against the gold answer in each row's ``column``: 1 right, 0 wrong (a
-    completion that states no answer is wrong; the checker's ``counts`` say how many did not)."""
-
-    def __init__(self, column: str, name: str | None = None):
-        super().__init__(None, name or "reward_exact")
-        self.column = column
-
-    def __call__(self, prompts, completions, **columns) -> list[float | None]:
-        from referee.supervisors import build_verifier
-        from referee.verifiers.programmatic import prompt_key
-
-        if self.column not in columns:
-            given = ", ".join(sorted(k for k in columns if k not in ("trainer_state", "log_extra", "log_metric")))
-            raise RefereeError(f"reward 'exact': the dataset has no column {self.column!r} with gold answers "
-                               f"(columns: {given or 'none'}); name it with answer_column=")
-        gold = {prompt_key(p): str(a) for p, a in zip(prompts, columns[self.column])}
-        self.verifier = build_verifier("exact", gold)
-        return super().__call__(prompts, completions, **columns)
 
 
 def to_dpo_dataset(records: Iterable[dict], keep: tuple[str, ...] = ()):

@@ -23,9 +23,10 @@ class VerifierReward:
         self.scored = 0
         self.invalid = 0
 
-    def __call__(self, prompts, completions, **kwargs) -> list[float | None]:
+    def __call__(self, prompts, completions, golds=None, **kwargs) -> list[float | None]:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        scores = self.verifier.score_many(list(prompts), texts)
+        # gold answers per completion, for a checker that takes them per call (``exact``)
+        scores = self.verifier.score_many(list(prompts), texts, **({} if golds is None else {"golds": golds}))
         self.scored += len(scores)
         self.invalid += sum(not s.valid for s in scores)
         return [s.value if s.valid else None for s in scores]
