@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Sequence
 
 from referee.errors import RefereeError
 from referee.io import file_sha256
+from referee.io.tables import source_sha256
 from referee.judges.build import JudgeConfig, trained_settings
 
 BASELINE_SPECS = ("baseline:longer", "baseline:random")
@@ -115,8 +116,9 @@ def judge_identity(specs: str | Sequence[str], cfg: JudgeConfig, load_model: Cal
     specs = _listed(specs)
     if len(specs) == 1 and specs[0].startswith(REWARD_MODEL):
         return _rm_identity(specs[0])
-    files = {name: file_sha256(path) for name, path in (("template", cfg.template), ("few_shot", cfg.few_shot))
-             if path and Path(path).is_file()}
+    files = {"template": file_sha256(cfg.template)} if cfg.template and Path(cfg.template).is_file() else {}
+    if cfg.few_shot:  # a file, a data: file or a data set (hf-disk:, Parquet), mapped or not
+        files["few_shot"] = source_sha256(cfg.few_shot)
     return {"settings": cfg, "files": files, "models": [_model_identity(spec, load_model) for spec in specs]}
 
 

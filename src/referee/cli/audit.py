@@ -11,10 +11,11 @@ from referee import progress
 from referee.cli import app
 from referee.cli.options import at_least_one, output_folder
 from referee.errors import RefereeError
+from referee.io.tables import source_name
 
 def _default_out(kind: str, pairs: Path, judge: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in judge)[:40]
-    return Path("runs") / f"{kind}-{pairs.stem}-{safe}"
+    return Path("runs") / f"{kind}-{source_name(pairs)}-{safe}"
 
 
 JUDGE_OPT = typer.Option("embedded", "--judge", "-j", help="Judge model spec, or baseline:longer / baseline:random.")

@@ -13,6 +13,7 @@ from referee.api import execute  # noqa: F401  (the commands run their protocols
 from referee.cli import app
 from referee.cli.options import output_file, output_folder
 from referee.errors import RefereeError
+from referee.io.tables import source_name
 
 
 @app.command()
@@ -70,7 +71,7 @@ def generate(
         "model": model, "prompts": str(prompts), "n": n, "seed": seed, "out": str(run_dir) if run_dir else None,
         "sampling": dict(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, stop=stop)},
         GENERATE_OPTIONS)
-    result, run, _ = execute(config, Path("runs") / f"generate-{prompts.stem}")
+    result, run, _ = execute(config, Path("runs") / f"generate-{source_name(prompts)}")
     metrics = result.metrics
     records = run.read_records("samples")
     if out is not None:

@@ -1,5 +1,6 @@
 """``referee data list|get|verify``: the public data sets the configs and benchmarks read, where they are
-(``data:SET/FILE`` in a config stands for a file under the data root), and how to get them."""
+(``data:SET/FILE`` in a config stands for a file under the data root), and how to get them; ``referee data
+export``: records (a file, a data set or a run's stage) written as a Parquet file or a saved dataset."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import typer
 from referee.cli import app
 from referee.errors import RefereeError
 
-data_app = typer.Typer(no_args_is_help=True, help="The public data sets referee reads: list, get, verify.")
+data_app = typer.Typer(no_args_is_help=True, help="The public data sets referee reads (list, get, verify); "
+                     "records as data sets (export).")
 app.add_typer(data_app, name="data")
 
 CATALOGUE_HELP = "Another list of sets (YAML, the shape of referee's own data/public_sets.yaml)."
@@ -99,3 +101,46 @@ def verify(
     if bad:
         raise RefereeError(f"{len(bad)} file(s) missing or changed under {root} ({why}); "
                            f"`referee data get` fetches them")
+
+
+@data_app.command("export")
+def export(
+    records: str = typer.Argument(..., help="Records: JSON, JSONL, Parquet, Arrow, hf-disk:FOLDER[:SPLIT] (with "
+                                            "?field=column mapping if wanted), or a run folder with --stage."),
+    to: str = typer.Option(..., "--to", help="OUT.parquet, hf-disk:FOLDER (datasets' save_to_disk) or OUT.jsonl."),
+    stage: Optional[str] = typer.Option(None, "--stage", help="The stage of the run folder RECORDS to export "
+                                                               "(its records/STAGE.jsonl)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
+):
+    """Write records (verdicts, preference pairs, samples: any records) as a data set for the Hugging Face
+    tools; `datasets.load_from_disk` or `load_dataset("parquet", ...)` reads them back."""
+    from referee.io import read_records
+    from referee.io.tables import write_records
+
+    source = _stage_file(records, stage)
+    rows = [obj for _, obj in read_records(source)]
+    written = write_records(rows, to, force=force, what=source)
+    print(f"{len(rows)} records from {source} -> {to if to.startswith('hf-disk:') else written}")
+
+
+def _stage_file(records: str, stage: Optional[str]) -> str:
+    """RECORDS itself, or with --stage the run folder's records/STAGE.jsonl (the stages there named when
+    it is not one of them)."""
+    folder = Path(records)
+    is_run = not records.startswith("hf-disk:") and folder.is_dir()
+    if stage is None:
+        if is_run:
+            raise RefereeError(f"{records}: a folder; name the stage to export with --stage "
+                               f"({_stages(folder)})")
+        return records
+    if not is_run:
+        raise RefereeError(f"--stage {stage}: RECORDS should then be a run folder; {records} is not a folder")
+    path = folder / "records" / f"{stage}.jsonl"
+    if not path.is_file():
+        raise RefereeError(f"{records}: no stage '{stage}' with records ({_stages(folder)})")
+    return str(path)
+
+
+def _stages(folder: Path) -> str:
+    names = sorted(p.name.removesuffix(".jsonl") for p in (folder / "records").glob("*.jsonl"))
+    return "stages: " + ", ".join(names) if names else "it has no records/STAGE.jsonl"

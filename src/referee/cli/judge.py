@@ -11,6 +11,7 @@ import typer
 from referee import progress
 from referee.cli import app
 from referee.cli.options import at_least_one, output_file, output_folder
+from referee.io.tables import source_name
 
 TEMPLATES = "pairwise, pairwise_reference, single_1to10"
 
@@ -63,7 +64,7 @@ def judge(
         "judges": judge_specs, "pairs": str(pairs_path) if pairs_path and not answers_path else None,
         "answers": str(answers_path) if answers_path else None, "limit": limit, "seed": seed,
         "out": str(run_dir) if run_dir else None, "judge": settings})
-    result, run, _ = execute(config, Path("runs") / f"judge-{source.stem}")
+    result, run, _ = execute(config, Path("runs") / f"judge-{source_name(source)}")
     records = run.read_records("judgments")
     if out is not None:
         write_jsonl(out, records)

@@ -11,6 +11,7 @@ import typer
 from referee.cli import app
 from referee.cli.options import output_folder
 from referee.errors import RefereeError
+from referee.io.tables import source_name
 
 optimize_app = typer.Typer(no_args_is_help=True, help="Optimise prompts with textual gradients and beam search.")
 app.add_typer(optimize_app, name="optimize")
@@ -131,7 +132,7 @@ def prompt(
         "placeholder": placeholder, "format_instruction": format_instruction, "task_model": task_model,
         "answer": answer, "calibration": calibration, "answer_prefix": answer_prefix, "answer_tokens": answer_tokens,
         "test_limit": test_limit, "f1": f1}, OPTIONS)
-    print_result(*execute(config, Path("runs") / f"optimize-{train.stem}"), as_json=as_json)
+    print_result(*execute(config, Path("runs") / f"optimize-{source_name(train)}"), as_json=as_json)
 
 
 @optimize_app.command("judge-template")
@@ -187,7 +188,7 @@ def judge_template(
         **search_settings(options), "pairs": str(pairs), "other": [str(p) for p in other] if other else None,
         "held_out": held_out, "template": template, "task_model": task_model, "swap": swap, "verdict": verdict,
         "shown_chars": shown_chars}, OPTIONS)
-    print_result(*execute(config, Path("runs") / f"optimize-judge-{pairs.stem}"), as_json=as_json)
+    print_result(*execute(config, Path("runs") / f"optimize-judge-{source_name(pairs)}"), as_json=as_json)
 
 
 def parse_labels(labels: list[str]) -> tuple[list[str], list[str]]:

@@ -16,6 +16,7 @@ from referee import progress
 from referee.cli import app
 from referee.cli.options import at_least_one, output_file, output_folder
 from referee.errors import RefereeError
+from referee.io.tables import source_name
 
 tasks_app = typer.Typer(no_args_is_help=True, help="Math task data, answer checking and step labels.")
 app.add_typer(tasks_app, name="tasks")
@@ -204,7 +205,7 @@ def mc_label(
         "solutions": str(file), "policy": policy, "k": k, "mode": mode, "how": how, "seed": seed,
         "sampling": {"temperature": temperature, "max_new_tokens": max_new_tokens},
         "out": None if run_dir is None else str(run_dir)}, "tasks mc-label")
-    result, run, figures = execute(config, Path("runs") / f"mc-label-{file.stem}")
+    result, run, figures = execute(config, Path("runs") / f"mc-label-{source_name(file)}")
     write_jsonl(out, run.read_records("mc_labels"))
     print_result(result, run, figures)
     m = result.metrics["mc_labels"]

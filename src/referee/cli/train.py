@@ -111,13 +111,14 @@ def grpo(data: Path = typer.Option(..., "--data", "-d", help="JSONL with 'prompt
 def _graded_items(path: Path) -> list[dict]:
     """Graded answers for a grading judge: prompt, response, score (optional reason, reference, id)."""
     from referee.io import read_records, require
+    from referee.io.tables import source_name
 
     items = []
     for pos, obj in read_records(path):
         where = f"{path}:{pos}"
         require(obj, "prompt", (str, list), where)
         require(obj, "response", str, where)
-        items.append({**obj, "id": str(obj.get("id", f"{path.name}:{pos}"))})
+        items.append({**obj, "id": str(obj.get("id", f"{source_name(path)}:{int(pos)}"))})
     return items
 
 

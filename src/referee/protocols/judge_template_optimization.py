@@ -40,6 +40,7 @@ from referee.audit.agreement import pairwise_agreement
 from referee.draws import content_unit
 from referee.errors import RefereeError
 from referee.io import atomic_text
+from referee.io.tables import source_name
 from referee.judges.build import JudgeConfig
 from referee.judges.rendering import chat_text
 from referee.judges.pairwise import PairwiseJudge
@@ -177,7 +178,7 @@ def set_names(paths: list[str]) -> list[str]:
     """A name per other pair file for stages and the table: its file name, made unique."""
     names: list[str] = []
     for path in paths:
-        stem, k = Path(path).stem, 1
+        stem, k = source_name(path), 1
         name = stem
         while name in names or name == HELD_OUT:
             k += 1

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
-from referee.io import read_jsonl
+from referee.io import read_records
 from referee.tasks.math import MathProblem, extract_gsm8k, safe_eval, split_steps
 
 _ANNOTATION_RE = re.compile(r"<<([^<>]*)>>")
@@ -65,7 +65,7 @@ def load_gsm8k(path: str | os.PathLike, limit: int | None = None, annotations: s
     if annotations not in ("strip", "keep"):
         raise RefereeError(f"gsm8k: annotations should be 'strip' or 'keep', got {annotations!r}")
     data = Gsm8kData([])
-    for lineno, obj in read_jsonl(path):
+    for lineno, obj in read_records(path):
         where = f"{path}:{lineno}"
         for f in ("question", "answer"):
             if f not in obj:

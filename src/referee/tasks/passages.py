@@ -40,7 +40,7 @@ from typing import Iterable
 
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
-from referee.io import read_jsonl, require
+from referee.io import read_records, require
 from referee.tasks.quotes import normalise
 
 SPLITS = ("train", "validation", "test")
@@ -155,7 +155,7 @@ def _generic(obj: dict, where: str, seed: int) -> PassageItem:
 
 def _load(path: str | os.PathLike, seed: int, generic: bool) -> PassageSet:
     items, dropped, first_line = PassageSet(), {}, {}
-    for lineno, obj in read_jsonl(path):
+    for lineno, obj in read_records(path):
         where = f"{path}:{lineno}"
         if generic and "answers" in obj:
             item = _generic(obj, where, seed)

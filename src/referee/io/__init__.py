@@ -1,6 +1,6 @@
 """Reading and writing JSONL, with errors that name the file, the line and the field (bad JSON, bytes that
 are not UTF-8, a folder where a file belongs). Every reader takes ``data:SET/FILE`` for a file of the public
-data sets (``referee.paths``)."""
+data sets (``referee.paths``); ``read_records`` takes data sets too (``referee.io.tables``)."""
 
 from __future__ import annotations
 
@@ -165,11 +165,26 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
 
 
 def read_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
-    """Read a JSON array file or a JSONL file (one object per line), yielding (position, object).
+    """Read records, yielding (position, object), from a JSON array file, a JSONL file (one object per
+    line), a Parquet or Arrow file, or a saved Hugging Face dataset (``hf-disk:FOLDER[:SPLIT]``); any of them
+    with a column mapping (``SOURCE?field=column&...``, see ``referee.io.tables``).
 
-    Positions are line numbers for JSONL and 1-based item indices for a JSON array, so error messages
-    can point at the record either way.
+    Positions are line numbers for JSONL, 1-based item indices for a JSON array and 1-based rows for a table
+    (a ``Row``, which reads ``PATH: row 5`` in a loader's message), so error messages can point at the
+    record either way.
     """
+    from referee.io import tables
+
+    source = tables.parse_source(path)
+    if source.is_table:
+        yield from tables.read_table(source)
+    elif source.mapping:
+        yield from tables.map_records(source, list(_read_json_records(source.location)))
+    else:
+        yield from _read_json_records(source.location)
+
+
+def _read_json_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     path = data_path(path)
     check_file(path)
     with _decoding(path), _open_text(path) as f:
