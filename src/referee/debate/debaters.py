@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+from referee.debate import evidence
 from referee.debate.judging import ARGUING_ROLES, DEBATER_SIDES, SILENT
 from referee.dialogue import Round, Speaker, Transcript, Turn
 from referee.draws import seeded_unit
@@ -163,20 +164,34 @@ class Arguer(Speaker):
         return self.later if said and self.later else self.instruction
 
 
+@dataclass(eq=False)
+class EvidenceArguer(Arguer):
+    """An arguer whose model is an ``evidence.EvidenceWriter``: it asks in the writer's structured request
+    (what it may read, and what it has quoted) instead of a prompt, since the writer quotes, not reads."""
+
+    def chat(self, transcript: Transcript, round_index: int, rounds: int) -> list[dict]:
+        self.placeholders(transcript, round_index, rounds)  # the same missing-field check as any arguer
+        return evidence.request_chat(transcript, self.role, self.defends, self.opposes, round_index, self.word_limit)
+
+
+def _arguer(model: Model, *args, **kwargs) -> Arguer:
+    return (EvidenceArguer if isinstance(model, evidence.EvidenceWriter) else Arguer)(*args, **kwargs)
+
+
 def debaters(model_a: Model, model_b: Model, sampling: Sampling, word_limit: int) -> list[Arguer]:
     """``debater_a`` (defends answer A) on ``model_a`` and ``debater_b`` (answer B) on ``model_b``; the
-    same model twice is self-play."""
+    same model twice is self-play. An evidence writer (``evidence:...``) argues by quoting alone."""
     common = dict(system=DEBATER_SYSTEM, instruction=OPENING, later=DEBATER_LATER, sampling=sampling,
                   word_limit=word_limit, other_name="the other debater")
-    return [Arguer("debater_a", "debater_a", model_a, defends="answer_a", opposes="answer_b", **common),
-            Arguer("debater_b", "debater_b", model_b, defends="answer_b", opposes="answer_a", **common)]
+    return [_arguer(model_a, "debater_a", "debater_a", model_a, defends="answer_a", opposes="answer_b", **common),
+            _arguer(model_b, "debater_b", "debater_b", model_b, defends="answer_b", opposes="answer_a", **common)]
 
 
 def consultant(model: Model, sampling: Sampling, word_limit: int) -> list[Arguer]:
     """The one ``consultant``, defending whichever answer its item's context names as ``consultant_answer``."""
-    return [Arguer("consultant", "consultant", model, system=CONSULTANT_SYSTEM, instruction=OPENING,
-                   later=CONSULTANT_LATER, sampling=sampling, word_limit=word_limit, defends="consultant_answer",
-                   opposes="other_answer", other_name="someone else")]
+    return [_arguer(model, "consultant", "consultant", model, system=CONSULTANT_SYSTEM, instruction=OPENING,
+                    later=CONSULTANT_LATER, sampling=sampling, word_limit=word_limit, defends="consultant_answer",
+                    opposes="other_answer", other_name="someone else")]
 
 
 def speakers_for(protocol: str, models: Sequence[Model], sampling: Sampling, word_limit: int) -> list[Arguer]:

@@ -44,6 +44,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
+from referee.debate.evidence import KINDS as EVIDENCE_KINDS, EvidenceWriter, is_evidence
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, preference
 # p_of_answer and exported_turns are not used here: debate_tournament.py and cli/debate.py import them from here
@@ -131,6 +132,18 @@ class PassageProtocolConfig(ProtocolConfig):
         return value
 
     @model_validator(mode="after")
+    def _evidence_debaters_quote_by_rule(self):
+        for spec in (getattr(self, f, None) for f in ("debater", "debater_b", "consultant")):
+            if not spec or not is_evidence(spec):
+                continue
+            if spec.removeprefix("evidence:") not in EVIDENCE_KINDS:
+                raise ValueError(f"{spec!r}: evidence debaters are "
+                                 f"{', '.join('evidence:' + k for k in EVIDENCE_KINDS)}")
+            if self.train_arguers is not None or self.refine is not None:
+                raise ValueError(f"{spec!r} quotes by a fixed rule: train_arguers and refine need a language model")
+        return self
+
+    @model_validator(mode="after")
     def _arguers_learn_from_best_of_n(self):
         if self.train_arguers is not None and self.best_of < 2:
             raise ValueError(f"{self.protocol}: train_arguers learns from best-of-N turns; set best_of to 2 or more")
@@ -216,7 +229,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
           stage: str = "transcripts") -> list[dict]:
     """The arguers' transcripts, one record per item (``debaters.transcript_record``: turns, sides, quote
     statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
-    models = [run.model(spec) for spec in arguer_specs(protocol, cfg)]
+    models = [arguer_model(run, spec) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     best_of = arguer_best_of(protocol, cfg)
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
@@ -244,6 +257,16 @@ def argue_train_split(protocol: str, cfg: PassageProtocolConfig, run: Run) -> tu
     ``transcripts-train``): what the trained judges and arguers learn from."""
     items, _ = load_items(cfg, "train", cfg.train_items)
     return items, argue(protocol, cfg, run, items, stage="transcripts-train")
+
+
+def arguer_model(run: Run, spec: str):
+    """The model behind an arguer spec: a language model, or an evidence debater (``evidence:random``,
+    ``evidence:overlap``: ``referee.debate.evidence``), which the run caches and names like any model."""
+    if not is_evidence(spec):
+        return run.model(spec)
+    if spec not in run.models:
+        run.add_model(EvidenceWriter(spec))
+    return run.models[spec]
 
 
 def arguer_specs(protocol: str, cfg: PassageProtocolConfig) -> list[str]:

@@ -1,0 +1,135 @@
+"""Debaters of known strength that need no language model: each turn quotes one passage sentence, word for
+word, and says which answer it supports. Skill is then a knob (issue 36; Khan et al. 2024 vary debater
+skill to see whether judge accuracy rises with it):
+
+- ``evidence:random``: a sentence drawn at random (seeded per item, role, round and sample): evidence
+  that is real but mostly beside the point, the weakest arguer that still quotes;
+- ``evidence:overlap``: the sentence that shares the most content words with the answer it defends (and the
+  question), less those it shares with the other answer; in later rounds the best one it has not quoted yet.
+
+Every quote is verbatim, so the judge sees it marked verified; what differs is whether it bears on the
+answer. They plug into debate, consultancy and the tournament as a debater or consultant spec
+(``debater: evidence:overlap``): ``EvidenceWriter`` is a ``Model`` whose requests are the structured ones an
+``EvidenceArguer`` writes, so the dialogue runner, the cache and the manifest treat them like any model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+
+from referee.dialogue import Transcript
+from referee.errors import RefereeError
+from referee.models.base import Completion, GenRequest, Model
+from referee.tasks.quotes import QUOTE_CLOSE, QUOTE_OPEN, find_quotes, normalise
+
+KINDS = ("random", "overlap")
+PREFIX = "evidence:"
+FIELDS = {"passage", "question", "own", "other", "quoted", "word_limit"}
+VERSION = 1  # of the rules above: part of the fingerprint, so a changed rule is a new model to the cache
+
+# Words that carry no evidence about an answer (kept short on purpose: a fixed, visible list).
+STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being
+it its this that these those he she they them his her their we you i me my our your not no do does did so
+than then there here what which who whom whose when where why how all any some can could would should will
+just very also too into out up down over about after before because while""".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def sentences(passage: str) -> list[str]:
+    """The passage cut after each ., ! or ? followed by space: exact substrings, so a quote of one is verified."""
+    return [s.strip() for s in _SENTENCE_END.split(passage.strip()) if s.strip()]
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in normalise(text).split() if w not in STOPWORDS and len(w) > 1}
+
+
+def support(sentence: str, own: str, other: str, question: str) -> int:
+    """How much a sentence speaks for ``own`` rather than ``other``: shared content words with the answer
+    (three points each) and the question (one: the topic, not the side), less three for each shared with the
+    other answer."""
+    words = content_words(sentence)
+    return 3 * len(words & content_words(own)) + len(words & content_words(question)) \
+        - 3 * len(words & content_words(other))
+
+
+def choose(kind: str, request: dict, seed: int) -> str:
+    """The sentence an evidence debater of ``kind`` quotes for one request (module doc)."""
+    pool = sentences(request["passage"])
+    if not pool:
+        return ""
+    if kind == "random":
+        return random.Random(seed).choice(pool)
+    fresh = [s for s in pool if s not in request["quoted"]] or pool
+    ranked = sorted(enumerate(fresh), key=lambda ks: (-support(ks[1], request["own"], request["other"],
+                                                               request["question"]), ks[0]))
+    return ranked[0][1]
+
+
+def argument(sentence: str, own: str, word_limit: int | None) -> str:
+    """The turn: the quote (cut to a prefix of whole words if it would not fit the limit: still verbatim,
+    so still verified) and the claim it supports."""
+    claim = f' This supports the answer "{own}".'
+    words = sentence.split()
+    if word_limit is not None:
+        room = max(1, word_limit - len(claim.split()) - 3)
+        words = words[:room]
+    return f"The passage says {QUOTE_OPEN}{' '.join(words)}{QUOTE_CLOSE}.{claim}" if words else claim.strip()
+
+
+class EvidenceWriter(Model):
+    """An arguer that quotes instead of writing: ``evidence:random`` or ``evidence:overlap``."""
+
+    batch_size = 256
+
+    def __init__(self, spec: str, cache=None):
+        super().__init__(cache)
+        kind = spec[len(PREFIX):] if spec.startswith(PREFIX) else ""
+        if kind not in KINDS:
+            raise RefereeError(f"debater {spec!r}: evidence debaters are {', '.join(PREFIX + k for k in KINDS)}")
+        self.kind, self.spec = kind, spec
+        self.fingerprint = hashlib.sha256(f"{spec}/v{VERSION}".encode()).hexdigest()[:24]
+
+    def _generate(self, requests: list[GenRequest]) -> list[Completion]:
+        out = []
+        for r in requests:
+            request = parse_request(r.chat)
+            text = argument(choose(self.kind, request, r.seed), request["own"], request["word_limit"])
+            out.append(Completion(text, prompt_tokens=0, completion_tokens=len(text.split()), finish_reason="stop"))
+        return out
+
+
+def is_evidence(spec: str) -> bool:
+    return spec.startswith(PREFIX)
+
+
+def request_chat(transcript: Transcript, role: str, defends: str, opposes: str, round_index: int,
+                 word_limit: int | None) -> list[dict]:
+    """What an ``EvidenceArguer`` asks its writer: the context it may read and the sentences it has quoted."""
+    ctx = transcript.context
+    quoted = [s for t in transcript.turns if t.role == role for s in _quoted_sentences(t.text, ctx["passage"])]
+    payload = {"item": transcript.item_id, "role": role, "round": round_index, "passage": ctx["passage"],
+               "question": ctx["question"], "own": ctx[defends], "other": ctx[opposes], "quoted": quoted,
+               "word_limit": word_limit}
+    return [{"role": "user", "content": json.dumps(payload, ensure_ascii=False, sort_keys=True)}]
+
+
+def parse_request(chat: list[dict]) -> dict:
+    """The request ``request_chat`` wrote; anything else is refused (an evidence debater is not a chat model)."""
+    try:
+        request = json.loads(chat[-1]["content"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        request = None
+    if not isinstance(request, dict) or not FIELDS <= set(request):
+        raise RefereeError("evidence debater: its request is not the structured one an evidence arguer writes; "
+                           "use it as a debater or consultant spec, not as a chat model")
+    return request
+
+
+def _quoted_sentences(text: str, passage: str) -> list[str]:
+    """The passage sentences a turn quoted (a cut quote counts for the sentence it starts)."""
+    return [s for q in find_quotes(text) if normalise(q) for s in sentences(passage)
+            if normalise(s).startswith(normalise(q))][:1]

@@ -1,0 +1,87 @@
+"""Evidence debaters (issue 36): arguers of known strength that quote one passage sentence per turn, by a
+fixed rule: at random, or the sentence that speaks most for their answer. Their quotes are verbatim, so the
+judge sees them verified; the scripted judge of test_debate_protocol.py reads them like any debater's."""
+
+from __future__ import annotations
+
+import pytest
+from test_debate_protocol import Judge, make_config, play, records
+
+from referee.config import validate
+from referee.debate.evidence import EvidenceWriter, argument, choose, sentences, support
+from referee.errors import RefereeError
+from referee.protocols.debate import ConsultancyConfig, DebateConfig
+from referee.tasks.quotes import check_quotes
+
+PASSAGE = ("Mia missed the bus on Monday. She walked to school in the rain and arrived late. "
+           "Her teacher was kind about it! The lesson was on volcanoes.")
+REQUEST = {"passage": PASSAGE, "question": "Why was Mia late for school?", "own": "She missed the bus",
+           "other": "Her teacher kept her", "quoted": [], "word_limit": 120}
+
+
+def test_sentences_are_exact_pieces_of_the_passage():
+    parts = sentences(PASSAGE)
+    assert parts == ["Mia missed the bus on Monday.", "She walked to school in the rain and arrived late.",
+                     "Her teacher was kind about it!", "The lesson was on volcanoes."]
+    assert all(p in PASSAGE for p in parts) and sentences("  ") == []
+
+
+def test_overlap_quotes_the_sentence_for_its_answer_and_a_new_one_in_later_rounds():
+    assert choose("overlap", REQUEST, seed=0) == "Mia missed the bus on Monday."
+    assert support("Her teacher was kind about it!", REQUEST["own"], REQUEST["other"], REQUEST["question"]) < 0
+    other_side = {**REQUEST, "own": REQUEST["other"], "other": REQUEST["own"]}
+    assert choose("overlap", other_side, seed=0) == "Her teacher was kind about it!"
+    later = {**REQUEST, "quoted": ["Mia missed the bus on Monday."]}
+    assert choose("overlap", later, seed=0) != "Mia missed the bus on Monday."
+
+
+def test_random_draws_differ_by_seed_and_repeat_for_the_same_seed():
+    draws = {choose("random", REQUEST, seed=s) for s in range(30)}
+    assert draws == set(sentences(PASSAGE))
+    assert choose("random", REQUEST, seed=7) == choose("random", REQUEST, seed=7)
+
+
+def test_an_argument_cut_to_the_word_limit_still_quotes_verbatim():
+    long = "Mia walked " + " ".join(f"step{i}" for i in range(60)) + " to school."
+    text = argument(long, "She missed the bus", word_limit=20)
+    assert len(text.split()) <= 20
+    quotes = check_quotes(text, long)
+    assert len(quotes) == 1 and quotes[0].verified
+
+
+def test_an_evidence_writer_is_not_a_chat_model():
+    writer = EvidenceWriter("evidence:overlap")
+    with pytest.raises(RefereeError, match="not the structured one an evidence arguer writes"):
+        writer.generate([[{"role": "user", "content": "Argue that the sky is green."}]])
+    with pytest.raises(RefereeError, match="evidence debaters are evidence:random, evidence:overlap"):
+        EvidenceWriter("evidence:clever")
+
+
+def test_evidence_debaters_argue_a_whole_debate_with_only_verified_quotes(tmp_path):
+    """On the rooms data the overlap debater of the right answer quotes the sentence with its colour, so the
+    scripted judge, who reads verified quotes, is right; every quote of either debater is verified."""
+    config = make_config(tmp_path, debater="evidence:overlap", debater_b="evidence:random", rounds=2)
+    result, run = play(config, Judge())
+    transcripts = records(run, "transcripts")
+    quotes = result.metrics["quotes"]["all"]
+    assert quotes["quotes"] == 2 * 2 * len(transcripts) and quotes["verified_share"] == 1.0
+    overlap_turns = [t for r in transcripts for t in r["turns"] if t["speaker"] == "debater_a"]
+    assert all("The passage says <quote>" in t["text"] for t in overlap_turns)
+    rounds = {r["id"]: [t["text"] for t in r["turns"] if t["speaker"] == "debater_a"] for r in transcripts}
+    assert all(a != b for a, b in rounds.values())  # round 2 quotes a sentence round 1 did not
+    manifest = run.folder / "manifest.json"
+    assert "evidence:overlap" in manifest.read_text() and "evidence:random" in manifest.read_text()
+    again, _ = play(config, Judge())  # read back: the writers' answers come from the run's cache
+    assert again.metrics["readers"] == result.metrics["readers"]
+
+
+def test_an_evidence_consultant_and_the_settings_it_refuses(tmp_path):
+    config = make_config(tmp_path, cls=ConsultancyConfig, consultant="evidence:overlap")
+    result, _ = play(config, Judge())
+    assert result.metrics["quotes"]["all"]["verified_share"] == 1.0
+    base = dict(items=str(tmp_path / "items.jsonl"), judge="scripted-judge")
+    for bad, message in [({"debater": "evidence:clever"}, "evidence debaters are"),
+                         ({"debater": "evidence:overlap", "refine": {}}, "quotes by a fixed rule"),
+                         ({"debater": "evidence:random", "best_of": 2, "train_arguers": {}}, "quotes by a fixed rule")]:
+        with pytest.raises(RefereeError, match=message):
+            validate(DebateConfig, {**base, **bad}, "test config")
