@@ -87,8 +87,12 @@ def test_unreadable_scores_reach_trl_as_none_and_are_counted_never_as_numbers(ti
 
 
 def test_a_pairwise_judge_is_refused_as_a_reward_function():
-    with pytest.raises(RefereeError, match="does not score single answers"):
+    import referee
+
+    with pytest.raises(RefereeError, match="unknown verifier 'baseline:longer'; accepted forms: judge:"):
         reward_function("baseline:longer")
+    with pytest.raises(RefereeError, match="does not score single answers"):
+        reward_function(referee.supervisor("baseline:longer"))
 
 
 def test_preference_records_become_a_trl_dataset_and_come_back_as_pairs(tmp_path):

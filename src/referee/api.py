@@ -35,7 +35,7 @@ def supervisor(spec: str | Sequence[str], *, cache: str | os.PathLike | None = N
     ``judge_options`` (the fields of ``JudgeConfig``: mode, template, verdict, swap, ...; ``mode="single"``
     gives a grader). ``cache``: an SQLite file that keeps the models' answers, so a repeat costs nothing."""
     from referee.judges.build import JudgeConfig
-    from referee.supervisors import build_judge, build_verifier
+    from referee.supervisors import build_judge, build_verifier, model_loader
 
     load = model_loader(cache)
     if isinstance(spec, str) and spec.partition(":")[0] in VERIFIER_KINDS:
@@ -134,15 +134,3 @@ def _refuse_secrets(value) -> None:
         from referee.models.openai import refuse_secrets
 
         refuse_secrets(value)
-
-
-def model_loader(cache: str | os.PathLike | None) -> Callable:
-    """``load_model`` keeping every answer in the SQLite file ``cache`` (None: the loader's default)."""
-    from referee.models import load_model
-
-    if cache is None:
-        return load_model
-    from referee.cache import Cache
-
-    shared = Cache(Path(cache))
-    return lambda spec, **kw: load_model(spec, cache=shared, **kw)

@@ -22,6 +22,7 @@ is the one place a judge and a reward model meet.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -202,3 +203,15 @@ def _user_verifier(spec: str, target: str):
     except (ImportError, AttributeError) as e:
         raise RefereeError(f"verifier {spec!r}: cannot import {function} ({e})") from None
     return factory(argument) if at else factory()
+
+
+def model_loader(cache: str | os.PathLike | None) -> Callable:
+    """``load_model`` keeping every answer in the SQLite file ``cache`` (None: the loader's default)."""
+    from referee.models import load_model
+
+    if cache is None:
+        return load_model
+    from referee.cache import Cache
+
+    shared = Cache(Path(cache))
+    return lambda spec, **kw: load_model(spec, cache=shared, **kw)

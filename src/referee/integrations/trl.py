@@ -36,9 +36,9 @@ def reward_function(supervisor, *, answer_column: str = "answer", cache: str | o
 
         return LoggedReward(build_verifier("exact", golds_per_call=True), name or "reward_exact", answer_column)
     if isinstance(supervisor, str):
-        from referee.api import supervisor as build
+        from referee.supervisors import build_verifier, model_loader
 
-        supervisor = build(supervisor, cache=cache)
+        supervisor = build_verifier(supervisor, None, model_loader(cache))
     if not hasattr(supervisor, "score_many"):
         raise RefereeError(f"reward_function: {type(supervisor).__name__} does not score single answers; give a "
                            "scorer spec (judge:M, rm:FOLDER, exact, ...) or an object with score_many")
