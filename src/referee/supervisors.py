@@ -32,6 +32,7 @@ from referee.io.tables import source_sha256
 from referee.judges.build import JudgeConfig, trained_settings
 
 BASELINE_SPECS = ("baseline:longer", "baseline:random")
+GRADER_TEMPLATES = {"judge": "single_1to10", "judge-additive": "additive_0to5"}  # judge:M, judge-additive:M
 REWARD_MODEL = "rm:"
 VERIFIER_FORMS = ("judge:MODEL_SPEC, judge-additive:MODEL_SPEC, rm:PATH, orm:PATH, prm:PATH, exact, "
                   "python:MODULE:FUNCTION[@ARGUMENT]")
@@ -172,7 +173,7 @@ def build_verifier(spec: str, answers: Mapping[str, str] | None = None, load_mod
             raise RefereeError(f"verifier {spec!r}: name the judge model, e.g. judge:embedded")
         if load_model is None:
             from referee.models import load_model
-        template = "additive_0to5" if kind == "judge-additive" else "single_1to10"
+        template = GRADER_TEMPLATES[kind]
         return build_judge(target, JudgeConfig(mode="single", template=template), load_model)
     if kind in ("rm", "orm", "prm"):
         if not target:

@@ -28,7 +28,6 @@ from typing import Any, Callable
 from referee.errors import RefereeError
 
 INSTALL = "pip install 'referee[inspect]'"
-JUDGE_TEMPLATES = {"judge": "single_1to10", "judge-additive": "additive_0to5"}
 PLACEMENT = ("device", "batch_size")  # the options of a trained reward model's spec
 ROLES = ("system", "user", "assistant")
 _JSON_LOG_HEAD = re.compile(r'\s*\{\s*"version"\s*:\s*\d+\s*,')
@@ -88,11 +87,11 @@ def build_supervisor(supervisor: Any, options: dict, cache: str | Path | None = 
             raise RefereeError(f"scorer: {type(supervisor).__name__} has no score_many(prompts, responses); give a "
                                f"verifier or a spec such as exact, judge:embedded, rm:FOLDER")
         return supervisor, getattr(supervisor, "name", type(supervisor).__name__)
-    from referee.supervisors import build_judge, build_verifier
+    from referee.supervisors import GRADER_TEMPLATES, build_judge, build_verifier, model_loader
 
-    load = _loader(cache)
+    load = model_loader(cache)
     kind, _, target = supervisor.partition(":")
-    if kind in JUDGE_TEMPLATES and target:
+    if kind in GRADER_TEMPLATES and target:
         return build_judge(target, _judge_config(supervisor, kind, options), load), supervisor
     unknown = sorted(set(options) - set(PLACEMENT))
     if unknown:
@@ -104,21 +103,11 @@ def build_supervisor(supervisor: Any, options: dict, cache: str | Path | None = 
 def _judge_config(spec: str, kind: str, options: dict):
     from referee.config import validate
     from referee.judges.build import JudgeConfig
+    from referee.supervisors import GRADER_TEMPLATES
 
     if options.get("mode", "single") != "single":
         raise RefereeError(f"scorer {spec!r}: a scorer grades one answer at a time (mode single)")
-    return validate(JudgeConfig, {"template": JUDGE_TEMPLATES[kind], **options, "mode": "single"}, f"scorer {spec!r}")
-
-
-def _loader(cache: str | Path | None) -> Callable:
-    from referee.models import load_model
-
-    if cache is None:
-        return load_model
-    from referee.cache import Cache
-
-    shared = Cache(cache)
-    return lambda spec: load_model(spec, cache=shared)
+    return validate(JudgeConfig, {"template": GRADER_TEMPLATES[kind], **options, "mode": "single"}, f"scorer {spec!r}")
 
 
 def grader(verifier) -> tuple[Callable, bool]:
