@@ -4,6 +4,8 @@ judge sees them verified; the scripted judge of test_debate_protocol.py reads th
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from test_debate_protocol import Judge, make_config, play, records
 
@@ -85,3 +87,32 @@ def test_an_evidence_consultant_and_the_settings_it_refuses(tmp_path):
                          ({"debater": "evidence:random", "best_of": 2, "train_arguers": {}}, "quotes by a fixed rule")]:
         with pytest.raises(RefereeError, match=message):
             validate(DebateConfig, {**base, **bad}, "test config")
+
+
+class CaseFreeJudge(Judge):
+    """The scripted judge, reading a verified quote whatever its case (a quoted sentence keeps its capital)."""
+
+    def pick(self, text: str) -> str:
+        return super().pick(re.sub(r"<v_quote>(.*?)</v_quote>", lambda m: f"<v_quote>{m.group(1).lower()}</v_quote>",
+                                   text))
+
+
+def test_in_a_tournament_the_overlap_debater_out_persuades_the_random_one(tmp_path):
+    """Debater skill as a knob: the sentence that speaks for one's answer beats a random sentence, for the
+    scripted judge who believes the colour in the first verified quote."""
+    from test_debate_protocol import write_items
+
+    from referee.protocols.debate_tournament import TournamentConfig, run_tournament
+    from referee.runs import Run
+
+    config = validate(TournamentConfig, {
+        "items": str(write_items(tmp_path / "items.jsonl")), "shares": [0, 0, 1], "judge": "scripted-judge",
+        "bootstrap": 200, "out": str(tmp_path / "run"), "baselines": [],
+        "players": [{"name": "random", "model": "evidence:random"}, {"name": "overlap", "model": "evidence:overlap"}]},
+        "test")
+    with Run(config.out, config) as run:
+        run.add_model(CaseFreeJudge())
+        m = run_tournament(config, run).metrics
+    assert m["elo"]["overlap"]["value"] > m["elo"]["random"]["value"]
+    assert m["persuasiveness"]["overlap"]["value"] > 0.5 > m["persuasiveness"]["random"]["value"]
+    assert m["debate_accuracy"]["overlap"]["accuracy"]["value"] == 1.0  # self-play: the right side quotes its colour

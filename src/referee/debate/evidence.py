@@ -73,7 +73,7 @@ def argument(sentence: str, own: str, word_limit: int | None) -> str:
     """The turn: the quote (cut to a prefix of whole words if it would not fit the limit: still verbatim,
     so still verified) and the claim it supports."""
     claim = f' This supports the answer "{own}".'
-    words = sentence.split()
+    words = sentence.rstrip(".!? ").split()  # the sentence's own full stop stays outside the quote
     if word_limit is not None:
         room = max(1, word_limit - len(claim.split()) - 3)
         words = words[:room]
