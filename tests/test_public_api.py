@@ -76,3 +76,7 @@ def test_run_runs_a_protocol_config_as_the_command_does_and_resumes(tmp_path):
     assert again.metrics == result.metrics and again.folder == result.folder
     with pytest.raises(referee.RefereeError, match="missing setting 'protocol'"):
         referee.run({"judges": ["baseline:longer"]})
+    secret = "hf_SECRETsecret1234567890"
+    with pytest.raises(referee.RefereeError) as e:  # a credential in a spec: refused before any file is written
+        referee.run({**config, "judges": [f"hf:{tmp_path}/model?token={secret}"]}, out=str(tmp_path / "leak"))
+    assert "SECRET" not in str(e.value) and not (tmp_path / "leak").exists()

@@ -134,3 +134,8 @@ def _refuse_secrets(value) -> None:
         from referee.models.openai import refuse_secrets
 
         refuse_secrets(value)
+    elif isinstance(value, str) and value.strip().startswith("hf:"):
+        from referee.models import HF_OPTIONS
+        from referee.models.credentials import refuse_credentials
+
+        refuse_credentials(value, HF_OPTIONS)
