@@ -6,7 +6,7 @@ line does (``referee.supervisors``), re-exported at the top as ``referee.supervi
     grader = referee.supervisor("judge:embedded")            # any --reward / --verifier spec
     referee.score(grader, ["What is 2 + 2?"], ["4"])         # [value or None where unreadable]
     referee.judge_pairs("baseline:longer", "pairs.jsonl")    # any --judge spec, pairs in any accepted format
-    result = referee.run("configs/quickstart.yaml", seed=1)  # a protocol config, as `referee run`
+    result = referee.run("configs/verifiable_feedback_arithmetic.yaml", seed=1)  # as `referee run`
 
 It sits over the reports (``run`` draws a run's figures, as the command does) and under the CLI, whose
 commands run their protocols through ``execute`` here.
