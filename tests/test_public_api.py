@@ -25,6 +25,15 @@ def test_every_public_name_is_documented_and_import_referee_loads_no_torch():
         referee.judge  # noqa: B018  (a misspelt name is an AttributeError, not a lazy import)
 
 
+def test_load_model_gives_a_model_that_answers_through_a_cache(tiny_model_path, tmp_path):
+    from referee.cache import Cache
+
+    model = referee.load_model(f"hf:{tiny_model_path}", cache=Cache(tmp_path / "calls.sqlite"))
+    first = model.generate([[{"role": "user", "content": "Hi"}]])[0][0]
+    again = model.generate([[{"role": "user", "content": "Hi"}]])[0][0]
+    assert first.completion_tokens >= 1 and again.cached and again.text == first.text
+
+
 def test_supervisor_reads_every_kind_of_spec_the_command_line_does(tiny_model_path):
     assert hasattr(referee.supervisor("baseline:longer"), "judge_pairs")
     grader = referee.supervisor(f"judge:hf:{tiny_model_path}")
