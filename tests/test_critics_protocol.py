@@ -134,13 +134,17 @@ def test_critics_config_errors(tmp_path):
 
 
 def test_choose_lambda_weighs_catches_against_false_alarms_and_prefers_the_smaller_on_a_tie():
-    def point(lam, cbi, false_alarms):
-        return {"lambda": lam, "cbi_of_all": {"value": cbi}, "false_alarm_of_all": {"value": false_alarms}}
+    def point(lam, cbi, false_alarms, split="dev"):
+        return {"lambda": lam, "split": split, "cbi_of_all": {"value": cbi}, "false_alarm_of_all": {"value": false_alarms}}
 
     points = [point(0.0, 0.2, 0.0), point(1.0, 0.5, 0.1), point(4.0, 0.9, 0.8)]
     assert cr.choose_lambda(points)["lambda"] == 1.0  # 0.4 beats 0.2 and 0.1: flagging everything does not pay
     assert cr.choose_lambda([point(0.0, 0.5, 0.1), point(2.0, 0.5, 0.1)])["lambda"] == 0.0
     assert cr.choose_lambda([point(0.0, None, None), point(2.0, 0.1, 0.0)])["lambda"] == 2.0
+    # the selection step handed eval (test) points, or points that name no split, refuses in one line
+    for bad in ([point(0.0, 0.2, 0.0), point(1.0, 0.5, 0.1, "eval")], [{**point(0.0, 0.2, 0.0), "split": None}]):
+        with pytest.raises(RefereeError, match="FSBS lambda: choosing on the (eval|None) split refused"):
+            cr.choose_lambda(bad)
 
 
 @pytest.mark.data("humaneval/HumanEval.jsonl.gz")
@@ -163,6 +167,7 @@ def test_fsbs_lambda_is_chosen_on_dev_programs_no_critic_trains_on_and_eval_is_r
     chosen = m["fsbs"]["chosen"]
     assert chosen["lambda"] in (0.0, 10.0) and chosen["dev"] == cr.choose_lambda(chosen["dev_points"])
     assert [p["lambda"] for p in chosen["dev_points"]] == [0.0, 10.0]
+    assert {p["split"] for p in chosen["dev_points"]} == {"dev"} and chosen["eval"]["split"] == "eval"
     assert chosen["eval"] in m["fsbs"]["points"] and chosen["eval"]["lambda"] == chosen["lambda"]  # ... read on eval
     assert not {bug_program.get(r["id"], r["id"]) for r in run.read_records("fsbs_eval_samples")} & dev
     # every critic's greedy critiques are scored on dev as well (recipes are compared there), apart from eval

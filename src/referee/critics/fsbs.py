@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from referee.critics.critique import critique_chat
 from referee.critics.metrics import score_critique, summarise
+from referee.errors import RefereeError
 from referee.models.base import Model, Sampling, continues_final_message
 
 FORCED = "<quote>"
@@ -40,9 +41,10 @@ def pick(rm_scores: list[float], highlights: list[int], lam: float) -> int:
 
 
 def sweep(items: list[dict], samples: list[list[str]], rm_scores: list[list[float]], lambdas: list[float],
-          seed: int = 0) -> list[dict]:
+          seed: int = 0, split: str = "eval") -> list[dict]:
     """For each lambda: the kept critiques' CBI (on buggy items), hallucinated-quote rate, false alarms (on
-    correct items) and highlights per critique. ``items`` carry ``source``, ``bugs`` (line spans) and ``set``."""
+    correct items) and highlights per critique. ``items`` carry ``source``, ``bugs`` (line spans) and ``set``;
+    each point names the ``split`` it was measured on, so ``choose_lambda`` can refuse anything but dev."""
     scored = [[score_critique(c, item["source"], [tuple(b) for b in item["bugs"]]) for c in row]
               for item, row in zip(items, samples)]
     points = []
@@ -50,7 +52,7 @@ def sweep(items: list[dict], samples: list[list[str]], rm_scores: list[list[floa
         kept = [row[pick(scores, [s["highlights"] for s in row], lam)] for row, scores in zip(scored, rm_scores)]
         buggy = summarise([s for s, i in zip(kept, items) if i["bugs"]], seed)
         correct = summarise([s for s, i in zip(kept, items) if not i["bugs"]], seed)
-        points.append({"lambda": lam, "cbi": buggy["cbi"], "cbi_of_all": buggy["cbi_of_all"],
+        points.append({"lambda": lam, "split": split, "cbi": buggy["cbi"], "cbi_of_all": buggy["cbi_of_all"],
                        "hallucinated_quote_rate": buggy["hallucinated_quote_rate"],
                        "false_alarm_rate": correct["false_alarm_rate"], "false_alarm_of_all": correct["false_alarm_of_all"],
                        "highlights_per_critique": buggy["highlights_per_critique"],
@@ -83,7 +85,12 @@ CHOICE_RULE = ("highest CBI of all the buggy dev programs' kept critiques minus 
 
 def choose_lambda(points: list[dict]) -> dict:
     """The dev point FSBS keeps (CHOICE_RULE; the smaller lambda on a tie): catching more bugs only counts
-    when it is not bought with flagging correct programs, and an unreadable critique catches nothing."""
+    when it is not bought with flagging correct programs, and an unreadable critique catches nothing.
+    Points measured on any other split are refused: a lambda chosen on eval makes its eval figure a tuned one."""
+    other = sorted({str(p.get("split")) for p in points} - {"dev"})
+    if other:
+        raise RefereeError(f"FSBS lambda: choosing on the {', '.join(other)} split refused; lambda is chosen on dev "
+                           "programs (critics setting dev_share > 0), and eval is read once at it")
     def value(p: dict) -> float:
         return ((p["cbi_of_all"] or {}).get("value") or 0.0) - ((p["false_alarm_of_all"] or {}).get("value") or 0.0)
 

@@ -137,7 +137,7 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
         metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
         if dev:  # lambda chosen on dev, then read off the eval sweep: the eval programs are scored once
-            points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"))["points"]
+            points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"), "dev")["points"]
             chosen = choose_lambda(points)
             metrics["fsbs"]["chosen"] = {"rule": CHOICE_RULE, "lambda": chosen["lambda"], "dev": chosen,
                                          "dev_points": points,
@@ -388,9 +388,10 @@ def _false_alarm_pairs(run: Run, cfg: CriticsConfig, spec: str, critique_rm: tup
 
 
 def _fsbs(run: Run, cfg: CriticsConfig, spec: str, rm, items: list[dict],
-          stages: tuple[str, str] = ("fsbs_eval_samples", "fsbs_rm_scores")) -> dict:
-    """The lambda sweep on ``items``: k forced samples each, the RM's scores, the kept critique scored."""
+          stages: tuple[str, str] = ("fsbs_eval_samples", "fsbs_rm_scores"), split: str = "eval") -> dict:
+    """The lambda sweep on ``items`` (of ``split``): k forced samples each, the RM's scores, the kept critique
+    scored."""
     samples = _samples(run, cfg, stages[0], spec, items)
     scores = _rm_scores(run, stages[1], rm, items, samples)
-    return {"points": sweep(items, samples, scores, cfg.fsbs.lambdas, cfg.seed)}
+    return {"points": sweep(items, samples, scores, cfg.fsbs.lambdas, cfg.seed, split)}
 
