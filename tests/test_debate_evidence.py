@@ -4,6 +4,7 @@ judge sees them verified; the scripted judge of test_debate_protocol.py reads th
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -116,3 +117,59 @@ def test_in_a_tournament_the_overlap_debater_out_persuades_the_random_one(tmp_pa
     assert m["elo"]["overlap"]["value"] > m["elo"]["random"]["value"]
     assert m["persuasiveness"]["overlap"]["value"] > 0.5 > m["persuasiveness"]["random"]["value"]
     assert m["debate_accuracy"]["overlap"]["accuracy"]["value"] == 1.0  # self-play: the right side quotes its colour
+
+
+QUICK_SFT = {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 4, "max_length": 512}
+
+
+def test_quoter_rows_are_the_language_model_arguers_prompts_with_the_teachers_turns(tmp_path):
+    """The quoter learns what an evidence debater writes, shown what a language-model debater is shown: the
+    system prompt asking for quotes, the passage, and in round 2 the turns it may see (sequential: the
+    other debater's turn of the same round too)."""
+    from referee.protocols.debate_training import quoter_rows
+
+    config = make_config(tmp_path, debater="evidence:overlap", rounds=2, style="sequential")
+    _, run = play(config, Judge())
+    transcripts = records(run, "transcripts")
+    rows = quoter_rows("debate", config, transcripts)
+    assert len(rows) == 2 * 2 * len(transcripts)  # two debaters, two rounds, every turn
+    first, later = rows[0]["messages"], rows[3]["messages"]
+    assert first[0]["role"] == "system" and first[0]["content"].startswith("You are a debater")
+    assert "Passage:\nThe ball in room" in first[-2]["content"]
+    assert first[-1]["role"] == "assistant" and first[-1]["content"].startswith("The passage says <quote>")
+    said = [t["text"] for t in transcripts[0]["turns"]]
+    assert first[-1]["content"] == said[0] and later[-1]["content"] == said[3]
+    assert said[0] in later[-2]["content"] and said[2] in later[-2]["content"]  # debater_b, round 2, sees all three
+
+
+def test_a_quoter_is_trained_once_on_train_items_and_argues_as_a_debater_and_a_player(tmp_path, tiny_model_path):
+    """``debater: quoter``: the base model fine-tuned on the overlap debater's turns over train items only
+    (debate and consultancy), then arguing the test items; a tournament player names it the same way."""
+    from referee.protocols.debate_tournament import TournamentConfig, run_tournament
+    from referee.runs import Run
+
+    quoter = {"base": f"hf:{tiny_model_path}", "sft": QUICK_SFT}
+    config = make_config(tmp_path, debater="quoter", quoter=quoter, shares=[0.5, 0, 0.5], train_items=6, limit=6,
+                         sampling={"temperature": 0.0, "max_new_tokens": 12})
+    result, run = play(config, Judge())
+    trained = run.folder / "checkpoints" / "quoter"
+    assert (trained / "referee-checkpoint.json").is_file()
+    report = json.loads((run.folder / "metrics.json").read_text())["quoter_training"]
+    assert report["demonstrations"] == {"debate": 2 * 6, "consultancy": 6} and report["examples"] == 18
+    assert report["longer_than_max_length"] == 0 and report["teacher"] == "evidence:overlap"
+    taught = {r["id"] for p in ("debate", "consultancy") for r in records(run, f"transcripts-quoter-{p}")}
+    argued = {r["id"] for r in records(run, "transcripts")}
+    assert len(taught) == 6 and not taught & argued  # trained on train items, argues test items
+    assert str(trained) in (run.folder / "manifest.json").read_text()  # the debaters are the trained model
+    assert result.metrics["arguers"] == ["quoter", "quoter"]
+    tournament = validate(TournamentConfig, {
+        "items": config.items, "shares": [0.5, 0, 0.5], "limit": 6, "judge": "scripted-judge", "bootstrap": 50,
+        "out": str(tmp_path / "tournament"), "baselines": [], "consultancy": False, "train_items": 6,
+        "quoter": quoter, "sampling": {"temperature": 0.0, "max_new_tokens": 12},
+        "players": [{"name": "random", "model": "evidence:random"}, {"name": "sft", "model": "quoter"}]}, "test")
+    with Run(tournament.out, tournament) as run:
+        run.add_model(CaseFreeJudge())
+        m = run_tournament(tournament, run).metrics
+    assert set(m["elo"]) == {"random", "sft"} and (tmp_path / "tournament/checkpoints/quoter").is_dir()
+    with pytest.raises(RefereeError, match="the teacher is an evidence debater"):
+        make_config(tmp_path, debater="quoter", quoter={"teacher": "embedded"})

@@ -21,6 +21,8 @@ two answers to a question about it is correct.
         (route reward_model: a Bradley-Terry head instead, the right answer over the wrong one)
         (train_judge.expert: trained[expert] = SFT of the judge on (the passage too -> the right answer))
         verdicts["READER (trained judge)"] = the trained judge of each reads the test items
+    (an arguer spec `quoter`: the model fine-tuned to argue as an evidence debater does, stage
+     "quoter-training" on the teacher's train-split turns, stages "transcripts-quoter-PROTOCOL")
     if train_arguers:                                                      (stages "arguer-training",
         DPO of the arguers' model on their train-split best-of-N turns          "transcripts-trained-arguers")
         verdicts["PROTOCOL (trained arguers)"] = the judge reads the trained arguers on the test items
@@ -55,18 +57,24 @@ from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register
-from referee.protocols.debate_training import exported_turns, train_arguers, train_judges
+from referee.protocols.debate_training import exported_turns, quoter_rows, train_arguers, train_judges
+from referee.protocols import stages
 from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings
 from referee.runs import Run
 from referee.stats import paired_diff
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, split_items
 from referee.trainers import TrainSettings
+from referee.trainers.sft import longer_than
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
 TRAINED_ARGUERS = "(trained arguers)"
 ARGUER_FIELDS = {"debate": ("debater",), "consultancy": ("consultant",)}
+QUOTER = "quoter"  # the arguer spec of the run's trained quoter (``QuoterTraining``)
+# what debate, consultancy and the tournament share (a tournament's games and a quoter's teacher are built from it)
+SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
+          "bootstrap", "seed", "out", "train_items", "quoter")
 
 
 # ---- config ----------------------------------------------------------------------------------------
@@ -89,6 +97,25 @@ class TrainedArguers(StrictModel):
 
     dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
     beta: float = Field(0.1, gt=0)
+
+
+class QuoterTraining(StrictModel):
+    """The arguer spec ``quoter``: ``base`` fine-tuned (SFT) on the turns an evidence debater (``teacher``)
+    writes over the train split's first ``train_items`` items, in debate and in consultancy, each after the
+    prompt a language-model arguer is shown at that point: a model that learns to quote the passage sentence
+    that best supports its side, and can then be drawn best-of-N (issue 36's trained debater)."""
+
+    base: str = "embedded"
+    teacher: str = "evidence:overlap"
+    sft: TrainSettings = TrainSettings(learning_rate=2e-4, epochs=2, batch_size=8, max_length=1024)
+
+    @field_validator("teacher")
+    @classmethod
+    def _an_evidence_debater(cls, value: str) -> str:
+        if not is_evidence(value) or value.removeprefix("evidence:") not in EVIDENCE_KINDS:
+            raise ValueError(f"the teacher is an evidence debater ({', '.join('evidence:' + k for k in EVIDENCE_KINDS)}),"
+                             f" got {value!r}")
+        return value
 
 
 class Refine(StrictModel):
@@ -114,6 +141,7 @@ class PassageProtocolConfig(ProtocolConfig):
     train_arguers: TrainedArguers | None = None  # also DPO the arguers on their train-split best-of-N turns
     best_of: int = Field(1, ge=1, le=64)  # each turn: draw N, keep the one the judge finds most persuasive
     refine: Refine | None = None  # each draft is critiqued, then written again
+    quoter: QuoterTraining = QuoterTraining()  # what the arguer spec "quoter" is trained as (only when named)
 
     @field_validator("judge_config")
     @classmethod
@@ -195,7 +223,7 @@ def run_arguing_protocol(protocol: str, cfg: PassageProtocolConfig, run: Run) ->
             verdicts[f"{reader} {TRAINED}"] = read(reader, cfg, run, trained, items, transcripts, identity)
     if cfg.train_arguers is not None:                                                     # trained arguers
         spec = train_arguers(protocol, cfg, run, argue_train_split(protocol, cfg, run)[1],
-                             base=arguer_specs(protocol, cfg)[0])
+                             base=arguer_spec(run, cfg, arguer_specs(protocol, cfg)[0]))
         trained_cfg = cfg.model_copy(update=dict.fromkeys(ARGUER_FIELDS[protocol], spec))
         said = argue(protocol, trained_cfg, run, items, stage="transcripts-trained-arguers")
         verdicts[f"{protocol} {TRAINED_ARGUERS}"] = read(protocol, trained_cfg, run, judge, items, said,
@@ -229,13 +257,14 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
           stage: str = "transcripts") -> list[dict]:
     """The arguers' transcripts, one record per item (``debaters.transcript_record``: turns, sides, quote
     statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
-    models = [arguer_model(run, spec) for spec in arguer_specs(protocol, cfg)]
+    models = [arguer_model(run, arguer_spec(run, cfg, spec)) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     best_of = arguer_best_of(protocol, cfg)
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
         prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
         speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
-    critic = run.model(cfg.refine.critic or arguer_specs(protocol, cfg)[0]) if cfg.refine is not None else None
+    critic = run.model(cfg.refine.critic or arguer_spec(run, cfg, arguer_specs(protocol, cfg)[0])) \
+        if cfg.refine is not None else None
     if critic is not None:  # critique, then refine: every draft (each best-of-N candidate too) is written again
         revise = reviser(critic, cfg.sampling.to_sampling(cfg.seed), cfg.rounds, cfg.word_limit, speakers)
         speakers = [replace(s, revise=revise) for s in speakers]
@@ -257,6 +286,30 @@ def argue_train_split(protocol: str, cfg: PassageProtocolConfig, run: Run) -> tu
     ``transcripts-train``): what the trained judges and arguers learn from."""
     items, _ = load_items(cfg, "train", cfg.train_items)
     return items, argue(protocol, cfg, run, items, stage="transcripts-train")
+
+
+def arguer_spec(run: Run, cfg: PassageProtocolConfig, spec: str) -> str:
+    """The model an arguer spec names: ``quoter`` is this run's trained quoter (trained on first use)."""
+    return train_quoter(cfg, run) if spec == QUOTER else spec
+
+
+def train_quoter(cfg: PassageProtocolConfig, run: Run) -> str:
+    """The quoter's checkpoint spec (``QuoterTraining``): its teacher argues the train split's first
+    ``train_items`` items in debate and in consultancy, and each turn, after the prompt a language-model
+    arguer would have been shown, is one demonstration (stage ``quoter-training``)."""
+    items, _ = load_items(cfg, "train", cfg.train_items)
+    shared = {k: getattr(cfg, k) for k in SHARED}
+    rows, taught = [], {}
+    for protocol, config, extra in (("debate", DebateConfig, {"style": getattr(cfg, "style", "simultaneous")}),
+                                    ("consultancy", ConsultancyConfig, {})):
+        teacher = config.model_validate({**shared, **extra, "protocol": protocol, "baselines": [],
+                                         ARGUER_FIELDS[protocol][0]: cfg.quoter.teacher})
+        made = quoter_rows(protocol, teacher, argue(protocol, teacher, run, items, f"transcripts-quoter-{protocol}"))
+        rows, taught[protocol] = rows + made, len(made)
+    report = {"teacher": cfg.quoter.teacher, "items": len(items), "demonstrations": taught,
+              "longer_than_max_length": longer_than(cfg.quoter.base, rows, cfg.quoter.sft.max_length)}
+    return stages.sft(run, "quoter-training", name="quoter", base=cfg.quoter.base, data=rows,
+                      settings=cfg.quoter.sft, report=report, report_as="quoter_training")
 
 
 def arguer_model(run: Run, spec: str):

@@ -2,7 +2,7 @@
 the judge's accuracy in debate and in consultancy against them (Khan et al. 2024's central figure: with
 stronger debaters, debate accuracy should rise and consultancy accuracy fall).
 
-    players = named debater configurations: a model and best-of-N
+    players = named debater configurations: a model (or `quoter`, the run's trained quoter) and best-of-N
     items   = the split's items, as in `debate`; the judge, rounds, style and sampling are shared
     for every ordered pair (x, y) of players, x == y included:               (stages "transcripts-X-vs-Y",
         a debate, x as debater_a (answer A), y as debater_b; the judge reads it   "judge-X-vs-Y")
@@ -31,14 +31,11 @@ from referee.config import StrictModel
 from referee.debate.elo import bootstrap_elo
 from referee.debate.judging import accuracy_summary
 from referee.protocols import Result, register
-from referee.protocols.debate import (ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue, load_items,
-                                      p_of_answer, persuasiveness, read)
+from referee.protocols.debate import (SHARED, ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue,
+                                      load_items, p_of_answer, persuasiveness, read)
 from referee.runs import Run
 from referee.stats import mean_ci
 from referee.supervisors import build_judge
-
-SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
-          "bootstrap", "seed", "out")
 
 
 class Player(StrictModel):

@@ -1,7 +1,7 @@
 """The training steps of ``protocol: debate`` and ``protocol: consultancy`` (``protocols.debate``): judges
-trained on the train split's arguments (and blind, and as experts), and arguers trained by DPO on their own
-best-of-N turns. Both learn from the transcripts the arguers wrote over the train split (stage
-``transcripts-train``), which the protocol hands in; nothing here argues or reads the evaluated items.
+trained on the train split's arguments (and blind, and as experts), arguers trained by DPO on their own
+best-of-N turns, and the quoter's demonstrations (an evidence debater's turns). All learn from transcripts
+written over the train split, which the protocol hands in; nothing here argues or reads the evaluated items.
 """
 
 from __future__ import annotations
@@ -64,6 +64,28 @@ def train_arguers(protocol: str, cfg: PassageProtocolConfig, run: Run, transcrip
                       report_as="arguer_training")
 
 
+def quoter_rows(protocol: str, cfg: PassageProtocolConfig, records: list[dict]) -> list[dict]:
+    """Every non-empty turn of a teacher's train-split transcripts as one SFT demonstration: the chat a
+    language-model arguer is shown at that point in the transcript, then the teacher's turn as its reply."""
+    from referee.debate.export import as_transcripts, turn_prompts
+
+    speakers, simultaneous = _prompting_speakers(protocol, cfg)
+    rows = []
+    for t in as_transcripts(records, f"transcripts-quoter-{protocol}"):
+        for turn, prompt in zip(t.turns, turn_prompts(t, speakers, cfg.rounds, simultaneous)):
+            if prompt is not None and turn.text.strip():
+                rows.append({"messages": prompt + [{"role": "assistant", "content": turn.text.strip()}]})
+    return rows
+
+
+def _prompting_speakers(protocol: str, cfg: PassageProtocolConfig) -> tuple[dict, bool]:
+    """The language-model arguers of ``protocol`` by name, for their prompts only (no model is loaded), and
+    whether a round's turns are simultaneous."""
+    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
+                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
+    return speakers, protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
+
+
 def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict], kind: str, where: str
                    ) -> tuple[list[dict], dict]:
     """A run's best-of-N turns as TRL rows (``debate.export``, ``kind`` preference or reward), with the counts
@@ -71,9 +93,7 @@ def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict
     from referee.debate.export import as_transcripts, preference_rows, reward_rows
 
     transcripts = as_transcripts(records, where)
-    speakers = {s.name: s for s in speakers_for(protocol, [None] * len(ARGUING_ROLES[protocol]),
-                                                cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)}
-    simultaneous = protocol == "debate" and getattr(cfg, "style", "") == "simultaneous"
+    speakers, simultaneous = _prompting_speakers(protocol, cfg)
     if kind == "reward":
         return reward_rows(transcripts, speakers, cfg.rounds, simultaneous), {}
     return preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
