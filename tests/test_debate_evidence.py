@@ -173,3 +173,43 @@ def test_a_quoter_is_trained_once_on_train_items_and_argues_as_a_debater_and_a_p
     assert set(m["elo"]) == {"random", "sft"} and (tmp_path / "tournament/checkpoints/quoter").is_dir()
     with pytest.raises(RefereeError, match="the teacher is an evidence debater"):
         make_config(tmp_path, debater="quoter", quoter={"teacher": "embedded"})
+
+
+def test_a_tournament_trains_a_judge_per_player_on_its_own_train_games_and_reads_its_test_games(
+        tmp_path, tiny_model_path):
+    """train_judge in a tournament: per player (and protocol) a judge fine-tuned on that player's train-split
+    transcripts reads its test transcripts; the blind judge is trained once; each player gets
+    trained accuracy and trained-minus-blind, paired on the same test items, and the plot draws them."""
+    from test_debate_protocol import write_items
+
+    from referee.protocols.debate_tournament import TournamentConfig, run_tournament
+    from referee.reports import draw_for
+    from referee.runs import Run
+
+    config = validate(TournamentConfig, {
+        "items": str(write_items(tmp_path / "items.jsonl")), "shares": [0.5, 0, 0.5], "limit": 4, "train_items": 4,
+        "judge": f"hf:{tiny_model_path}", "judge_config": {"template": "debate", "verdict": "probability"},
+        "bootstrap": 50, "out": str(tmp_path / "run"), "baselines": ["blind"], "consultancy": False,
+        "train_judge": {"train": {"template": "debate", "sft": {
+            "max_steps": 1, "batch_size": 4, "max_length": 640, "lora": None}}},
+        "players": [{"name": "random", "model": "evidence:random"}, {"name": "overlap", "model": "evidence:overlap"}]},
+        "test")
+    with Run(config.out, config) as run:
+        m = run_tournament(config, run).metrics
+        stages = set(run.state["stages"])
+        metrics = run.metrics()
+        drawn = draw_for("debate_tournament", run)
+        taught = {r["id"] for r in run.read_records("transcripts-train-overlap-vs-overlap")}
+        tested = {r["id"] for r in run.read_records("judge-trained-overlap-vs-overlap")}
+    trained = {s for s in stages if s.startswith("judge-training-")}
+    assert trained == {"judge-training-debate-random", "judge-training-debate-overlap", "judge-training-blind"}
+    assert len(taught) == len(tested) == 4 and not taught & tested
+    for x in ("random", "overlap"):
+        for protocol in ("debate",):  # consultancy goes the same way (off here: each judge trained costs time)
+            diff = m["trained_minus_blind"][x][protocol]
+            assert diff["n"] == 4 and diff["low"] <= diff["value"] <= diff["high"]
+            assert m[f"trained_{protocol}_accuracy"][x]["n"] == 4
+            assert metrics[f"judge_training_{protocol}-{x}"]["examples"]["examples"] == 8  # 4 items, both orders
+    assert set(m["trained_baselines"]) == {"blind"}  # trained once for both players
+    assert m["trained_baselines"]["blind"]["truncated"] == 0 and "truncated" in m["debate_accuracy"]["overlap"]
+    assert drawn and drawn[0].stat().st_size > 10_000

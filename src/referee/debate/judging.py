@@ -210,7 +210,7 @@ def preference(judge, items: Sequence[PassageItem], reader: str):
 def accuracy_summary(records: Sequence[dict], n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """Accuracy with a 95% bootstrap interval (ties and unreadable verdicts count as wrong), the same for
     items whose correct answer was shown first / second (a judge that always says A is perfect on one and
-    useless on the other), accuracy among decided items, tie and invalid counts, and mean P(correct).
+    useless on the other), accuracy among decided items, tie, invalid and cut-prompt counts, and mean P(correct).
     Records from one reader; summarise each reader apart."""
     records = list(records)
     readers = sorted({r["reader"] for r in records})
@@ -230,6 +230,7 @@ def accuracy_summary(records: Sequence[dict], n_boot: int = N_BOOT, seed: int = 
             "both_orders": sum(r["correct_shown_first"] is None for r in records),
             "decided": len(decided), "accuracy_decided": accuracy(decided),
             "ties": sum(r["verdict"] == "tie" for r in records),
+            "truncated": sum(bool(r.get("truncated")) for r in records),  # prompts cut to fit the judge's budget
             "invalid": sum(r["verdict"] is None for r in records),
             "p_correct": mean_ci([r["p_correct"] for r in records], **kw).to_dict()}
 

@@ -15,7 +15,12 @@ stronger debaters, debate accuracy should rise and consultancy accuracy fall).
             per item, 95% interval by resampling items (persuasiveness against N across the players)
         consultancy accuracy = the judge's accuracy with x as the consultant      ("transcripts-consultancy-X")
     baselines: blind and expert, once (the same judge and items)
-    plot: judge accuracy against Elo, debate and consultancy, with both intervals
+    if train_judge: for each player x and protocol (debate; consultancy too):  (stages "transcripts-train-X",
+        x argues the train split's first `train_items` items                  "judge-training-PROTOCOL-X",
+        a judge trained on them reads x's test transcripts; blind (and expert)     "judge-trained-X", ...)
+        judges trained on the same train items once; per player: trained accuracy, and trained minus
+        trained blind on the same items (paired bootstrap)
+    plot: judge accuracy against Elo, debate and consultancy (trained judges too), with both intervals
 
 Who defends the right answer is the loader's seeded coin per item (debater_a on about half the items),
 so both sides of every pairing are played on right and wrong answers alike.
@@ -33,8 +38,9 @@ from referee.debate.judging import accuracy_summary
 from referee.protocols import Result, register
 from referee.protocols.debate import (SHARED, ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue,
                                       load_items, p_of_answer, persuasiveness, read)
+from referee.protocols.debate_training import train_judges
 from referee.runs import Run
-from referee.stats import mean_ci
+from referee.stats import mean_ci, paired_diff
 from referee.supervisors import build_judge
 
 
@@ -58,13 +64,6 @@ class TournamentConfig(PassageProtocolConfig):
             raise ValueError(f"name at least two players, each name once; got {names}")
         return value
 
-    @field_validator("train_judge")
-    @classmethod
-    def _no_training(cls, value):
-        if value is not None:
-            raise ValueError("a tournament does not train judges; run protocol debate with train_judge")
-        return value
-
     @field_validator("best_of")
     @classmethod
     def _per_player(cls, value: int) -> int:
@@ -82,7 +81,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     players = {p.name: p for p in cfg.players}
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
     games: dict[str, list[tuple[str, str, float]]] = {str(it.id): [] for it in items}
-    matches, self_play, persuasive = {}, {}, {}
+    matches, self_play, persuasive, said = {}, {}, {}, {}
     own: dict[str, dict[str, list[float]]] = {name: {} for name in players}  # player -> item -> P(own answer)
     for x in players.values():                                                    # every ordered pairing
         for y in players.values():
@@ -91,6 +90,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
                                                  "best_of": x.best_of, "best_of_b": y.best_of, "baselines": []})
             name = f"{x.name}-vs-{y.name}"
             transcripts = argue("debate", match, run, items, stage=f"transcripts-{name}")
+            said[name] = match, transcripts
             verdicts = read("debate", match, run, judge, items, transcripts, stage=f"judge-{name}")
             a_wins = [1.0 if r["chosen"] == 0 else 0.0 if r["chosen"] == 1 else 0.5 for r in verdicts]
             matches[name] = {"a": x.name, "b": y.name, "a_score": sum(a_wins) / len(a_wins),
@@ -117,13 +117,41 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
             ccfg = ConsultancyConfig.model_validate({**shared, "protocol": "consultancy", "consultant": x.model,
                                                      "best_of": x.best_of, "baselines": []})
             transcripts = argue("consultancy", ccfg, run, items, stage=f"transcripts-consultancy-{x.name}")
+            said[f"consultancy-{x.name}"] = ccfg, transcripts
             verdicts = read("consultancy", ccfg, run, judge, items, transcripts, stage=f"judge-consultancy-{x.name}")
             out["consultancy_accuracy"][x.name] = accuracy_summary(verdicts, **kw)
     out["baselines"] = {reader: accuracy_summary(read(reader, cfg, run, judge, items, []), **kw)
                         for reader in cfg.baselines}
+    if cfg.train_judge is not None:
+        out |= trained_readers(cfg, run, items, list(players), said)
     run.save_metrics({"debate_tournament": out})
     return Result(out, _headline(out), f"debate tournament on {len(items)} {cfg.split} items: Elo and judge "
                                        f"accuracy per player, 95% intervals")
+
+
+def trained_readers(cfg: TournamentConfig, run: Run, items: list, players: list[str], said: dict) -> dict:
+    """Judges trained per player (module doc): each protocol's judge learns from the player's own
+    train-split transcripts (self-play in debate) and reads its test ones; blind and expert once."""
+    kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
+    train_items, _ = load_items(cfg, "train", cfg.train_items)
+    out: dict = {"trained_debate_accuracy": {}, "trained_minus_blind": {}, "trained_baselines": {}}
+    for x in players:
+        for protocol, name in (("debate", f"{x}-vs-{x}"), ("consultancy", f"consultancy-{x}")):
+            if name not in said:
+                continue
+            config, transcripts = said[name]
+            config = config.model_copy(update={"train_judge": cfg.train_judge, "train_items": cfg.train_items})
+            argued = argue(protocol, config, run, train_items, stage=f"transcripts-train-{name}")
+            judges = train_judges(protocol, config, run, train_items, argued, tag=f"-{x}")
+            verdicts = {reader: read(reader, config, run, judge, items, transcripts if reader == protocol else [],
+                                     identity, stage=f"judge-trained-{name}" if reader == protocol else None)
+                        for reader, (judge, identity) in judges.items()}
+            out.setdefault(f"trained_{protocol}_accuracy", {})[x] = accuracy_summary(verdicts[protocol], **kw)
+            out["trained_minus_blind"].setdefault(x, {})[protocol] = paired_diff(
+                [float(r["correct"]) for r in verdicts[protocol]], [float(r["correct"]) for r in verdicts["blind"]],
+                **kw).to_dict()
+            out["trained_baselines"] |= {r: accuracy_summary(v, **kw) for r, v in verdicts.items() if r != protocol}
+    return out
 
 
 def _headline(out: dict) -> list[dict]:
@@ -134,5 +162,7 @@ def _headline(out: dict) -> list[dict]:
                      "elo high": round(elo["high"]),
                      "debate accuracy": out["debate_accuracy"][name]["accuracy"]["value"],
                      "P(own answer), cross-play": out["persuasiveness"][name]["value"],
-                     "consultancy accuracy": consult["accuracy"]["value"] if consult else None})
+                     "consultancy accuracy": consult["accuracy"]["value"] if consult else None,
+                     **({"trained debate minus blind": out["trained_minus_blind"][name]["debate"]["value"]}
+                        if "trained_minus_blind" in out else {})})
     return rows

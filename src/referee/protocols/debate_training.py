@@ -23,26 +23,31 @@ if TYPE_CHECKING:
 
 
 def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[PassageItem],
-                 transcripts: list[dict]) -> dict[str, tuple]:
+                 transcripts: list[dict], tag: str = "") -> dict[str, tuple]:
     """{reader: (trained judge, its identity for the stage key)}: the judge trained on the train split's
     ``items`` (argued in ``transcripts``) as the arguments' reader and as the blind reader (and the expert
     one), the right answer as the target: route sft, each pair in both orders as a chat ending in the
-    verdict; route reward_model, each pair as the right answer over the wrong one (``train_judge``)."""
+    verdict; route reward_model, each pair as the right answer over the wrong one (``train_judge``).
+    ``tag`` names the arguments' reader's stage apart (a tournament trains one per player); blind and
+    expert read no arguments, so theirs are shared. How many training chats were cut to fit the prompt
+    goes to metrics.json (``judge_training_READER``)."""
     by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}") for r in transcripts}
     settings = cfg.train_judge.train
     judges = {}
     for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
         pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
+        named = f"{reader}{tag}" if reader == protocol else reader
         if cfg.train_judge.route == "reward_model":
-            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{reader}",
+            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{named}",
                                             cfg.train_judge.reward_model, cfg.seed)
             judges[reader] = (judge, {"reward_model": key})
             continue
 
-        def train(out, pairs=pairs) -> None:
-            train_judge(cfg.judge, pairs, out, settings, run.model)
+        def train(out, pairs=pairs, named=named) -> None:
+            _, report = train_judge(cfg.judge, pairs, out, settings, run.model)
+            run.save_metrics({f"judge_training_{named}": {k: report[k] for k in ("examples", "max_prompt_tokens")}})
 
-        folder = stages.checkpoint(run, f"judge-training-{reader}", name=f"judge_{reader}", base=cfg.judge,
+        folder = stages.checkpoint(run, f"judge-training-{named}", name=f"judge_{named}", base=cfg.judge,
                                    inputs={"pairs": pairs, "settings": settings}, train=train)
         spec = f"hf:{folder}"
         judges[reader] = (build_judge(spec, cfg.judge_config, run.model),

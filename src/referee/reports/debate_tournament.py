@@ -1,6 +1,7 @@
 """The tournament's figure, from its metrics.json: the judge's accuracy against each player's Elo, for
 debate (the player's self-play) and consultancy (the player as consultant), both with 95% intervals,
-and the blind and expert judges as lines (Khan et al. 2024's central figure)."""
+and the blind and expert judges as lines (Khan et al. 2024's central figure); with trained judges, their
+accuracy per player and their blind and expert twins too."""
 
 from __future__ import annotations
 
@@ -29,16 +30,20 @@ def plot_accuracy_vs_elo(out: dict, path: Path) -> Path:
     xs = [e["value"] for e in elo]
     xerr = [[e["value"] - e["low"] for e in elo], [e["high"] - e["value"] for e in elo]]
     for key, label, marker in (("debate_accuracy", "debate (self-play)", "o"),
-                               ("consultancy_accuracy", "consultancy", "s")):
+                               ("consultancy_accuracy", "consultancy", "s"),
+                               ("trained_debate_accuracy", "debate, trained judge", "^"),
+                               ("trained_consultancy_accuracy", "consultancy, trained judge", "v")):
         if key not in out:
             continue
         acc = [out[key][n]["accuracy"] for n in names]
         ys = [a["value"] for a in acc]
         yerr = [[a["value"] - a["low"] for a in acc], [a["high"] - a["value"] for a in acc]]
         ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt=f"-{marker}", capsize=3, label=label)
-    for reader, style in (("blind", ":"), ("expert", "--")):
-        if reader in out.get("baselines", {}):
-            ax.axhline(out["baselines"][reader]["accuracy"]["value"], color="grey", ls=style, lw=1, label=reader)
+    for group, colour, suffix in (("baselines", "grey", ""), ("trained_baselines", "black", ", trained")):
+        for reader, style in (("blind", ":"), ("expert", "--")):
+            if reader in out.get(group, {}):
+                ax.axhline(out[group][reader]["accuracy"]["value"], color=colour, ls=style, lw=1,
+                           label=reader + suffix)
     for x, n in zip(xs, names):
         ax.annotate(n, (x, 0.02), fontsize=8, ha="center")
     ax.set_ylim(0, 1)
