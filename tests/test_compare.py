@@ -102,3 +102,29 @@ def test_where_keeps_one_role_and_missing_zero_counts_unreadable_outputs_of_all(
     code, _, err = run_cli(["compare", str(base), str(other), "--metric", "correct", "--stage", "eval",
                             "--where", "role"], capsys)
     assert code == 2 and "FIELD=VALUE" in err
+
+
+def test_judge_records_compare_by_correct_with_unlabelled_and_unreadable_pairs_kept_apart(tmp_path):
+    """Judge records say ``labelled`` and ``correct`` (None when unreadable or unlabelled): two judges on the
+    same pairs compare item by item, of answered by default and of all with --missing zero."""
+    from referee.judges.baselines import LongerJudge
+    from referee.judges.records import with_correct
+    from referee.tasks.pairs import Pair
+
+    pairs = [Pair(f"q{i}", [{"role": "user", "content": "Which is better?"}], "a" * (1 + i % 3), "b" * 2,
+                  label=[None, "A", "B", "tie"][i % 4])
+             for i in range(40)]
+    longer = LongerJudge().judge_pairs(pairs)
+    assert [r["labelled"] for r in longer[:4]] == [False, True, True, True]
+    assert all((r["correct"] is None) == (not r["labelled"]) for r in longer)
+    assert all(r["correct"] == (r["winner"] == r["label"]) for r in longer if r["labelled"])
+    # another judge: the same verdicts, but unreadable on every fifth pair
+    other = [with_correct({**r, "winner": "invalid" if i % 5 == 0 else r["winner"]}) for i, r in enumerate(longer)]
+    assert all(r["correct"] is None for i, r in enumerate(other) if i % 5 == 0)
+    a, b = _run(tmp_path / "a", "judge", longer), _run(tmp_path / "b", "judge", other)
+    answered = compare(str(a), [str(b)], "correct", stage="judge", where={"labelled": "True"})["rows"][0]
+    labelled_and_read = sum(r["labelled"] and i % 5 != 0 for i, r in enumerate(longer))
+    assert answered["paired"] == labelled_and_read and answered["difference"]["value"] == 0.0
+    of_all = compare(str(a), [str(b)], "correct", stage="judge", where={"labelled": "True"}, missing="zero")["rows"][0]
+    lost = sum(r["labelled"] and r["correct"] for i, r in enumerate(longer) if i % 5 == 0)
+    assert of_all["paired"] == 30 and of_all["difference"]["value"] == pytest.approx(-lost / 30) and lost > 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from referee.errors import RefereeError
-from referee.judges.records import combine
+from referee.judges.records import combine, with_correct
 
 
 class Grade(dict):
@@ -38,10 +38,10 @@ def grades_to_records(pairs: Sequence, grades_a: Sequence[dict], grades_b: Seque
             winner = "tie"
         else:
             winner = "A" if sa > sb else "B"
-        records.append({"id": pair.id, "winner": combine({"AB": winner}, "none"), "p_a": None, "label": pair.label,
-                        "category": pair.category, "score_a": sa, "score_b": sb, "grade_a": ga, "grade_b": gb,
-                        "verdict_mode": "grades", "truncated": bool(ga.get("truncated") or gb.get("truncated")),
-                        "orders": []})
+        records.append(with_correct({
+            "id": pair.id, "winner": combine({"AB": winner}, "none"), "p_a": None, "label": pair.label,
+            "category": pair.category, "score_a": sa, "score_b": sb, "grade_a": ga, "grade_b": gb,
+            "verdict_mode": "grades", "truncated": bool(ga.get("truncated") or gb.get("truncated")), "orders": []}))
     return records
 
 

@@ -34,7 +34,7 @@ from typing import Sequence
 from referee.errors import RefereeError
 from referee.judges import calls, fewshot, rendering, settings
 from referee.judges.parse import parse_pairwise
-from referee.judges.records import SWAPS, PairJudge, combine, underlying
+from referee.judges.records import SWAPS, PairJudge, combine, underlying, with_correct
 from referee.models.base import Model, Sampling
 from referee.tasks.pairs import Pair
 
@@ -124,7 +124,7 @@ class PairwiseJudge(settings.JudgeSettings, PairJudge):
                    "truncated": truncated[i], "category": pair.category}
             if self.reference == "self":
                 rec["reference"] = refs[i]
-            records.append(rec)
+            records.append(with_correct(rec))
         return records
 
     def _read_verdicts(self, chats: list[list[dict]]) -> list[dict]:

@@ -14,7 +14,7 @@ from typing import Sequence
 from referee.errors import RefereeError
 from referee.tasks.pairs import Pair
 from referee.judges.grades import Grade
-from referee.judges.records import PairJudge
+from referee.judges.records import PairJudge, with_correct
 from referee.verifiers.base import PointwiseVerifier, Score
 
 COMBINE = ("majority", "mean")
@@ -38,10 +38,10 @@ class Panel(PairJudge, PointwiseVerifier):
         for i, pair in enumerate(pairs):
             members = [recs[i] for recs in member_records]
             winner, p_a = self.combine_votes([(m["winner"], m.get("p_a")) for m in members])
-            out.append({"id": pair.id, "winner": winner, "p_a": p_a, "label": pair.label, "category": pair.category,
-                        "combine": self.combine, "votes": [m["winner"] for m in members],
-                        "judges": [m.get("judge") for m in members],
-                        "truncated": any(m.get("truncated") for m in members), "members": members})
+            out.append(with_correct({"id": pair.id, "winner": winner, "p_a": p_a, "label": pair.label,
+                                     "category": pair.category, "combine": self.combine,
+                                     "votes": [m["winner"] for m in members], "judges": [m.get("judge") for m in members],
+                                     "truncated": any(m.get("truncated") for m in members), "members": members}))
         return out
 
     def combine_votes(self, votes: list[tuple[str, float | None]]) -> tuple[str, float | None]:

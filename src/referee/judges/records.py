@@ -93,13 +93,23 @@ def p_side(record: dict, side: str) -> float | None:
     return win_value(record["winner"], side)
 
 
+def with_correct(record: dict) -> dict:
+    """``record`` with ``labelled`` (its pair has a label: A, B or tie) and ``correct`` (the verdict is the
+    label; None when it is unreadable or there is no label), so ``referee compare --metric correct`` pairs
+    judges item by item: ``--where labelled=True`` keeps the pairs it applies to, and ``--missing zero``
+    counts an unreadable verdict as wrong (of all), by default leaving it out (of answered)."""
+    labelled = record.get("label") in VERDICTS[:3]
+    correct = None if not labelled or record["winner"] == "invalid" else record["winner"] == record["label"]
+    return {**record, "labelled": labelled, "correct": correct}
+
+
 def make_record(pair, orders: list[dict], swap: str, template: str, verdict_mode: str,
                 p_a: float | None = None) -> dict:
     """A record in the judge_pairs shape from per-order entries (used by the baselines)."""
     verdict = combine({o["order"]: underlying(o["order"], o["winner_shown"]) for o in orders}, swap)
-    return {"id": pair.id, "winner": verdict, "p_a": p_a, "label": pair.label, "template": template,
-            "verdict_mode": verdict_mode, "swap": swap, "category": pair.category, "truncated": False,
-            "orders": orders}
+    return with_correct({"id": pair.id, "winner": verdict, "p_a": p_a, "label": pair.label, "template": template,
+                         "verdict_mode": verdict_mode, "swap": swap, "category": pair.category, "truncated": False,
+                         "orders": orders})
 
 
 class PairJudge(PairwiseVerifier):
