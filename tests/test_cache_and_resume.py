@@ -135,3 +135,26 @@ def test_sigterm_writes_the_ledger_and_manifest_like_a_normal_exit(tiny_model_pa
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["finished"] is False
     assert "calls" in json.loads((run / "ledger.json").read_text())["totals"]
+
+
+def test_closing_folds_every_threads_writes_into_the_file_itself(tmp_path):
+    """A run closes its cache when it ends (a notebook or the Python API outlives it): every thread's
+    connection, so the write-ahead log is folded in and cache.sqlite alone, copied, holds every call."""
+    import shutil
+
+    cache = Cache(tmp_path / "c.sqlite")
+
+    def write(k: int) -> None:
+        cache.put_many([(f"key{k}", "fp", "generate", {"k": k}, {"text": str(k)})])
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cache.close()
+    assert not (tmp_path / "c.sqlite-wal").exists() or (tmp_path / "c.sqlite-wal").stat().st_size == 0
+    shutil.copy(tmp_path / "c.sqlite", tmp_path / "copy.sqlite")  # the file alone, without its -wal
+    assert Cache(tmp_path / "copy.sqlite").count() == 4
+    write(4)  # a closed cache opens again on the next call
+    assert cache.count() == 5

@@ -13,8 +13,35 @@ from referee.chat import load_prompts
 from referee.errors import RefereeError
 
 
-def referee(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "referee", "--quiet", *args], capture_output=True, text=True, cwd=cwd)
+def referee(*args, cwd=None) -> subprocess.CompletedProcess:
+    """``referee --quiet ARGS`` run in this process, as a finished process: exit status, stdout, stderr. In
+    process, because a fresh interpreter spends 5-30 s importing torch before a bad option is refused (the
+    whole point of most of these tests); an exception that escapes the command's own handling comes back
+    as status 1 with its traceback in stderr, as from a real process. Tests of what only a real process
+    shows (start-up imports, two processes at once, the terminal) start one themselves."""
+    import contextlib
+    import io
+    import traceback
+
+    from referee import progress
+    from referee.cli import main
+
+    out, err, here, quiet = io.StringIO(), io.StringIO(), os.getcwd(), progress.is_quiet()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(["--quiet", *map(str, args)])
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            except Exception:  # noqa: BLE001 - what a real process would print before dying
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(here)
+        progress.set_quiet(quiet)
+    return subprocess.CompletedProcess(["referee", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_user_error(result, *fragments):

@@ -32,6 +32,9 @@ class Cache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._open: list[sqlite3.Connection] = []  # every thread's connection, so close() closes them all
+        self._lock = threading.Lock()
+        self._generation = 0  # a connection from before the last close() is not used again
         try:
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
@@ -47,11 +50,14 @@ class Cache:
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60.0)
+        if conn is None or getattr(self._local, "generation", None) != self._generation:
+            # one connection per thread, used only there; closed from whichever thread calls close()
+            conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
+            self._local.conn, self._local.generation = conn, self._generation
+            with self._lock:
+                self._open.append(conn)
         return conn
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -105,10 +111,15 @@ class Cache:
                             f"again: only its cached calls are made again, nothing else is lost")
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection: the last one to close folds the write-ahead log into the file,
+        so a finished run's cache.sqlite holds all its calls on its own (copied, or read by another process).
+        A later call opens a new connection."""
+        with self._lock:
+            conns, self._open = self._open, []
+            self._generation += 1
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local.conn = None
 
 
 def _is_damage(error: sqlite3.DatabaseError) -> bool:

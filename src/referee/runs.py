@@ -98,6 +98,7 @@ class Run:
         if self._ledger_ctx is not None:
             self._ledger_ctx.__exit__(*exc)
             self._ledger_ctx = None
+        self.cache.close()  # a run used in a longer-lived process (the Python API, a notebook) lets its file go
 
     # ---- models --------------------------------------------------------------------------------
     def model(self, spec: str):
