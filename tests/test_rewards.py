@@ -117,7 +117,9 @@ def test_centering_keeps_rewards_near_zero(base):
     pairs = toy_pairs(24, seed=3)
     plain, _ = train_reward_model(base, pairs, TrainOptions(epochs=20))
     centred, m = train_reward_model(base, pairs, TrainOptions(epochs=20), center=0.1)
-    assert m["center_rewards_coefficient"] == 0.1
+    assert m["center_rewards_coefficient"] == 0.1 and m["truncated"] == 0
+    _, cut = train_reward_model(base, pairs[:4], TrainOptions(epochs=1), max_length=8)  # every side loses its start
+    assert cut["truncated"] == 8
 
     def mean_abs_sum(rm):
         r = rm.rewards([p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs])

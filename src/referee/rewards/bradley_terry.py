@@ -70,4 +70,5 @@ def train_reward_model(base: str, pairs: list[PreferencePair], options: TrainOpt
                 for p in pairs]
     metrics = fit(net, examples, lambda lg, ex: pair_loss(lg, ex, center), options, desc="training RM")
     metrics["center_rewards_coefficient"] = center
+    metrics["truncated"] = sum(s.cut > 0 for ex in examples for s in ex.seqs)  # sequences that lost their start
     return RewardModel(net, {"training": metrics}), metrics

@@ -63,6 +63,7 @@ class Sequence:
 
     ids: list[int]
     positions: list[int]
+    cut: int = 0  # tokens dropped from the left to fit max_length (counted in training reports)
 
 
 class ScalarHead(nn.Module):
@@ -151,8 +152,9 @@ class RewardNet:
     def encode_answer(self, chat: list[dict], answer: str) -> Sequence:
         """The whole conversation with the answer as the last assistant turn, read at its last token."""
         text = self.tokenizer.apply_chat_template(chat + [{"role": "assistant", "content": answer}], tokenize=False)
-        ids = self._encode(text)[-self.max_length:]  # keep the end: the answer matters most
-        return Sequence(ids, [len(ids) - 1])
+        ids = self._encode(text)
+        kept = ids[-self.max_length:]  # keep the end: the answer matters most
+        return Sequence(kept, [len(kept) - 1], len(ids) - len(kept))
 
     def encode_steps(self, chat: list[dict], steps: list[str]) -> Sequence:
         """Prompt, then each step followed by the separator; read at each step's separator.
@@ -167,7 +169,7 @@ class RewardNet:
             ids = ids + self._encode(step) + self._sep_ids
             positions.append(len(ids) - 1)
         cut = max(0, len(ids) - self.max_length)
-        return Sequence(ids[cut:], [max(0, p - cut) for p in positions])
+        return Sequence(ids[cut:], [max(0, p - cut) for p in positions], cut)
 
     # ---- forward ---------------------------------------------------------------------------------
     def _hidden(self, seqs: list[Sequence]) -> torch.Tensor:
