@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from test_debate_protocol import Judge, make_config, play, records
+from test_debate_protocol import N, Judge, make_config, play, records
 
 from referee.config import validate
 from referee.debate.evidence import EvidenceWriter, argument, choose, sentences, support
@@ -117,6 +117,9 @@ def test_in_a_tournament_the_overlap_debater_out_persuades_the_random_one(tmp_pa
     assert m["elo"]["overlap"]["value"] > m["elo"]["random"]["value"]
     assert m["persuasiveness"]["overlap"]["value"] > 0.5 > m["persuasiveness"]["random"]["value"]
     assert m["debate_accuracy"]["overlap"]["accuracy"]["value"] == 1.0  # self-play: the right side quotes its colour
+    for player in ("random", "overlap"):  # every evidence turn carries a verified quote
+        assert m["quotes"][player]["debate"]["turns_with_verified_share"] == 1.0
+        assert m["quotes"][player]["consultancy"]["turns_with_verified_quote"] == N
 
 
 QUICK_SFT = {"learning_rate": 1e-3, "max_steps": 2, "batch_size": 4, "max_length": 512}

@@ -560,6 +560,7 @@ def test_a_tournament_rates_the_best_of_four_debater_above_best_of_one_and_plots
     assert m["debate_accuracy"]["n4"]["accuracy"]["value"] > m["debate_accuracy"]["n1"]["accuracy"]["value"]
     assert set(m["consultancy_accuracy"]) == {"n1", "n4"} and set(m["baselines"]) == {"blind", "expert"}
     assert set(m["self_play_persuasiveness"]["n4"]) == {"debater_a", "debater_b"}
+    assert m["quotes"]["n1"]["debate"]["turns"] == 2 * N and "consultancy" in m["quotes"]["n4"]
     # against the field, the judge believes best-of-4 more than best-of-1; in self-play the roles' mean is 1/2
     assert m["persuasiveness"]["n4"]["value"] > 0.5 > m["persuasiveness"]["n1"]["value"]
     assert m["persuasiveness"]["n1"]["n"] == N

@@ -100,14 +100,18 @@ def consultant_halves(records: list[dict], **kw) -> dict:
 
 def quote_summary(transcripts: list[dict]) -> dict:
     """Quote statistics per arguing role and per side (defending the right or the wrong answer): turns,
-    silent turns, quotes, verified quotes and share, quoted words, quotes longer than the passage, and
+    silent turns, turns with at least one verified quote (and their share), quotes, verified quotes and
+    share, quoted words, quotes longer than the passage, and
     speakers (one per item and role) that wrote nothing or quoted only what the passage does not hold."""
     turns = [q for t in transcripts for q in t["quotes"] if q["side"] is not None]
     speakers = [s | {"role": role} for t in transcripts for role, s in t["speakers"].items()]
 
     def stats(turn_rows: list[dict], speaker_rows: list[dict]) -> dict:
         quotes, verified = sum(q["count"] for q in turn_rows), sum(q["verified"] for q in turn_rows)
+        with_verified = sum(q["verified"] > 0 for q in turn_rows)
         return {"turns": len(turn_rows), "silent_turns": sum(q["silent"] for q in turn_rows), "quotes": quotes,
+                "turns_with_verified_quote": with_verified,
+                "turns_with_verified_share": with_verified / len(turn_rows) if turn_rows else None,
                 "verified": verified, "verified_share": verified / quotes if quotes else None,
                 "quoted_words": sum(q["quoted_words"] for q in turn_rows),
                 "longer_than_passage": sum(q["longer_than_passage"] for q in turn_rows),

@@ -11,6 +11,7 @@ stronger debaters, debate accuracy should rise and consultancy accuracy fall).
     for each player x:
         debate accuracy = the judge's accuracy on x's self-play debates (x vs x), and the judge's mean
             P(own answer) there per role (in self-play the two roles' mean is 1/2 by construction)
+        quotes = x's quote statistics in self-play and as consultant (turns with a verified quote ...)
         persuasiveness = the judge's mean P(x's answer) in x's games against the other players, averaged
             per item, 95% interval by resampling items (persuasiveness against N across the players)
         consultancy accuracy = the judge's accuracy with x as the consultant      ("transcripts-consultancy-X")
@@ -35,6 +36,7 @@ from pydantic import Field, field_validator
 from referee.config import StrictModel
 from referee.debate.elo import bootstrap_elo
 from referee.debate.judging import accuracy_summary
+from referee.debate.metrics import quote_summary
 from referee.protocols import Result, register
 from referee.protocols.debate import (SHARED, ConsultancyConfig, DebateConfig, PassageProtocolConfig, argue,
                                       load_items, p_of_answer, persuasiveness, read)
@@ -81,7 +83,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     players = {p.name: p for p in cfg.players}
     kw = {"n_boot": cfg.bootstrap, "seed": cfg.seed}
     games: dict[str, list[tuple[str, str, float]]] = {str(it.id): [] for it in items}
-    matches, self_play, persuasive, said = {}, {}, {}, {}
+    matches, self_play, persuasive, said, quotes = {}, {}, {}, {}, {}
     own: dict[str, dict[str, list[float]]] = {name: {} for name in players}  # player -> item -> P(own answer)
     for x in players.values():                                                    # every ordered pairing
         for y in players.values():
@@ -97,6 +99,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
                              "decided": sum(r["chosen"] is not None for r in verdicts)}
             if x.name == y.name:
                 self_play[x.name] = accuracy_summary(verdicts, **kw)
+                quotes[x.name] = {"debate": quote_summary(transcripts)["all"]}
                 persuasive[x.name] = persuasiveness(verdicts, **kw)
             else:
                 for r, s in zip(verdicts, a_wins):
@@ -108,7 +111,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
     out = {"items": len(items), "split": cfg.split, "dropped_by_loader": dropped, "judge": cfg.judge,
            "players": [p.model_dump() for p in cfg.players], "matches": matches,
            "elo": bootstrap_elo(games, list(players), n_boot=min(cfg.bootstrap, 500), seed=cfg.seed),
-           "debate_accuracy": self_play, "self_play_persuasiveness": persuasive,
+           "debate_accuracy": self_play, "self_play_persuasiveness": persuasive, "quotes": quotes,
            "persuasiveness": {name: mean_ci([sum(v) / len(v) for v in by_item.values()], **kw).to_dict()
                               for name, by_item in own.items()}}
     if cfg.consultancy:                                                           # each player consults
@@ -120,6 +123,7 @@ def run_tournament(cfg: TournamentConfig, run: Run) -> Result:
             said[f"consultancy-{x.name}"] = ccfg, transcripts
             verdicts = read("consultancy", ccfg, run, judge, items, transcripts, stage=f"judge-consultancy-{x.name}")
             out["consultancy_accuracy"][x.name] = accuracy_summary(verdicts, **kw)
+            quotes[x.name]["consultancy"] = quote_summary(transcripts)["all"]
     out["baselines"] = {reader: accuracy_summary(read(reader, cfg, run, judge, items, []), **kw)
                         for reader in cfg.baselines}
     if cfg.train_judge is not None:
@@ -162,6 +166,7 @@ def _headline(out: dict) -> list[dict]:
                      "elo high": round(elo["high"]),
                      "debate accuracy": out["debate_accuracy"][name]["accuracy"]["value"],
                      "P(own answer), cross-play": out["persuasiveness"][name]["value"],
+                     "turns with a verified quote": out["quotes"][name]["debate"]["turns_with_verified_share"],
                      "consultancy accuracy": consult["accuracy"]["value"] if consult else None,
                      **({"trained debate minus blind": out["trained_minus_blind"][name]["debate"]["value"]}
                         if "trained_minus_blind" in out else {})})
