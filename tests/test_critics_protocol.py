@@ -135,7 +135,8 @@ def test_critics_config_errors(tmp_path):
 
 def test_choose_lambda_weighs_catches_against_false_alarms_and_prefers_the_smaller_on_a_tie():
     def point(lam, cbi, false_alarms, split="dev"):
-        return {"lambda": lam, "split": split, "cbi_of_all": {"value": cbi}, "false_alarm_of_all": {"value": false_alarms}}
+        return {"lambda": lam, "split": split, "cbi_of_all": {"value": cbi},
+                "false_alarm_of_all": {"value": false_alarms}}
 
     points = [point(0.0, 0.2, 0.0), point(1.0, 0.5, 0.1), point(4.0, 0.9, 0.8)]
     assert cr.choose_lambda(points)["lambda"] == 1.0  # 0.4 beats 0.2 and 0.1: flagging everything does not pay

@@ -96,6 +96,17 @@ def test_bad_training_input(tiny_model_path, tmp_path):
                   TrainSettings(trl={"not_a_real_option": 1}))
 
 
+def test_demonstrations_longer_than_max_length_are_counted_before_training(tiny_model_path):
+    """TRL keeps the start of a too-long example, cutting its reply: the count says so before training."""
+    from referee.trainers.sft import longer_than
+
+    demos = [{"messages": [{"role": "user", "content": "Say hi. " * n}, {"role": "assistant", "content": "hi"}]}
+             for n in (1, 40, 200)]
+    spec = f"hf:{tiny_model_path}"
+    assert longer_than(spec, demos, 4096) == 0
+    assert longer_than(spec, demos, 150) == 2 and longer_than(spec, demos, 16) == 3
+
+
 def test_train_cli_sft_and_grpo_with_exact_reward(tiny_model_path, tmp_path):
     import subprocess
     import sys

@@ -40,7 +40,8 @@ class Panel(PairJudge, PointwiseVerifier):
             winner, p_a = self.combine_votes([(m["winner"], m.get("p_a")) for m in members])
             out.append(with_correct({"id": pair.id, "winner": winner, "p_a": p_a, "label": pair.label,
                                      "category": pair.category, "combine": self.combine,
-                                     "votes": [m["winner"] for m in members], "judges": [m.get("judge") for m in members],
+                                     "votes": [m["winner"] for m in members],
+                                     "judges": [m.get("judge") for m in members],
                                      "truncated": any(m.get("truncated") for m in members), "members": members}))
         return out
 

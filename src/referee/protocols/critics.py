@@ -137,7 +137,8 @@ def run_critics(cfg: CriticsConfig, run: Run) -> Result:
     if cfg.fsbs is not None:                                         # 6. force sampling beam search
         metrics["fsbs"] = {"critic": sampler, **_fsbs(run, cfg, critics[sampler], rm, items)}
         if dev:  # lambda chosen on dev, then read off the eval sweep: the eval programs are scored once
-            points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"), "dev")["points"]
+            points = _fsbs(run, cfg, critics[sampler], rm, dev, ("fsbs_dev_samples", "fsbs_dev_rm_scores"),
+                           "dev")["points"]
             chosen = choose_lambda(points)
             metrics["fsbs"]["chosen"] = {"rule": CHOICE_RULE, "lambda": chosen["lambda"], "dev": chosen,
                                          "dev_points": points,

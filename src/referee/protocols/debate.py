@@ -56,16 +56,14 @@ from referee.dialogue import Transcript, run_dialogue
 from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
-from referee.protocols import Result, register
+from referee.protocols import Result, register, stages
 from referee.protocols.debate_training import exported_turns, quoter_rows, train_arguers, train_judges
-from referee.protocols import stages
 from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings
 from referee.runs import Run
 from referee.stats import paired_diff
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, split_items
 from referee.trainers import TrainSettings
-from referee.trainers.sft import longer_than
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
@@ -113,8 +111,8 @@ class QuoterTraining(StrictModel):
     @classmethod
     def _an_evidence_debater(cls, value: str) -> str:
         if not is_evidence(value) or value.removeprefix("evidence:") not in EVIDENCE_KINDS:
-            raise ValueError(f"the teacher is an evidence debater ({', '.join('evidence:' + k for k in EVIDENCE_KINDS)}),"
-                             f" got {value!r}")
+            kinds = ", ".join("evidence:" + k for k in EVIDENCE_KINDS)
+            raise ValueError(f"the teacher is an evidence debater ({kinds}), got {value!r}")
         return value
 
 
@@ -306,8 +304,7 @@ def train_quoter(cfg: PassageProtocolConfig, run: Run) -> str:
                                          ARGUER_FIELDS[protocol][0]: cfg.quoter.teacher})
         made = quoter_rows(protocol, teacher, argue(protocol, teacher, run, items, f"transcripts-quoter-{protocol}"))
         rows, taught[protocol] = rows + made, len(made)
-    report = {"teacher": cfg.quoter.teacher, "items": len(items), "demonstrations": taught,
-              "longer_than_max_length": longer_than(cfg.quoter.base, rows, cfg.quoter.sft.max_length)}
+    report = {"teacher": cfg.quoter.teacher, "items": len(items), "demonstrations": taught}
     return stages.sft(run, "quoter-training", name="quoter", base=cfg.quoter.base, data=rows,
                       settings=cfg.quoter.sft, report=report, report_as="quoter_training")
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 from referee import progress
 from referee.runs import Run
 from referee.trainers import TrainSettings, train_dpo, train_sft
+from referee.trainers.sft import longer_than
 
 
 def checkpoint(run: Run, stage: str, *, base: str, inputs: dict, train: Callable[[Path], None],
@@ -84,8 +85,10 @@ def sft(run: Run, stage: str, *, base: str, data: list[dict], settings: TrainSet
     """``base`` fine-tuned on demonstrations (TRL's conversational rows); returns the checkpoint's spec."""
     def train(out: Path) -> None:
         progress.say(f"{stage}: SFT on {len(data)} examples")
+        cut = longer_than(base, data, settings.max_length)  # TRL cuts their replies: said, never hidden
         _, history = train_sft(base, data, out, settings)
-        run.save_metrics({report_as or stage: {"examples": len(data), **(report or {}), "loss_history": history}})
+        run.save_metrics({report_as or stage: {"examples": len(data), "longer_than_max_length": cut, **(report or {}),
+                                               "loss_history": history}})
 
     inputs = {"data": data, "settings": settings}
     return f"hf:{checkpoint(run, stage, base=base, inputs=inputs, train=train, name=name)}"

@@ -56,8 +56,8 @@ def train_sft(base: str, examples: list[dict], out_dir: str | Path, settings: Tr
     args = trl_args(SFTConfig, out_dir, settings, max_length=settings.max_length)
     cut = overlong(tokenizer, rows, settings.max_length)
     if cut:
-        progress.say(f"sft: {cut} of {len(rows)} examples are longer than max_length {settings.max_length} tokens: "
-                     "TRL cuts their replies short (raise max_length to keep them whole)")
+        progress.say(f"sft: {cut} of {len(rows)} examples are longer than max_length {settings.max_length} "
+                     "tokens: TRL cuts their replies short (raise max_length to keep them whole)")
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, peft_config=peft_config(settings))
     fit(trainer)
