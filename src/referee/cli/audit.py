@@ -20,7 +20,7 @@ def _default_out(kind: str, pairs: Path, judge: str) -> Path:
 
 JUDGE_OPT = typer.Option("embedded", "--judge", "-j", help="Judge model spec, or baseline:longer / baseline:random.")
 CALIBRATION_OPT = typer.Option("none", help="none, batch or content-free: divide probability verdicts by the "
-                                              "judge's position prior (see README, Judges).")
+                                              "judge's position prior (docs/methods/judges.md).")
 PAIRS_OPT = typer.Option(..., "--pairs", "-p", help="Pairs: LLMBar JSON, MT-Bench human judgments, TRL or generic JSONL.")
 
 

@@ -11,7 +11,7 @@ from referee import progress
 from referee.cli import app
 from referee.cli.options import output_folder
 
-# Sized for about 10 minutes on 2 CPU cores (see BENCHMARKS.md, "Quick start"); the same experiment at
+# Sized for about 10 minutes on 2 CPU cores (docs/results/feedback.md, "The quick start"); the same experiment at
 # a size that can show an effect is configs/verifiable_feedback_arithmetic.yaml.
 QUICK = dict(sft_problems=80, eft_problems=16, pair_problems=32, eval_problems=64, candidates=4,
              pairs_per_prompt=1)
@@ -39,7 +39,7 @@ def quickstart(
     # No figure is written here: a number in code would outlive the runs that measured it.
     progress.say(f"this is the small version; {LARGER} runs the same experiment at a size that can show an "
                  f"effect, and {REPLICATED} the checker arm over seeds (results, with the commands that wrote "
-                 "them: BENCHMARKS.md, 'Feedback against ground truth')")
+                 "them: docs/results/feedback.md)")
 
 
 @app.command()

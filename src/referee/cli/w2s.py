@@ -37,7 +37,7 @@ def w2s_run(config_path: Path = typer.Argument(..., help="A weak_to_strong confi
 @w2s_app.command("table")
 def w2s_table(run_dir: Path = typer.Argument(..., help="The run folder of a weak_to_strong run."),
               as_json: bool = typer.Option(False, "--json", help="Rows as JSON instead of Markdown.")):
-    """Print the PGR table of a finished weak-to-strong run (Markdown, for BENCHMARKS.md)."""
+    """Print the PGR table of a finished weak-to-strong run (Markdown, for the results page)."""
     from referee.protocols.weak_to_strong import headline_rows
     from referee.reports.weak_to_strong import markdown_table, read_metrics
 

@@ -99,7 +99,7 @@ class PairwiseJudge(settings.JudgeSettings, PairJudge):
 
     # ---- judging ------------------------------------------------------------------------------------
     def judge_pairs(self, pairs: Sequence[Pair]) -> list[dict]:
-        """One record per pair, in order (fields in the module docstring and the README)."""
+        """One record per pair, in order (fields in the module docstring and docs/methods/judges.md)."""
         pairs = list(pairs)
         refs = self.references_for(pairs)
         units, chats, truncated = [], [], [False] * len(pairs)

@@ -68,5 +68,5 @@ def refuse_credentials(spec: str, allowed_names: set[str] = frozenset()) -> list
         raise RefereeError(
             f"a model spec carries what looks like a key or credential (option {', '.join(map(shown, leaked))}), "
             f"and a spec is written to every run's files: put the key in an environment variable and name it "
-            f"with ?api_key_env=VAR (the README's 'The openai backend' says which variables a spec may name)")
+            f"with ?api_key_env=VAR (docs/models.md, 'The openai backend', says which variables a spec may name)")
     return options

@@ -40,8 +40,8 @@ What goes over which endpoint:
   appended to the prompt) and scores option strings longer than one token exactly, with ``echo=true``;
   ``logprobs`` echoes prompt + continuation and reads the continuation's token log-probabilities.
 
-Features a server may lack, checked on each answer and named with the server when missing (the README's
-"Serving a model for referee" says which servers have them):
+Features a server may lack, checked on each answer and named with the server when missing (docs/models.md,
+"Serving a model for referee", says which servers have them):
 
 - top log-probabilities (``logprobs``/``top_logprobs``), which ``choice`` reads;
 - prompt log-probabilities, which ``logprobs`` reads: asked for with ``echo=true`` and ``logprobs=1``

@@ -8,7 +8,7 @@ mass on any label word, or a reply naming none) is None: counted as invalid, and
 
 A small model's probabilities lean on one label word whatever the input (on LIAR the embedded model says "No"
 whatever the statement and the prompt, while its P(Yes) still ranks lies above truths a little better than
-chance: BENCHMARKS, "Prompt optimisation"). ``calibrated`` removes that lean per prompt, as batch calibration does for
+chance: docs/results/prompt-optimisation.md). ``calibrated`` removes that lean per prompt, as batch calibration does for
 judges (Zhou et al. 2024): each word's probability is divided by its mean over the items the prompt answered
 in the same call, and the answer is the largest of those ratios. It reads the model's probabilities only,
 never a label, so calibrating on the test items themselves leaks nothing.

@@ -1,5 +1,5 @@
 """The weak-to-strong run's report, drawn from its metrics.json: test accuracy per student (weak,
-weak-to-strong, ceiling), PGR with intervals, and the PGR table as Markdown (for BENCHMARKS.md)."""
+weak-to-strong, ceiling), PGR with intervals, and the PGR table as Markdown (for docs/results/weak-to-strong.md)."""
 
 from __future__ import annotations
 
