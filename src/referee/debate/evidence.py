@@ -87,10 +87,9 @@ class EvidenceWriter(Model):
 
     def __init__(self, spec: str, cache=None):
         super().__init__(cache)
-        kind = spec[len(PREFIX):] if spec.startswith(PREFIX) else ""
-        if kind not in KINDS:
-            raise RefereeError(f"debater {spec!r}: evidence debaters are {', '.join(PREFIX + k for k in KINDS)}")
-        self.kind, self.spec = kind, spec
+        if problem := unknown_kind(spec):
+            raise RefereeError(problem)
+        self.kind, self.spec = spec.removeprefix(PREFIX), spec
         self.fingerprint = hashlib.sha256(f"{spec}/v{VERSION}".encode()).hexdigest()[:24]
 
     def _generate(self, requests: list[GenRequest]) -> list[Completion]:
@@ -104,6 +103,14 @@ class EvidenceWriter(Model):
 
 def is_evidence(spec: str) -> bool:
     return spec.startswith(PREFIX)
+
+
+def unknown_kind(spec: str) -> str | None:
+    """Why ``spec`` names no evidence debater, or None when it names one (config validators and
+    ``EvidenceWriter`` share this one check and its message)."""
+    if spec.removeprefix(PREFIX) in KINDS and is_evidence(spec):
+        return None
+    return f"debater {spec!r}: evidence debaters are {', '.join(PREFIX + k for k in KINDS)}"
 
 
 def request_chat(transcript: Transcript, role: str, defends: str, opposes: str, round_index: int,

@@ -46,7 +46,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from referee.config import MAX_PROMPTS, MAX_RESAMPLES, MAX_ROUNDS, ProtocolConfig, SamplingConfig, StrictModel
-from referee.debate.evidence import KINDS as EVIDENCE_KINDS, EvidenceWriter, is_evidence
+from referee.debate.evidence import EvidenceWriter, is_evidence, unknown_kind
 from referee.debate.debaters import opening_transcripts, reviser, schedule_for, speakers_for, transcript_record
 from referee.debate.judging import ARGUING_ROLES, accuracy_summary, judge_items, preference
 # p_of_answer and exported_turns are not used here: debate_tournament.py and cli/debate.py import them from here
@@ -110,9 +110,8 @@ class QuoterTraining(StrictModel):
     @field_validator("teacher")
     @classmethod
     def _an_evidence_debater(cls, value: str) -> str:
-        if not is_evidence(value) or value.removeprefix("evidence:") not in EVIDENCE_KINDS:
-            kinds = ", ".join("evidence:" + k for k in EVIDENCE_KINDS)
-            raise ValueError(f"the teacher is an evidence debater ({kinds}), got {value!r}")
+        if problem := unknown_kind(value):
+            raise ValueError(f"the teacher is an evidence debater; {problem}")
         return value
 
 
@@ -162,9 +161,8 @@ class PassageProtocolConfig(ProtocolConfig):
         for spec in (getattr(self, f, None) for f in ("debater", "debater_b", "consultant")):
             if not spec or not is_evidence(spec):
                 continue
-            if spec.removeprefix("evidence:") not in EVIDENCE_KINDS:
-                raise ValueError(f"{spec!r}: evidence debaters are "
-                                 f"{', '.join('evidence:' + k for k in EVIDENCE_KINDS)}")
+            if problem := unknown_kind(spec):
+                raise ValueError(problem)
             if self.train_arguers is not None or self.refine is not None:
                 raise ValueError(f"{spec!r} quotes by a fixed rule: train_arguers and refine need a language model")
         return self
