@@ -11,7 +11,7 @@ import pytest
 from test_debate_protocol import N, Judge, make_config, play, records
 
 from referee.config import validate
-from referee.debate.evidence import EvidenceWriter, argument, choose, sentences, support
+from referee.debate.evidence import EvidenceWriter, argument, choose, expert_choices, request_chat, sentences, support
 from referee.errors import RefereeError
 from referee.protocols.debate import ConsultancyConfig, DebateConfig
 from referee.tasks.quotes import check_quotes
@@ -58,6 +58,71 @@ def test_an_evidence_writer_is_not_a_chat_model():
         writer.generate([[{"role": "user", "content": "Argue that the sky is green."}]])
     with pytest.raises(RefereeError, match="evidence debaters are evidence:random, evidence:overlap"):
         EvidenceWriter("evidence:clever")
+
+
+class LateExpert:
+    """A stand-in reward model that believes "she missed the bus" only on reading that Mia arrived late:
+    a judgement no word overlap makes (the bus sentence shares the answer's words). Keeps what it read."""
+
+    def __init__(self):
+        self.read = []
+
+    def score_many(self, prompts, answers):
+        from referee.verifiers.base import Score
+
+        self.read += [p[-1]["content"] for p in prompts]
+        return [Score(2.0 if "arrived late" in p[-1]["content"] and "bus" in a else 0.0) for p, a in zip(prompts, answers)]
+
+
+def test_the_expert_debater_quotes_the_sentence_its_reward_model_finds_most_for_its_answer():
+    expert = LateExpert()
+    later = {**REQUEST, "quoted": ["She walked to school in the rain and arrived late."]}
+    assert expert_choices(expert, [REQUEST, later]) == ["She walked to school in the rain and arrived late.",
+                                                        "Mia missed the bus on Monday."]  # fresh; the earliest tie
+    assert choose("overlap", REQUEST, seed=0) == "Mia missed the bus on Monday."  # overlap would quote the bus
+    # the expert reads each sentence alone in the expert reader's frame, after each answer
+    assert "Passage:\nHer teacher was kind about it!\n\nQuestion: Why was Mia late for school?" in expert.read
+    assert len(expert.read) == 2 * (4 + 3)
+    writer = EvidenceWriter("evidence:expert", expert=LateExpert(), expert_key="rm-1")
+    from referee.dialogue import Transcript
+
+    chat = request_chat(Transcript("mia", context={"passage": PASSAGE, "question": REQUEST["question"],
+                                                   "a": REQUEST["own"], "b": REQUEST["other"]}),
+                        "debater_a", "a", "b", 0, 120)
+    text = writer.generate([chat])[0][0].text
+    assert "<quote>She walked to school in the rain and arrived late</quote>" in text
+    assert check_quotes(text, PASSAGE)[0].verified
+    assert EvidenceWriter("evidence:expert", expert=LateExpert(), expert_key="rm-2").fingerprint != writer.fingerprint
+    for bad in (lambda: EvidenceWriter("evidence:expert"), lambda: EvidenceWriter("evidence:random", expert=expert)):
+        with pytest.raises(RefereeError, match="evidence:expert needs one"):
+            bad()
+
+
+def test_the_expert_debaters_reward_model_learns_on_a_split_nobody_is_judged_on(tmp_path, tiny_model_path):
+    """``debater: evidence:expert``: a reward model is trained on validation items as the expert reader
+    (stage evidence-expert-training), and each turn quotes the sentence it scores most for the arguer's
+    answer: recomputed here from the saved model, quote by quote. The evaluated split is refused as its split."""
+    from referee.supervisors import build_verifier
+
+    expert = {"base": f"hf:{tiny_model_path}", "items": 6, "reward_model": {"epochs": 2, "batch_size": 8}}
+    config = make_config(tmp_path, debater="evidence:expert", debater_b="evidence:overlap", shares=[0.4, 0.3, 0.3],
+                         limit=5, evidence_expert=expert)
+    result, run = play(config, Judge())
+    folder = run.folder / "checkpoints" / "evidence-expert-training"
+    assert "evidence-expert-training" in run.state["stages"] and folder.is_dir()
+    assert run.metrics()["evidence-expert-training"]["pairs"] == 6
+    transcripts = records(run, "transcripts")
+    assert len(transcripts) == 5 and result.metrics["quotes"]["all"]["verified_share"] == 1.0
+    rm = build_verifier(f"rm:{folder}")
+    for record in transcripts:
+        turn = next(t for t in record["turns"] if t["role"] == "debater_a")
+        ctx = record["context"]
+        request = {"passage": ctx["passage"], "question": ctx["question"], "own": ctx["answer_a"],
+                   "other": ctx["answer_b"], "quoted": []}
+        assert argument(expert_choices(rm, [request])[0], ctx["answer_a"], config.word_limit) == turn["text"]
+    assert "evidence:expert" in (run.folder / "manifest.json").read_text()
+    with pytest.raises(RefereeError, match="should not be the evaluated split"):
+        make_config(tmp_path, debater="evidence:expert", split="validation")
 
 
 def test_evidence_debaters_argue_a_whole_debate_with_only_verified_quotes(tmp_path):

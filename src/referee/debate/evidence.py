@@ -5,7 +5,12 @@ skill to see whether judge accuracy rises with it):
 - ``evidence:random``: a sentence drawn at random (seeded per item, role, round and sample): evidence
   that is real but mostly beside the point, the weakest arguer that still quotes;
 - ``evidence:overlap``: the sentence that shares the most content words with the answer it defends (and the
-  question), less those it shares with the other answer; in later rounds the best one it has not quoted yet.
+  question), less those it shares with the other answer; in later rounds the best one it has not quoted yet;
+- ``evidence:expert``: the sentence that moves an expert most towards its answer: a reward model trained to
+  read a passage and pick the right answer (the run's ``evidence_expert``, on a split nobody is judged on)
+  reads each sentence alone as the passage, and the debater quotes the one where its answer's score most
+  exceeds the other's. Word overlap is no proxy for support on CosmosQA (its wrong answers read like the
+  passage: docs/results/debate.md), so this is the debater whose evidence can favour the truth.
 
 Every quote is verbatim, so the judge sees it marked verified; what differs is whether it bears on the
 answer. They plug into debate, consultancy and the tournament as a debater or consultant spec
@@ -20,12 +25,13 @@ import json
 import random
 import re
 
+from referee.debate.judging import expert_text
 from referee.dialogue import Transcript
 from referee.errors import RefereeError
 from referee.models.base import Completion, GenRequest, Model
 from referee.tasks.quotes import QUOTE_CLOSE, QUOTE_OPEN, find_quotes, normalise
 
-KINDS = ("random", "overlap")
+KINDS = ("random", "overlap", "expert")
 PREFIX = "evidence:"
 FIELDS = {"passage", "question", "own", "other", "quoted", "word_limit"}
 VERSION = 1  # of the rules above: part of the fingerprint, so a changed rule is a new model to the cache
@@ -57,16 +63,47 @@ def support(sentence: str, own: str, other: str, question: str) -> int:
 
 
 def choose(kind: str, request: dict, seed: int) -> str:
-    """The sentence an evidence debater of ``kind`` quotes for one request (module doc)."""
+    """The sentence an evidence debater of ``kind`` (random or overlap) quotes for one request (module doc)."""
     pool = sentences(request["passage"])
     if not pool:
         return ""
     if kind == "random":
         return random.Random(seed).choice(pool)
-    fresh = [s for s in pool if s not in request["quoted"]] or pool
-    ranked = sorted(enumerate(fresh), key=lambda ks: (-support(ks[1], request["own"], request["other"],
-                                                               request["question"]), ks[0]))
-    return ranked[0][1]
+    if kind != "overlap":
+        raise RefereeError(f"evidence:{kind} chooses with a model: expert_choices")
+    return best(fresh(request), lambda s: support(s, request["own"], request["other"], request["question"]))
+
+
+def fresh(request: dict) -> list[str]:
+    """The passage's sentences this arguer has not quoted yet (all of them once every one has been)."""
+    pool = sentences(request["passage"])
+    return [s for s in pool if s not in request["quoted"]] or pool
+
+
+def best(pool: list[str], score) -> str:
+    """The highest-scoring sentence; the earliest of those tied."""
+    return min(enumerate(pool), key=lambda ks: (-score(ks[1]), ks[0]))[1] if pool else ""
+
+
+def expert_choices(expert, requests: list[dict]) -> list[str]:
+    """``evidence:expert``'s sentence per request: the expert (a reward model: ``score_many(prompts,
+    answers)``) reads each fresh sentence alone as the passage, once followed by the arguer's answer and once by
+    the other; the sentence with the largest margin for its own answer wins. One batch for all requests."""
+    pools = [fresh(r) for r in requests]
+    prompts = [[{"role": "user", "content": expert_text(s, r["question"])}] for r, pool in zip(requests, pools)
+               for s in pool]
+    owns = [r["own"] for r, pool in zip(requests, pools) for _ in pool]
+    others = [r["other"] for r, pool in zip(requests, pools) for _ in pool]
+    scores = expert.score_many(prompts + prompts, owns + others) if prompts else []
+    if any(not s.valid or s.value is None for s in scores):
+        raise RefereeError("evidence:expert: its reward model returned no score for a sentence; "
+                           "a reward model always scores, so the expert given is not one")
+    margins = iter([a.value - b.value for a, b in zip(scores[:len(prompts)], scores[len(prompts):])])
+    out = []
+    for pool in pools:
+        margin = dict(zip(pool, [next(margins) for _ in pool]))
+        out.append(best(pool, margin.get))
+    return out
 
 
 def argument(sentence: str, own: str, word_limit: int | None) -> str:
@@ -81,22 +118,30 @@ def argument(sentence: str, own: str, word_limit: int | None) -> str:
 
 
 class EvidenceWriter(Model):
-    """An arguer that quotes instead of writing: ``evidence:random`` or ``evidence:overlap``."""
+    """An arguer that quotes instead of writing: ``evidence:random``, ``evidence:overlap`` or
+    ``evidence:expert`` (which needs ``expert``, a reward model, and ``expert_key``, what it was made from:
+    part of the fingerprint, so another expert is another model to the cache)."""
 
     batch_size = 256
 
-    def __init__(self, spec: str, cache=None):
+    def __init__(self, spec: str, cache=None, expert=None, expert_key: str = ""):
         super().__init__(cache)
         if problem := unknown_kind(spec):
             raise RefereeError(problem)
-        self.kind, self.spec = spec.removeprefix(PREFIX), spec
-        self.fingerprint = hashlib.sha256(f"{spec}/v{VERSION}".encode()).hexdigest()[:24]
+        self.kind, self.spec, self.expert = spec.removeprefix(PREFIX), spec, expert
+        if (self.kind == "expert") != (expert is not None):
+            raise RefereeError(f"debater {spec!r}: an expert (a reward model) is for evidence:expert, and "
+                               "evidence:expert needs one")
+        made = f"{spec}/v{VERSION}" + (f"/{expert_key}" if expert_key else "")  # random/overlap: keys as before
+        self.fingerprint = hashlib.sha256(made.encode()).hexdigest()[:24]
 
     def _generate(self, requests: list[GenRequest]) -> list[Completion]:
+        asked = [parse_request(r.chat) for r in requests]
+        chosen = expert_choices(self.expert, asked) if self.kind == "expert" else \
+            [choose(self.kind, q, r.seed) for q, r in zip(asked, requests)]
         out = []
-        for r in requests:
-            request = parse_request(r.chat)
-            text = argument(choose(self.kind, request, r.seed), request["own"], request["word_limit"])
+        for request, sentence in zip(asked, chosen):
+            text = argument(sentence, request["own"], request["word_limit"])
             out.append(Completion(text, prompt_tokens=0, completion_tokens=len(text.split()), finish_reason="stop"))
         return out
 

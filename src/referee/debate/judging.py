@@ -55,6 +55,12 @@ INTRO = {
 
 
 # ---- what a reader sees --------------------------------------------------------------------------------
+def expert_text(passage: str, question: str) -> str:
+    """What the expert reader is shown (the evidence debater ``evidence:expert`` shows its reward model one
+    passage sentence in the same frame)."""
+    return f"Passage:\n{passage}\n\nQuestion: {question}"
+
+
 def judge_pair(item: PassageItem, reader: str, transcript: Transcript | None = None) -> Pair:
     """The pair the judge reads for ``item`` as ``reader`` sees it; ``meta`` holds what the judge must not
     see (which answer is correct) for scoring."""
@@ -68,7 +74,7 @@ def judge_pair(item: PassageItem, reader: str, transcript: Transcript | None = N
         raise RefereeError(f"{where}: reader {reader!r} reads no transcript; give none (or use debate/consultancy)")
     question = f"Question: {item.question}"
     if reader == "expert":
-        text = f"Passage:\n{item.passage}\n\n{question}"
+        text = expert_text(item.passage, item.question)
     elif reader == "blind":
         text = f"{question}\n\n{INTRO['blind']}"
     else:

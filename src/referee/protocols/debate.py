@@ -57,7 +57,8 @@ from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register, stages
-from referee.protocols.debate_training import exported_turns, quoter_rows, train_arguers, train_judges
+from referee.protocols.debate_training import (EvidenceExpert, QuoterTraining, exported_turns, quoter_rows,
+                                               train_arguers, train_evidence_expert, train_judges)
 from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings
 from referee.runs import Run
 from referee.stats import paired_diff
@@ -70,9 +71,10 @@ TRAINED = "(trained judge)"
 TRAINED_ARGUERS = "(trained arguers)"
 ARGUER_FIELDS = {"debate": ("debater",), "consultancy": ("consultant",)}
 QUOTER = "quoter"  # the arguer spec of the run's trained quoter (``QuoterTraining``)
+EXPERT_EVIDENCE = "evidence:expert"  # quotes by the run's trained evidence expert (``EvidenceExpert``)
 # what debate, consultancy and the tournament share (a tournament's games and a quoter's teacher are built from it)
 SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
-          "bootstrap", "seed", "out", "train_items", "quoter")
+          "bootstrap", "seed", "out", "train_items", "quoter", "evidence_expert")
 
 
 # ---- config ----------------------------------------------------------------------------------------
@@ -95,24 +97,6 @@ class TrainedArguers(StrictModel):
 
     dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
     beta: float = Field(0.1, gt=0)
-
-
-class QuoterTraining(StrictModel):
-    """The arguer spec ``quoter``: ``base`` fine-tuned (SFT) on the turns an evidence debater (``teacher``)
-    writes over the train split's first ``train_items`` items, in debate and in consultancy, each after the
-    prompt a language-model arguer is shown at that point: a model that learns to quote the passage sentence
-    that best supports its side, and can then be drawn best-of-N (issue 36's trained debater)."""
-
-    base: str = "embedded"
-    teacher: str = "evidence:overlap"
-    sft: TrainSettings = TrainSettings(learning_rate=2e-4, epochs=2, batch_size=8, max_length=1024)
-
-    @field_validator("teacher")
-    @classmethod
-    def _an_evidence_debater(cls, value: str) -> str:
-        if problem := unknown_kind(value):
-            raise ValueError(f"the teacher is an evidence debater; {problem}")
-        return value
 
 
 class Refine(StrictModel):
@@ -139,6 +123,7 @@ class PassageProtocolConfig(ProtocolConfig):
     best_of: int = Field(1, ge=1, le=64)  # each turn: draw N, keep the one the judge finds most persuasive
     refine: Refine | None = None  # each draft is critiqued, then written again
     quoter: QuoterTraining = QuoterTraining()  # what the arguer spec "quoter" is trained as (only when named)
+    evidence_expert: EvidenceExpert = EvidenceExpert()  # what "evidence:expert" quotes by (only when named)
 
     @field_validator("judge_config")
     @classmethod
@@ -163,6 +148,9 @@ class PassageProtocolConfig(ProtocolConfig):
                 continue
             if problem := unknown_kind(spec):
                 raise ValueError(problem)
+            if spec == EXPERT_EVIDENCE and self.evidence_expert.split == self.split:
+                raise ValueError(f"{spec!r}: its reward model learns on evidence_expert.split, which should not be "
+                                 f"the evaluated split ({self.split!r})")
             if self.train_arguers is not None or self.refine is not None:
                 raise ValueError(f"{spec!r} quotes by a fixed rule: train_arguers and refine need a language model")
         return self
@@ -253,7 +241,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
           stage: str = "transcripts") -> list[dict]:
     """The arguers' transcripts, one record per item (``debaters.transcript_record``: turns, sides, quote
     statistics per turn). Stage ``transcripts`` (``transcripts-train`` for the judges' training items)."""
-    models = [arguer_model(run, arguer_spec(run, cfg, spec)) for spec in arguer_specs(protocol, cfg)]
+    models = [arguer_model(run, cfg, arguer_spec(run, cfg, spec)) for spec in arguer_specs(protocol, cfg)]
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     best_of = arguer_best_of(protocol, cfg)
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
@@ -307,13 +295,19 @@ def train_quoter(cfg: PassageProtocolConfig, run: Run) -> str:
                       settings=cfg.quoter.sft, report=report, report_as="quoter_training")
 
 
-def arguer_model(run: Run, spec: str):
+def arguer_model(run: Run, cfg: PassageProtocolConfig, spec: str):
     """The model behind an arguer spec: a language model, or an evidence debater (``evidence:random``,
-    ``evidence:overlap``: ``referee.debate.evidence``), which the run caches and names like any model."""
+    ``evidence:overlap``, ``evidence:expert``: ``referee.debate.evidence``), which the run caches and names
+    like any model; the expert's reward model is trained on first use (stage ``evidence-expert-training``)."""
     if not is_evidence(spec):
         return run.model(spec)
     if spec not in run.models:
-        run.add_model(EvidenceWriter(spec))
+        expert = {}
+        if spec == EXPERT_EVIDENCE:
+            items, _ = load_items(cfg, cfg.evidence_expert.split, cfg.evidence_expert.items)
+            rm, key = train_evidence_expert(cfg, run, items)
+            expert = {"expert": rm, "expert_key": key}
+        run.add_model(EvidenceWriter(spec, **expert))
     return run.models[spec]
 
 

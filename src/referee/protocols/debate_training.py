@@ -6,17 +6,53 @@ written over the train split, which the protocol hands in; nothing here argues o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field, field_validator
+
+from referee.config import MAX_PROMPTS, StrictModel
 from referee.debate.debaters import speakers_for
+from referee.debate.evidence import unknown_kind
 from referee.debate.judging import ARGUING_ROLES, judge_pair
 from referee.dialogue import Transcript
 from referee.errors import RefereeError
 from referee.protocols import stages
-from referee.protocols.judge_training import reward_model_judge, train_judge
+from referee.protocols.judge_training import RewardModelSettings, reward_model_judge, train_judge
 from referee.runs import Run
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem
+from referee.trainers import TrainSettings
+
+class QuoterTraining(StrictModel):
+    """The arguer spec ``quoter``: ``base`` fine-tuned (SFT) on the turns an evidence debater (``teacher``)
+    writes over the train split's first ``train_items`` items, in debate and in consultancy, each after the
+    prompt a language-model arguer is shown at that point: a model that learns to quote the passage sentence
+    that best supports its side, and can then be drawn best-of-N (issue 36's trained debater)."""
+
+    base: str = "embedded"
+    teacher: str = "evidence:overlap"
+    sft: TrainSettings = TrainSettings(learning_rate=2e-4, epochs=2, batch_size=8, max_length=1024)
+
+    @field_validator("teacher")
+    @classmethod
+    def _an_evidence_debater(cls, value: str) -> str:
+        if problem := unknown_kind(value):
+            raise ValueError(f"the teacher is an evidence debater; {problem}")
+        return value
+
+
+class EvidenceExpert(StrictModel):
+    """What the arguer spec ``evidence:expert`` quotes by: a reward model on ``base`` trained as the expert
+    reader (the passage and question, the right answer over the wrong; the reward-model judge route) on the
+    first ``items`` items of ``split``, then shown one sentence at a time (``referee.debate.evidence``). The
+    split is one nobody is judged on, and by default not the judges' training split either, so the debater's
+    evidence is as good on the judges' training items as on the evaluated ones."""
+
+    base: str = "embedded"
+    split: Literal["train", "validation", "test"] = "validation"
+    items: int = Field(250, ge=1, le=MAX_PROMPTS)
+    reward_model: RewardModelSettings = RewardModelSettings()
+
 
 if TYPE_CHECKING:
     from referee.protocols.debate import PassageProtocolConfig
@@ -102,3 +138,12 @@ def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict
     if kind == "reward":
         return reward_rows(transcripts, speakers, cfg.rounds, simultaneous), {}
     return preference_rows(transcripts, speakers, cfg.rounds, simultaneous)
+
+
+def train_evidence_expert(cfg: PassageProtocolConfig, run: Run, items: list[PassageItem]) -> tuple:
+    """(the reward model ``evidence:expert`` quotes by, the fingerprint of what it was made from): the expert
+    reader's pairs of ``items`` (``cfg.evidence_expert``'s split), trained as stage ``evidence-expert-training``."""
+    settings = cfg.evidence_expert
+    judge, key = reward_model_judge(run, settings.base, [judge_pair(it, "expert") for it in items],
+                                    "evidence-expert-training", settings.reward_model, cfg.seed)
+    return judge.verifier, key
