@@ -123,6 +123,21 @@ def test_the_expert_debaters_reward_model_learns_on_a_split_nobody_is_judged_on(
     assert "evidence:expert" in (run.folder / "manifest.json").read_text()
     with pytest.raises(RefereeError, match="should not be the evaluated split"):
         make_config(tmp_path, debater="evidence:expert", split="validation")
+    # a tournament player names it the same way, and its games quote what the debate's did (same expert)
+    from referee.protocols.debate_tournament import TournamentConfig, run_tournament
+    from referee.runs import Run
+
+    tournament = validate(TournamentConfig, {
+        "items": config.items, "shares": [0.4, 0.3, 0.3], "limit": 5, "judge": "scripted-judge", "bootstrap": 50,
+        "out": str(tmp_path / "tournament"), "baselines": [], "consultancy": False, "evidence_expert": expert,
+        "players": [{"name": "random", "model": "evidence:random"}, {"name": "expert", "model": "evidence:expert"}]},
+        "test")
+    with Run(tournament.out, tournament) as run:
+        run.add_model(CaseFreeJudge())
+        run_tournament(tournament, run)
+        games = run.read_records("transcripts-expert-vs-random")
+    said = {r["id"]: next(t["text"] for t in r["turns"] if t["role"] == "debater_a") for r in transcripts}
+    assert {r["id"]: next(t["text"] for t in r["turns"] if t["role"] == "debater_a") for r in games} == said
 
 
 def test_evidence_debaters_argue_a_whole_debate_with_only_verified_quotes(tmp_path):
