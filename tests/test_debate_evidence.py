@@ -82,7 +82,12 @@ def test_the_expert_debater_quotes_the_sentence_its_reward_model_finds_most_for_
     assert choose("overlap", REQUEST, seed=0) == "Mia missed the bus on Monday."  # overlap would quote the bus
     # the expert reads each sentence alone in the expert reader's frame, after each answer
     assert "Passage:\nHer teacher was kind about it!\n\nQuestion: Why was Mia late for school?" in expert.read
-    assert len(expert.read) == 2 * (4 + 3)
+    assert len(expert.read) == 2 * 4  # each sentence after each answer, once: the later round asks nothing new
+    memo = {}
+    expert_choices(expert, [REQUEST], memo)
+    flipped = {**REQUEST, "own": REQUEST["other"], "other": REQUEST["own"]}
+    assert expert_choices(expert, [flipped], memo) == ["Mia missed the bus on Monday."]  # all margins 0 or less
+    assert len(expert.read) == 2 * 4 + 2 * 4  # the flipped side was answered from the memo
     writer = EvidenceWriter("evidence:expert", expert=LateExpert(), expert_key="rm-1")
     from referee.dialogue import Transcript
 

@@ -85,24 +85,29 @@ def best(pool: list[str], score) -> str:
     return min(enumerate(pool), key=lambda ks: (-score(ks[1]), ks[0]))[1] if pool else ""
 
 
-def expert_choices(expert, requests: list[dict]) -> list[str]:
+def expert_choices(expert, requests: list[dict], memo: dict | None = None) -> list[str]:
     """``evidence:expert``'s sentence per request: the expert (a reward model: ``score_many(prompts,
     answers)``) reads each fresh sentence alone as the passage, once followed by the arguer's answer and once by
-    the other; the sentence with the largest margin for its own answer wins. One batch for all requests."""
+    the other; the sentence with the largest margin for its own answer wins. Each (sentence, question, answer)
+    is scored once, in one batch, and kept in ``memo`` (both debaters of an item, and its consultant, ask the
+    same ones)."""
+    memo = {} if memo is None else memo
     pools = [fresh(r) for r in requests]
-    prompts = [[{"role": "user", "content": expert_text(s, r["question"])}] for r, pool in zip(requests, pools)
-               for s in pool]
-    owns = [r["own"] for r, pool in zip(requests, pools) for _ in pool]
-    others = [r["other"] for r, pool in zip(requests, pools) for _ in pool]
-    scores = expert.score_many(prompts + prompts, owns + others) if prompts else []
+    wanted = {(expert_text(s, r["question"]), answer) for r, pool in zip(requests, pools) for s in pool
+              for answer in (r["own"], r["other"])}
+    missing = sorted(wanted - set(memo))
+    scores = expert.score_many([[{"role": "user", "content": text}] for text, _ in missing],
+                               [answer for _, answer in missing]) if missing else []
     if any(not s.valid or s.value is None for s in scores):
         raise RefereeError("evidence:expert: its reward model returned no score for a sentence; "
                            "a reward model always scores, so the expert given is not one")
-    margins = iter([a.value - b.value for a, b in zip(scores[:len(prompts)], scores[len(prompts):])])
+    memo.update({key: float(s.value) for key, s in zip(missing, scores)})
     out = []
-    for pool in pools:
-        margin = dict(zip(pool, [next(margins) for _ in pool]))
-        out.append(best(pool, margin.get))
+    for r, pool in zip(requests, pools):
+        def margin(s: str, r=r) -> float:
+            text = expert_text(s, r["question"])
+            return memo[(text, r["own"])] - memo[(text, r["other"])]
+        out.append(best(pool, margin))
     return out
 
 
@@ -128,7 +133,7 @@ class EvidenceWriter(Model):
         super().__init__(cache)
         if problem := unknown_kind(spec):
             raise RefereeError(problem)
-        self.kind, self.spec, self.expert = spec.removeprefix(PREFIX), spec, expert
+        self.kind, self.spec, self.expert, self.scored = spec.removeprefix(PREFIX), spec, expert, {}
         if (self.kind == "expert") != (expert is not None):
             raise RefereeError(f"debater {spec!r}: an expert (a reward model) is for evidence:expert, and "
                                "evidence:expert needs one")
@@ -137,7 +142,7 @@ class EvidenceWriter(Model):
 
     def _generate(self, requests: list[GenRequest]) -> list[Completion]:
         asked = [parse_request(r.chat) for r in requests]
-        chosen = expert_choices(self.expert, asked) if self.kind == "expert" else \
+        chosen = expert_choices(self.expert, asked, self.scored) if self.kind == "expert" else \
             [choose(self.kind, q, r.seed) for q, r in zip(asked, requests)]
         out = []
         for request, sentence in zip(asked, chosen):
