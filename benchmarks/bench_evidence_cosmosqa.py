@@ -11,7 +11,8 @@ simple readers that see only that evidence, against the labels:
 - ``expert evidence`` (with ``--expert rm:FOLDER``, e.g. a run's checkpoints/evidence-expert-training): the
   answer whose ``evidence:expert`` sentence has the larger margin (that reward model's score of the answer
   over the other, reading the sentence alone as the passage): how much truth the expert debater's quote carries.
-  The split the reward model was trained on is printed too: read its column as training fit, not as evidence.
+  The reward model was trained on one of the splits printed (``evidence_expert.split``, validation by default):
+  read that column as its training fit. This reader scores every sentence of every item: minutes, not seconds.
 
 A reader near 50% means the evidence carries nothing about the truth; far below 50% means it points the
 wrong way (the wrong answer is the one that reads like the passage), so a judge could learn to invert it.

@@ -145,6 +145,34 @@ def test_the_expert_debaters_reward_model_learns_on_a_split_nobody_is_judged_on(
     assert {r["id"]: next(t["text"] for t in r["turns"] if t["role"] == "debater_a") for r in games} == said
 
 
+def test_every_path_to_the_expert_debater_refuses_a_split_it_would_be_fit_on(tmp_path):
+    """Checked when the config loads, not when the run reaches the player: a tournament player, the quoter's
+    teacher, and the judges' training split; a reward-model judge is not a model to train judges from."""
+    from test_debate_protocol import write_items
+
+    from referee.protocols.debate_tournament import TournamentConfig
+
+    base = {"items": str(write_items(tmp_path / "items.jsonl")), "judge": "scripted-judge", "split": "validation",
+            "players": [{"name": "a", "model": "evidence:random"}, {"name": "b", "model": "evidence:expert"}]}
+    taught = {**base, "players": [{"name": "a", "model": "evidence:random"}, {"name": "q", "model": "quoter"}],
+              "quoter": {"teacher": "evidence:expert"}}
+    for bad, message in [(base, "should not be the evaluated split"), (taught, "should not be the evaluated split"),
+                         ({**base, "split": "test", "evidence_expert": {"split": "train"}, "train_judge": {}},
+                          "holds the items the judges or the quoter learn from"),
+                         ({**base, "split": "test", "judge": "rm:runs/x", "train_judge": {}}, "set train_judge.base")]:
+        with pytest.raises(RefereeError, match=message):
+            validate(TournamentConfig, bad, "test config")
+    assert validate(TournamentConfig, {**base, "split": "test", "judge": "rm:runs/x",
+                                       "train_judge": {"base": "embedded"}}, "test config").train_judge.base == "embedded"
+
+
+def test_the_rule_debaters_keep_the_fingerprints_their_cached_turns_were_stored_under():
+    import hashlib
+
+    for spec in ("evidence:random", "evidence:overlap"):
+        assert EvidenceWriter(spec).fingerprint == hashlib.sha256(f"{spec}/v1".encode()).hexdigest()[:24]
+
+
 def test_evidence_debaters_argue_a_whole_debate_with_only_verified_quotes(tmp_path):
     """On the rooms data the overlap debater of the right answer quotes the sentence with its colour, so the
     scripted judge, who reads verified quotes, is right; every quote of either debater is verified."""

@@ -57,14 +57,13 @@ from referee.draws import seeded_unit
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
 from referee.protocols import Result, register, stages
-from referee.protocols.debate_training import (EvidenceExpert, QuoterTraining, exported_turns, quoter_rows,
-                                               train_arguers, train_evidence_expert, train_judges)
-from referee.protocols.judge_training import JudgeTrainSettings, RewardModelSettings
+from referee.protocols.debate_training import (EvidenceExpert, QuoterTraining, TrainedArguers, TrainedJudges,
+                                               exported_turns, quoter_rows, train_arguers, train_evidence_expert,
+                                               train_judges)
 from referee.runs import Run
 from referee.stats import paired_diff
 from referee.supervisors import build_judge, judge_identity
 from referee.tasks.passages import PassageItem, load_passage_items, split_items
-from referee.trainers import TrainSettings
 
 BASELINES = ("blind", "expert")
 TRAINED = "(trained judge)"
@@ -78,27 +77,6 @@ SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds"
 
 
 # ---- config ----------------------------------------------------------------------------------------
-class TrainedJudges(StrictModel):
-    """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
-    one blind (Khan et al.'s comparison once both judges have learnt the task), and with ``expert`` one
-    reading the passage: the ceiling, which shows whether the judge can learn the task at all. Two routes:
-    ``sft`` fine-tunes the judge's chat model to write the right verdict (``train``); ``reward_model`` puts a
-    Bradley-Terry head on it, scoring what the reader sees followed by each answer (``reward_model``)."""
-
-    route: Literal["sft", "reward_model"] = "sft"
-    train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
-    reward_model: RewardModelSettings = RewardModelSettings()
-    expert: bool = False
-
-
-class TrainedArguers(StrictModel):
-    """The arguers trained by DPO on their own best-of-N turns over the train split's items: the candidate
-    the judge found most persuasive over the least, per turn (``debate.export.preference_rows``)."""
-
-    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
-    beta: float = Field(0.1, gt=0)
-
-
 class Refine(StrictModel):
     critic: str | None = None  # the critic's model spec; default: the (first) arguer's own model
 
@@ -148,11 +126,32 @@ class PassageProtocolConfig(ProtocolConfig):
                 continue
             if problem := unknown_kind(spec):
                 raise ValueError(problem)
-            if spec == EXPERT_EVIDENCE and self.evidence_expert.split == self.split:
-                raise ValueError(f"{spec!r}: its reward model learns on evidence_expert.split, which should not be "
-                                 f"the evaluated split ({self.split!r})")
             if self.train_arguers is not None or self.refine is not None:
                 raise ValueError(f"{spec!r} quotes by a fixed rule: train_arguers and refine need a language model")
+        return self
+
+    @model_validator(mode="after")
+    def _the_expert_learns_where_nobody_is_judged_or_taught(self):
+        arguers = [getattr(self, f, None) for f in ("debater", "debater_b", "consultant")]
+        arguers += [p.model for p in getattr(self, "players", [])]  # a tournament's
+        if QUOTER in arguers:
+            arguers.append(self.quoter.teacher)
+        if EXPERT_EVIDENCE not in arguers:
+            return self
+        split = self.evidence_expert.split
+        if split == self.split:
+            raise ValueError(f"{EXPERT_EVIDENCE}: its reward model learns on evidence_expert.split, which should "
+                             f"not be the evaluated split ({split!r})")
+        if split == "train" and (self.train_judge is not None or QUOTER in arguers):
+            raise ValueError(f"{EXPERT_EVIDENCE}: evidence_expert.split 'train' holds the items the judges or the "
+                             "quoter learn from, where its evidence would be its own training fit; use validation")
+        return self
+
+    @model_validator(mode="after")
+    def _judges_train_from_a_language_model(self):
+        if self.train_judge is not None and self.train_judge.base is None and self.judge.startswith("rm:"):
+            raise ValueError(f"train_judge: the judge {self.judge!r} is a trained reward model, not a model to train "
+                             "from; set train_judge.base (e.g. embedded)")
         return self
 
     @model_validator(mode="after")

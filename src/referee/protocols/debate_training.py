@@ -1,7 +1,8 @@
 """The training steps of ``protocol: debate`` and ``protocol: consultancy`` (``protocols.debate``): judges
 trained on the train split's arguments (and blind, and as experts), arguers trained by DPO on their own
-best-of-N turns, and the quoter's demonstrations (an evidence debater's turns). All learn from transcripts
-written over the train split, which the protocol hands in; nothing here argues or reads the evaluated items.
+best-of-N turns, and the quoter's demonstrations (an evidence debater's turns), all from transcripts written
+over the train split, which the protocol hands in; and the reward model ``evidence:expert`` quotes by, on the
+items of ``evidence_expert.split`` (validation by default). Nothing here argues or reads the evaluated items.
 """
 
 from __future__ import annotations
@@ -17,11 +18,34 @@ from referee.debate.judging import ARGUING_ROLES, judge_pair
 from referee.dialogue import Transcript
 from referee.errors import RefereeError
 from referee.protocols import stages
-from referee.protocols.judge_training import RewardModelSettings, reward_model_judge, train_judge
-from referee.runs import Run
-from referee.supervisors import build_judge, judge_identity
+from referee.protocols.judge_training import (JudgeTrainSettings, RewardModelSettings, pair_reward_model,
+                                              reward_model_judge, train_judge)
+from referee.runs import Run, fingerprint
+from referee.supervisors import build_judge, build_verifier, judge_identity
 from referee.tasks.passages import PassageItem
 from referee.trainers import TrainSettings
+
+class TrainedJudges(StrictModel):
+    """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
+    one blind (Khan et al.'s comparison once both judges have learnt the task), and with ``expert`` one
+    reading the passage: the ceiling, which shows whether the judge can learn the task at all. Two routes:
+    ``sft`` fine-tunes the judge's chat model to write the right verdict (``train``); ``reward_model`` puts a
+    Bradley-Terry head on it, scoring what the reader sees followed by each answer (``reward_model``)."""
+
+    route: Literal["sft", "reward_model"] = "sft"
+    base: str | None = None  # the model they are trained from; default the judge (required when it is rm:FOLDER)
+    train: JudgeTrainSettings = JudgeTrainSettings(template="debate")
+    reward_model: RewardModelSettings = RewardModelSettings()
+    expert: bool = False
+
+
+class TrainedArguers(StrictModel):
+    """The arguers trained by DPO on their own best-of-N turns over the train split's items: the candidate
+    the judge found most persuasive over the least, per turn (``debate.export.preference_rows``)."""
+
+    dpo: TrainSettings = TrainSettings(learning_rate=5e-5, epochs=1, batch_size=4, max_length=768)
+    beta: float = Field(0.1, gt=0)
+
 
 class QuoterTraining(StrictModel):
     """The arguer spec ``quoter``: ``base`` fine-tuned (SFT) on the turns an evidence debater (``teacher``)
@@ -68,22 +92,22 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run, items: lis
     expert read no arguments, so theirs are shared. How many training chats were cut to fit the prompt
     goes to metrics.json (``judge_training_READER``)."""
     by_id = {r["id"]: Transcript.from_record(r, f"transcripts-train: item {r['id']}") for r in transcripts}
-    settings = cfg.train_judge.train
+    settings, base = cfg.train_judge.train, cfg.train_judge.base or cfg.judge
     judges = {}
     for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
         pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
         named = f"{reader}{tag}" if reader == protocol else reader
         if cfg.train_judge.route == "reward_model":
-            judge, key = reward_model_judge(run, cfg.judge, pairs, f"rm-training-{named}",
+            judge, key = reward_model_judge(run, base, pairs, f"rm-training-{named}",
                                             cfg.train_judge.reward_model, cfg.seed)
             judges[reader] = (judge, {"reward_model": key})
             continue
 
         def train(out, pairs=pairs, named=named) -> None:
-            _, report = train_judge(cfg.judge, pairs, out, settings, run.model)
+            _, report = train_judge(base, pairs, out, settings, run.model)
             run.save_metrics({f"judge_training_{named}": {k: report[k] for k in ("examples", "max_prompt_tokens")}})
 
-        folder = stages.checkpoint(run, f"judge-training-{named}", name=f"judge_{named}", base=cfg.judge,
+        folder = stages.checkpoint(run, f"judge-training-{named}", name=f"judge_{named}", base=base,
                                    inputs={"pairs": pairs, "settings": settings}, train=train)
         spec = f"hf:{folder}"
         judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
@@ -141,9 +165,10 @@ def exported_turns(protocol: str, cfg: PassageProtocolConfig, records: list[dict
 
 
 def train_evidence_expert(cfg: PassageProtocolConfig, run: Run, items: list[PassageItem]) -> tuple:
-    """(the reward model ``evidence:expert`` quotes by, the fingerprint of what it was made from): the expert
+    """(the reward model ``evidence:expert`` quotes by, the fingerprint of its files): the expert
     reader's pairs of ``items`` (``cfg.evidence_expert``'s split), trained as stage ``evidence-expert-training``."""
     settings = cfg.evidence_expert
-    judge, key = reward_model_judge(run, settings.base, [judge_pair(it, "expert") for it in items],
-                                    "evidence-expert-training", settings.reward_model, cfg.seed)
-    return judge.verifier, key
+    folder, _ = pair_reward_model(run, settings.base, [judge_pair(it, "expert") for it in items],
+                                  "evidence-expert-training", settings.reward_model, cfg.seed)
+    spec = f"rm:{folder}"  # keyed by its files: a model trained again from the same inputs is another expert
+    return build_verifier(spec), fingerprint(judge_identity(spec, cfg.judge_config, run.model))

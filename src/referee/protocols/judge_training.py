@@ -264,6 +264,14 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
     trained as stage ``name`` into checkpoints/NAME, each pair's labelled answer over the other (ties and
     unlabelled pairs left out). Returns (the RM as a pairwise judge, the fingerprint of what it was made
     from), so any protocol with labelled pairs can read with an RM where it reads with an LLM judge."""
+    folder, key = pair_reward_model(run, base, train, name, settings, seed)
+    return rm_judge(folder, "reward model"), key
+
+
+def pair_reward_model(run: Run, base: str, train: list[Pair], name: str, settings: RewardModelSettings,
+                      seed: int) -> tuple[Path, str]:
+    """``reward_model_judge``'s training step alone: (the reward model's folder, the fingerprint of what it was
+    made from)."""
     from referee.rewards.data import PreferencePair
     from referee.rewards.training import TrainOptions
 
@@ -282,7 +290,7 @@ def reward_model_judge(run: Run, base: str, train: list[Pair], name: str, settin
                            lora=settings.lora_r is not None, lora_r=settings.lora_r or 8, seed=seed)
     folder = stages.reward_model(run, name, base=base, pairs=prefs, options=options, max_length=settings.max_length,
                                  key=key, report={"pairs": len(prefs)})
-    return rm_judge(folder, "reward model"), fingerprint(stages.keyed(run, base, key))
+    return folder, fingerprint(stages.keyed(run, base, key))
 
 
 def _pct(estimate: dict | None) -> str | None:
