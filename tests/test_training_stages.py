@@ -118,3 +118,73 @@ def test_a_model_that_shares_its_folder_clears_only_its_own_files(tmp_path):
         assert not (run.folder / MARKER).exists()  # the old verifier's marker went before training began
         assert not (run.folder / "part-1.bin").exists() and (run.folder / "notes.txt").exists()
         assert (run.folder / "state.json").exists() and "train" not in run.state["stages"]
+
+
+def _pairs(n: int = 8) -> list[dict]:
+    return [{"prompt": f"Say a colour for room {i}.", "chosen": "red", "rejected": f"blue and green {i}"}
+            for i in range(n)]
+
+
+def test_a_killed_dpo_stage_goes_on_from_its_last_state_and_ends_where_an_unbroken_one_does(
+        tiny_model_path, tmp_path, monkeypatch, capsys):
+    """A DPO stage killed at step 5 keeps its state of step 4 (REFEREE_RESUME_EVERY=2); run again, it trains
+    steps 5-6 only and its adapter equals the unbroken run's. A stage with other inputs clears those states."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from referee.trainers import LoraSettings, TrainSettings
+    from referee.trainers import dpo as dpo_module
+
+    from referee import progress
+
+    monkeypatch.setenv("REFEREE_RESUME_EVERY", "2")
+    monkeypatch.setattr(progress, "_quiet", False)  # the resume is said on stderr
+    settings = TrainSettings(learning_rate=5e-3, max_steps=6, batch_size=2, max_length=64, lora=LoraSettings(r=4))
+    base = f"hf:{tiny_model_path}"
+
+    def adapter(run_folder):
+        return load_file(str(run_folder / "checkpoints" / "dpo" / "adapter_model.safetensors"))
+
+    with Run(tmp_path / "unbroken") as run:
+        stages.dpo(run, "dpo", base=base, pairs=_pairs(), settings=settings, beta=0.1)
+    steps_seen = []
+
+    class Kill(TrainerCallback):
+        def __init__(self, at: int | None = 5):
+            self.at = at
+
+        def on_step_end(self, args, state, control, **kw):
+            steps_seen.append(state.global_step)
+            if state.global_step == self.at:
+                raise RuntimeError(f"killed at step {self.at}")
+
+    fit = dpo_module.fit
+    monkeypatch.setattr(dpo_module, "fit", lambda trainer: (trainer.add_callback(Kill()), fit(trainer))[1])
+    with Run(tmp_path / "broken") as run:
+        with pytest.raises(RuntimeError, match="killed at step 5"):
+            stages.dpo(run, "dpo", base=base, pairs=_pairs(), settings=settings, beta=0.1)
+        trainer_dir = tmp_path / "broken" / "checkpoints" / "dpo" / "trainer"
+        assert sorted(p.name for p in trainer_dir.glob("checkpoint-*")) == ["checkpoint-4"]  # the last only
+        assert steps_seen == [1, 2, 3, 4, 5]
+        steps_seen.clear()
+        monkeypatch.setattr(dpo_module, "fit", lambda trainer: (trainer.add_callback(Kill(at=None)), fit(trainer))[1])
+        capsys.readouterr()
+        stages.dpo(run, "dpo", base=base, pairs=_pairs(), settings=settings, beta=0.1)
+        assert "resuming an interrupted training at step 4" in capsys.readouterr().err
+        assert steps_seen == [5, 6]  # steps 1-4 were not trained again
+        assert not trainer_dir.exists()  # the states go once the model is made
+    unbroken, resumed = adapter(tmp_path / "unbroken"), adapter(tmp_path / "broken")
+    assert unbroken.keys() == resumed.keys()
+    assert all(torch.allclose(unbroken[k], resumed[k], atol=1e-6) for k in unbroken)
+    assert any(not torch.equal(v, torch.zeros_like(v)) for v in unbroken.values())
+    # states kept for other inputs are never resumed: a new key clears them
+    with Run(tmp_path / "other") as run:
+        monkeypatch.setattr(dpo_module, "fit", lambda trainer: (trainer.add_callback(Kill()), fit(trainer))[1])
+        steps_seen.clear()
+        with pytest.raises(RuntimeError):
+            stages.dpo(run, "dpo", base=base, pairs=_pairs(), settings=settings, beta=0.1)
+        monkeypatch.setattr(dpo_module, "fit", fit)
+        capsys.readouterr()
+        stages.dpo(run, "dpo", base=base, pairs=_pairs(6), settings=settings, beta=0.1)
+        assert "resuming" not in capsys.readouterr().err

@@ -18,7 +18,8 @@ compute)``: the stage's inputs (its slice of the config, the records it reads, t
 models it calls) are hashed into a fingerprint. Started again with the same fingerprint, the stage reads
 its records back; with a different one it says so and recomputes. It runs under the ledger stage of the
 same name, and its records are written atomically (temp file, fsync, rename) before it is marked done.
-Below the stages, every model call is cached, so even a stage killed half-way repeats no finished call.
+Below the stages, every model call is cached, so even a stage killed half-way repeats no finished call, and
+a killed SFT or DPO training goes on from the last state it kept (RUN/checkpoints/NAME/trainer).
 Under several processes (``accelerate launch``) only the main one writes these files.
 
 An existing run folder is left as it was until the new invocation's work begins (its first stage, metrics

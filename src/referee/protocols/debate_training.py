@@ -108,7 +108,8 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run, items: lis
             run.save_metrics({f"judge_training_{named}": {k: report[k] for k in ("examples", "max_prompt_tokens")}})
 
         folder = stages.checkpoint(run, f"judge-training-{named}", name=f"judge_{named}", base=base,
-                                   inputs={"pairs": pairs, "settings": settings}, train=train)
+                                   inputs={"pairs": pairs, "settings": settings}, train=train,
+                                   resumable=True)
         spec = f"hf:{folder}"
         judges[reader] = (build_judge(spec, cfg.judge_config, run.model),
                           judge_identity(spec, cfg.judge_config, run.model))

@@ -203,7 +203,8 @@ def _fold(run: Run, cfg: JudgeTrainingConfig, fold: str, train: list[Pair], eval
 
     folder = stages.checkpoint(run, f"judge_{_slug(fold)}", base=cfg.model,
                                inputs={"pairs": train, "settings": cfg.train},
-                               train=lambda out: train_judge(cfg.model, train, out, cfg.train, run.model, evaluate))
+                               train=lambda out: train_judge(cfg.model, train, out, cfg.train, run.model, evaluate),
+                               resumable=True)
     spec = f"hf:{folder}"
     base_model = run.model(cfg.model)
     budget = cfg.train.prompt_budget()

@@ -11,7 +11,10 @@ One rule for all of them (``checkpoint``):
   or half-written model survives into the new one;
 - the folder counts as made when its marker, the file its writer puts down last, is there (a policy's
   ``referee-checkpoint.json``, a reward model's ``referee-verifier.json``), and the stage is marked done
-  only after that; a killed training leaves the stage not done, and it trains again.
+  only after that; a killed training leaves the stage not done, and it trains again;
+- except that a killed SFT or DPO training goes on where it stopped: it keeps its full state every few steps
+  (``trainers.common.resume_every``) in RUN/checkpoints/NAME/trainer, marked with the stage's key, and the
+  next run of the same stage with the same key resumes from the latest (any other key clears it).
 
 What training measured goes to metrics.json under the stage's name (or ``report_as``), beside ``report``.
 
@@ -28,14 +31,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from referee import progress
-from referee.runs import Run
+from referee.runs import Run, fingerprint
 from referee.trainers import TrainSettings, train_dpo, train_sft
 from referee.trainers.sft import longer_than
 
 
 def checkpoint(run: Run, stage: str, *, base: str, inputs: dict, train: Callable[[Path], None],
                name: str | None = None, marker: str | None = None, into: Path | None = None,
-               owned: Sequence[str] = ()) -> Path:
+               owned: Sequence[str] = (), resumable: bool = False) -> Path:
     """A model trained from ``base`` by ``train(folder)`` as stage ``stage``, into RUN/checkpoints/NAME
     (NAME defaults to the stage): trained only when no finished one in this run has the same base and
     ``inputs``. Returns the folder.
@@ -45,27 +48,39 @@ def checkpoint(run: Run, stage: str, *, base: str, inputs: dict, train: Callable
     from referee.models.checkpoints import MARKER
 
     out = into or run.folder / "checkpoints" / (name or stage)
+    key = keyed(run, base, inputs)
 
     def compute() -> None:
+        from referee.distributed import is_main_process, wait_for_everyone
         from referee.models.devices import free_memory
+        from referee.trainers.common import mark_resumable, resumable_key
 
-        clear(out, owned if into else None)
+        goes_on = resumable and into is None and resumable_key(out) == fingerprint(key)
+        clear(out, owned if into else None, keep="trainer" if goes_on else None)
+        if resumable and into is None and is_main_process():
+            mark_resumable(out, stage, fingerprint(key))
+        wait_for_everyone()
         train(out)
         free_memory()  # the trainer's copy of the model and its optimiser are garbage now
 
-    run.run_stage(stage, keyed(run, base, inputs), compute, outputs=[out / (marker or MARKER)])
+    run.run_stage(stage, key, compute, outputs=[out / (marker or MARKER)])
     return out
 
 
-def clear(folder: Path, owned: Sequence[str] | None) -> None:
-    """Remove what a stale or half-written model left: the whole folder, or only the ``owned`` names in it
-    (the marker first, so a crash part-way leaves nothing that reads as a finished model)."""
+def clear(folder: Path, owned: Sequence[str] | None, keep: str | None = None) -> None:
+    """Remove what a stale or half-written model left: the whole folder (but ``keep``, an interrupted
+    training's states of the same stage), or only the ``owned`` names in it (the marker first, so a crash
+    part-way leaves nothing that reads as a finished model)."""
     from referee.distributed import is_main_process
 
     if not is_main_process():  # one process writes the model, so one clears it
         return
     if owned is None:
-        shutil.rmtree(folder, ignore_errors=True)
+        for child in (folder.iterdir() if keep and folder.is_dir() else ()):
+            if child.name != keep:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
         return
     for name in owned:
         path = folder / name
@@ -91,7 +106,7 @@ def sft(run: Run, stage: str, *, base: str, data: list[dict], settings: TrainSet
                                                "loss_history": history}})
 
     inputs = {"data": data, "settings": settings}
-    return f"hf:{checkpoint(run, stage, base=base, inputs=inputs, train=train, name=name)}"
+    return f"hf:{checkpoint(run, stage, base=base, inputs=inputs, train=train, name=name, resumable=True)}"
 
 
 def dpo(run: Run, stage: str, *, base: str, pairs: list[dict], settings: TrainSettings, beta: float,
@@ -104,7 +119,7 @@ def dpo(run: Run, stage: str, *, base: str, pairs: list[dict], settings: TrainSe
         run.save_metrics({report_as or stage: {"pairs": len(pairs), **(report or {}), "loss_history": history}})
 
     inputs = {"pairs": pairs, "settings": settings, "beta": beta}
-    return f"hf:{checkpoint(run, stage, base=base, inputs=inputs, train=train, name=name)}"
+    return f"hf:{checkpoint(run, stage, base=base, inputs=inputs, train=train, name=name, resumable=True)}"
 
 
 def reward_model(run: Run, stage: str, *, base: str, pairs: Sequence, options, name: str | None = None,

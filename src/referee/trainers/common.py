@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,8 @@ def trl_args(config_cls, out_dir: Path, settings: TrainSettings, **method_args):
                 use_cpu=not gpu and world_size() > 1)
     if settings.save_every:
         args.update(save_strategy="steps", save_steps=settings.save_every, save_only_model=True)
+    elif (out_dir / "trainer" / RESUME_FILE).is_file() and (every := resume_every(settings)):
+        args.update(save_strategy="steps", save_steps=every, save_total_limit=1)  # the full state, the last only
     args.update(method_args)
     accepted = set(inspect.signature(config_cls).parameters)
     unknown = set(settings.trl) - accepted
@@ -95,6 +99,46 @@ def trl_args(config_cls, out_dir: Path, settings: TrainSettings, **method_args):
         raise RefereeError(f"{world_size()} processes were started but the trainer sees {config.world_size}: each "
                            "would train a copy of its own (on CPUs, leave 'use_cpu' out of --trl)")
     return config
+
+
+RESUME_FILE = "referee-resume.json"  # in OUT/trainer: which stage's interrupted training may go on there
+
+
+def resume_every(settings: TrainSettings) -> int:
+    """Every how many steps a training inside a run stage keeps its full state (weights, optimiser, RNG) so
+    that a killed run goes on from there: ``REFEREE_RESUME_EVERY`` steps (0: never); by default 10 for LoRA,
+    whose state is small, and never for a full fine-tune, whose optimiser state is twice the model."""
+    value = os.environ.get("REFEREE_RESUME_EVERY", "").strip()
+    if not value:
+        return 10 if settings.lora is not None else 0
+    if not value.isdigit():
+        raise RefereeError(f"REFEREE_RESUME_EVERY should be a whole number of steps (0: never), got {value!r}")
+    return int(value)
+
+
+def mark_resumable(out_dir: Path, stage: str, key: str) -> None:
+    """Let the training into ``out_dir`` keep states to resume from, for the stage keyed ``key``."""
+    trainer_dir = Path(out_dir) / "trainer"
+    trainer_dir.mkdir(parents=True, exist_ok=True)
+    (trainer_dir / RESUME_FILE).write_text(json.dumps({"stage": stage, "key": key}), encoding="utf-8")
+
+
+def resumable_key(out_dir: Path) -> str | None:
+    """The key of the stage whose interrupted training left states in ``out_dir``, if any did."""
+    try:
+        return json.loads((Path(out_dir) / "trainer" / RESUME_FILE).read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def last_state(trainer_dir: Path) -> Path | None:
+    """The latest complete state an interrupted training kept: transformers writes trainer_state.json last,
+    and a state without the optimiser's (a ``save_every`` snapshot) is no place to go on from."""
+    if not (trainer_dir / RESUME_FILE).is_file():
+        return None
+    done = [p for p in trainer_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()
+            and (p / "optimizer.pt").is_file() and p.name.split("-")[-1].isdigit()]
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def load_policy(spec: str):
@@ -131,7 +175,8 @@ def save_checkpoint(trainer, out_dir: Path, base_spec: str, kind: str, settings:
         # Every checkpoint gets the marker that says it is finished; a full fine-tune's weights stand alone.
         write_marker(tmp, base_spec, kind, settings=settings.model_dump(mode="json"),
                      final_loss=history[-1]["loss"] if history else None, full=settings.lora is None)
-        _keep_steps(out_dir / "trainer", tmp / "steps", base_spec, kind, settings)
+        if settings.save_every:  # otherwise its checkpoints are resume states, gone with the folder below
+            _keep_steps(out_dir / "trainer", tmp / "steps", base_spec, kind, settings)
         shutil.rmtree(out_dir / "trainer", ignore_errors=True)
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -167,7 +212,10 @@ def fit(trainer) -> None:
         trainer.remove_callback(PrinterCallback)
     elif noise.active() and trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(_step_bar())
-    trainer.train()
+    state = last_state(Path(trainer.args.output_dir))
+    if state is not None:
+        progress.say(f"resuming an interrupted training at step {state.name.split('-')[-1]} ({state})")
+    trainer.train(resume_from_checkpoint=str(state) if state is not None else None)
 
 
 def _step_bar():
