@@ -27,6 +27,9 @@ def test_sentences_are_exact_pieces_of_the_passage():
     assert parts == ["Mia missed the bus on Monday.", "She walked to school in the rain and arrived late.",
                      "Her teacher was kind about it!", "The lesson was on volcanoes."]
     assert all(p in PASSAGE for p in parts) and sentences("  ") == []
+    spaced = 'Mom . " And like me , she had no family . Sydney went " HELLO ! ! ! )'  # CosmosQA's spacing
+    assert sentences(spaced) == ["Mom .", '" And like me , she had no family .', 'Sydney went " HELLO ! ! ! )']
+    assert sentences('" Hi there . Bye !') == ['" Hi there .', "Bye !"]  # a leading piece joins the next
 
 
 def test_overlap_quotes_the_sentence_for_its_answer_and_a_new_one_in_later_rounds():
@@ -166,11 +169,13 @@ def test_every_path_to_the_expert_debater_refuses_a_split_it_would_be_fit_on(tmp
                                        "train_judge": {"base": "embedded"}}, "test config").train_judge.base == "embedded"
 
 
-def test_the_rule_debaters_keep_the_fingerprints_their_cached_turns_were_stored_under():
+def test_the_rule_debaters_fingerprints_name_only_their_rule_and_its_version():
     import hashlib
 
-    for spec in ("evidence:random", "evidence:overlap"):
-        assert EvidenceWriter(spec).fingerprint == hashlib.sha256(f"{spec}/v1".encode()).hexdigest()[:24]
+    from referee.debate.evidence import VERSION
+
+    for spec in ("evidence:random", "evidence:overlap"):  # no expert key in theirs
+        assert EvidenceWriter(spec).fingerprint == hashlib.sha256(f"{spec}/v{VERSION}".encode()).hexdigest()[:24]
 
 
 def test_evidence_debaters_argue_a_whole_debate_with_only_verified_quotes(tmp_path):

@@ -34,7 +34,9 @@ from referee.tasks.quotes import QUOTE_CLOSE, QUOTE_OPEN, find_quotes, normalise
 KINDS = ("random", "overlap", "expert")
 PREFIX = "evidence:"
 FIELDS = {"passage", "question", "own", "other", "quoted", "word_limit"}
-VERSION = 1  # of the rules above: part of the fingerprint, so a changed rule is a new model to the cache
+# of the rules above (2: punctuation-only pieces join a sentence): part of the fingerprint, so a changed rule is
+# a new model to the cache
+VERSION = 2
 
 # Words that carry no evidence about an answer (kept short on purpose: a fixed, visible list).
 STOPWORDS = frozenset("""a an the and or but if of to in on at by for with from as is are was were be been being
@@ -42,11 +44,24 @@ it its this that these those he she they them his her their we you i me my our y
 than then there here what which who whom whose when where why how all any some can could would should will
 just very also too into out up down over about after before because while""".split())
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_WORDY = re.compile(r"[^\W_]")  # a letter or a digit
 
 
 def sentences(passage: str) -> list[str]:
-    """The passage cut after each ., ! or ? followed by space: exact substrings, so a quote of one is verified."""
-    return [s.strip() for s in _SENTENCE_END.split(passage.strip()) if s.strip()]
+    """The passage cut after each ., ! or ? followed by space: exact substrings, so a quote of one is verified.
+    A piece without a letter or digit (CosmosQA spaces its punctuation: '! ! )' or a lone '"') joins the
+    sentence before it (the one after, at the start), so no debater quotes punctuation alone."""
+    text = passage.strip()
+    cuts = [m.span() for m in _SENTENCE_END.finditer(text)]
+    spans = [(a, b) for a, b in zip([0] + [end for _, end in cuts], [start for start, _ in cuts] + [len(text)])
+             if text[a:b].strip()]
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and not (_WORDY.search(text[a:b]) and _WORDY.search(text[slice(*merged[-1])])):
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [text[a:b].strip() for a, b in merged]
 
 
 def content_words(text: str) -> set[str]:
