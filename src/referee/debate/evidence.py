@@ -152,7 +152,8 @@ class EvidenceWriter(Model):
         if (self.kind == "expert") != (expert is not None):
             raise RefereeError(f"debater {spec!r}: an expert (a reward model) is for evidence:expert, and "
                                "evidence:expert needs one")
-        made = f"{spec}/v{VERSION}" + (f"/{expert_key}" if expert_key else "")  # random/overlap: rule and version only
+        # random and overlap: the rule and its version only
+        made = f"{spec}/v{VERSION}" + (f"/{expert_key}" if expert_key else "")
         self.fingerprint = hashlib.sha256(made.encode()).hexdigest()[:24]
 
     def _generate(self, requests: list[GenRequest]) -> list[Completion]:
