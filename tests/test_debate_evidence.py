@@ -74,7 +74,8 @@ class LateExpert:
         from referee.verifiers.base import Score
 
         self.read += [p[-1]["content"] for p in prompts]
-        return [Score(2.0 if "arrived late" in p[-1]["content"] and "bus" in a else 0.0) for p, a in zip(prompts, answers)]
+        return [Score(2.0 if "arrived late" in p[-1]["content"] and "bus" in a else 0.0)
+                for p, a in zip(prompts, answers)]
 
 
 def test_the_expert_debater_quotes_the_sentence_its_reward_model_finds_most_for_its_answer():
@@ -165,8 +166,9 @@ def test_every_path_to_the_expert_debater_refuses_a_split_it_would_be_fit_on(tmp
                          ({**base, "split": "test", "judge": "rm:runs/x", "train_judge": {}}, "set train_judge.base")]:
         with pytest.raises(RefereeError, match=message):
             validate(TournamentConfig, bad, "test config")
-    assert validate(TournamentConfig, {**base, "split": "test", "judge": "rm:runs/x",
-                                       "train_judge": {"base": "embedded"}}, "test config").train_judge.base == "embedded"
+    fine = validate(TournamentConfig, {**base, "split": "test", "judge": "rm:runs/x",
+                                       "train_judge": {"base": "embedded"}}, "test config")
+    assert fine.train_judge.base == "embedded"
 
 
 def test_the_rule_debaters_fingerprints_name_only_their_rule_and_its_version():
