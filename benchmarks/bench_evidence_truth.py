@@ -16,15 +16,6 @@ import json
 from pathlib import Path
 
 
-def quoted_sentence(text: str, passage: str) -> str:
-    """The passage sentence a turn's first quote starts, or "" where it quoted none of them."""
-    from referee.debate.evidence import sentences
-    from referee.tasks.quotes import find_quotes, normalise
-
-    quotes = [normalise(q) for q in find_quotes(text) if normalise(q)]
-    return next((s for s in sentences(passage) if quotes and normalise(s).startswith(quotes[0])), "")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path)
@@ -33,7 +24,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    from referee.debate.evidence import expert_text
+    from referee.debate.evidence import expert_text, quoted_sentences
     from referee.stats import mean_ci
     from referee.supervisors import build_verifier
 
@@ -44,8 +35,8 @@ def main() -> None:
     for line in lines:
         record = json.loads(line)
         ctx, sides = record["context"], record["meta"]["sides"]
-        picked = {sides[t["role"]]: quoted_sentence(t["text"], ctx["passage"]) for t in record["turns"]
-                  if t["role"] in ("debater_a", "debater_b")}
+        picked = {sides[t["role"]]: next(iter(quoted_sentences(t["text"], ctx["passage"])), "")
+                  for t in record["turns"] if t["role"] in ("debater_a", "debater_b")}
         items.append((ctx["question"], [ctx["answer_a"], ctx["answer_b"]], picked, record["meta"]["correct"]))
     prompts, answers = [], []
     for question, pair, picked, _ in items:

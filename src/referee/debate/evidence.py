@@ -183,7 +183,7 @@ def request_chat(transcript: Transcript, role: str, defends: str, opposes: str, 
                  word_limit: int | None) -> list[dict]:
     """What an ``EvidenceArguer`` asks its writer: the context it may read and the sentences it has quoted."""
     ctx = transcript.context
-    quoted = [s for t in transcript.turns if t.role == role for s in _quoted_sentences(t.text, ctx["passage"])]
+    quoted = [s for t in transcript.turns if t.role == role for s in quoted_sentences(t.text, ctx["passage"])]
     payload = {"item": transcript.item_id, "role": role, "round": round_index, "passage": ctx["passage"],
                "question": ctx["question"], "own": ctx[defends], "other": ctx[opposes], "quoted": quoted,
                "word_limit": word_limit}
@@ -202,7 +202,7 @@ def parse_request(chat: list[dict]) -> dict:
     return request
 
 
-def _quoted_sentences(text: str, passage: str) -> list[str]:
+def quoted_sentences(text: str, passage: str) -> list[str]:
     """The passage sentences a turn quoted (a cut quote counts for the sentence it starts)."""
     return [s for q in find_quotes(text) if normalise(q) for s in sentences(passage)
             if normalise(s).startswith(normalise(q))][:1]

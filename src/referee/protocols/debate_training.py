@@ -25,6 +25,7 @@ from referee.supervisors import build_judge, build_verifier, judge_identity
 from referee.tasks.passages import PassageItem
 from referee.trainers import TrainSettings
 
+
 class TrainedJudges(StrictModel):
     """Judges trained on the train split's items (never the evaluated split): one reading the arguments,
     one blind (Khan et al.'s comparison once both judges have learnt the task), and with ``expert`` one

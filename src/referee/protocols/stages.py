@@ -55,10 +55,11 @@ def checkpoint(run: Run, stage: str, *, base: str, inputs: dict, train: Callable
         from referee.models.devices import free_memory
         from referee.trainers.common import mark_resumable, resumable_key
 
-        goes_on = resumable and into is None and resumable_key(out) == fingerprint(key)
+        resume_key = fingerprint(key) if resumable and into is None else None
+        goes_on = resume_key is not None and resumable_key(out) == resume_key
         clear(out, owned if into else None, keep="trainer" if goes_on else None)
-        if resumable and into is None and is_main_process():
-            mark_resumable(out, stage, fingerprint(key))
+        if resume_key is not None and is_main_process():
+            mark_resumable(out, stage, resume_key)
         wait_for_everyone()
         train(out)
         free_memory()  # the trainer's copy of the model and its optimiser are garbage now
