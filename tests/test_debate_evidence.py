@@ -27,8 +27,8 @@ def test_sentences_are_exact_pieces_of_the_passage():
     assert parts == ["Mia missed the bus on Monday.", "She walked to school in the rain and arrived late.",
                      "Her teacher was kind about it!", "The lesson was on volcanoes."]
     assert all(p in PASSAGE for p in parts) and sentences("  ") == []
-    spaced = 'Mom . " And like me , she had no family . Sydney went " HELLO ! ! ! )'  # CosmosQA's spacing
-    assert sentences(spaced) == ["Mom .", '" And like me , she had no family .', 'Sydney went " HELLO ! ! ! )']
+    spaced = 'Dad . " Like me , he had no car . Sam yelled " HEY ! ! ! )'  # spaced punctuation, as CosmosQA's
+    assert sentences(spaced) == ["Dad .", '" Like me , he had no car .', 'Sam yelled " HEY ! ! ! )']
     assert sentences('" Hi there . Bye !') == ['" Hi there .', "Bye !"]  # a leading piece joins the next
 
 
