@@ -11,14 +11,16 @@ import re
 
 import pytest
 
-from referee.debate.judging import READERS, SILENT, accuracy_summary, judge_items, judge_pair
+from referee.debate.judging import READERS, SILENT, UNARGUED, accuracy_summary, judge_items, judge_pair
 from referee.dialogue import Transcript, Turn
 from referee.errors import RefereeError
 from referee.judges.build import JudgeConfig
+from referee.judges.scored import ScoredPairJudge
 from referee.judges.templates import load_template
 from referee.models.base import ChoiceResult, Completion, Model
 from referee.supervisors import build_judge
 from referee.tasks.passages import PassageItem
+from referee.verifiers.base import PointwiseVerifier, Score
 
 PASSAGE = ("The cat sat on the mat while the kettle boiled. Much later a storm rolled over the old harbour "
            "town and nobody went out.")
@@ -125,6 +127,54 @@ def test_each_reader_sees_only_what_it_may():
     assert "<v_quote>nobody went out</v_quote>" in consult and "DEBATER-NOT-IN-CONSULTANCY" not in consult
     assert f"consultant defends the answer: {item.answers[1]}" in consult and HIDDEN not in consult.replace(
         "<v_quote>nobody went out</v_quote>", "")
+
+
+def test_per_answer_shows_each_answer_with_its_own_side_only():
+    item = make_items(1)[0]
+    together = judge_pair(item, "debate", debate_transcript(item))
+    pair = judge_pair(item, "debate", debate_transcript(item), layout="per_answer")
+    assert pair.question == together.question and together.turns_a is None  # an LLM judge reads the same text
+    case_a, case_b = pair.turns_a[0]["content"], pair.turns_b[0]["content"]
+    assert [pair.turns_a[1]["content"], pair.turns_b[1]["content"]] == list(item.answers)
+    assert "<v_quote>the cat sat on the mat</v_quote>" in case_a and "bob (debater_b)" not in case_a
+    assert f"bob (debater_b), round 1:\n{SILENT}" in case_b and "v_quote" not in case_b and "alice" not in case_b
+    for case in (case_a, case_b):
+        assert item.question in case and HIDDEN not in case and "JUDGE-OWN-WORDS" not in case
+    consult = judge_pair(item, "consultancy", consultancy_transcript(item, 1), layout="per_answer")
+    assert consult.turns_a[0]["content"].endswith(UNARGUED)
+    assert "<v_quote>nobody went out</v_quote>" in consult.turns_b[0]["content"]
+    assert judge_pair(item, "blind", layout="per_answer") == judge_pair(item, "blind")  # nothing to lay out
+    with pytest.raises(RefereeError, match="layout should be one of together, per_answer, got 'mixed'"):
+        judge_pair(item, "debate", debate_transcript(item), layout="mixed")
+
+
+class QuoteCounter(PointwiseVerifier):
+    """Scores an answer by the verified quotes in the text before it: a reader of evidence with no other skill."""
+
+    name = "quote-counter"
+
+    def score_many(self, prompts, responses):
+        return [Score(float(p[-1]["content"].count("<v_quote>"))) for p in prompts]
+
+
+def test_a_judge_scoring_each_answer_alone_needs_the_per_answer_layout():
+    """Each item's right answer is argued with a verified quote, the wrong one with an unverified one. Read
+    together, both answers come after the same text and score alike (no decision); per answer, the quote counter
+    finds the right one every time."""
+    items = make_items(6)
+
+    def argued(item: PassageItem) -> Transcript:
+        said = ["<quote>the cat sat on the mat</quote>", "<quote>the cat flew</quote>"]
+        turns = [Turn(name, role, said[0 if k == item.correct else 1], round=0)
+                 for k, (name, role) in enumerate([("alice", "debater_a"), ("bob", "debater_b")])]
+        return Transcript(item.id, {"passage": item.passage}, turns)
+
+    transcripts = {it.id: argued(it) for it in items}
+    judge = ScoredPairJudge(QuoteCounter())
+    together = accuracy_summary(judge_items(judge, items, "debate", transcripts))
+    per_answer = accuracy_summary(judge_items(judge, items, "debate", transcripts, layout="per_answer"))
+    assert together["ties"] == 6 and together["accuracy"]["value"] == 0.0
+    assert per_answer["accuracy"]["value"] == 1.0 and per_answer["ties"] == 0
 
 
 def test_the_pair_keeps_the_item_order_and_the_truth_out_of_sight():

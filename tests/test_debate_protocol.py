@@ -487,6 +487,49 @@ def test_the_reward_model_route_trains_a_bradley_terry_judge_per_reader_that_rea
         play(reuse.model_copy(update={"judge": f"rm:{tmp_path / 'nowhere'}"}), Arguer(silent_every=None))
 
 
+def test_per_answer_trains_the_reward_model_on_each_answer_with_its_own_case(tmp_path, tiny_model_path,
+                                                                            monkeypatch):
+    """judge_layout per_answer: the debate RM learns each answer after its own debater's turn (the right one
+    quotes the passage, verified; the wrong one an unverified line), the blind RM as before; the trained judge
+    reads the test items the same way, and the run reads every stage back."""
+    from referee.rewards import bradley_terry
+
+    trained = {}
+
+    def spy(base, pairs, options, **kw):
+        trained[len(trained)] = pairs
+        return real(base, pairs, options, **kw)
+
+    real = bradley_terry.train_reward_model
+    monkeypatch.setattr(bradley_terry, "train_reward_model", spy)
+    rows = [{"id": f"room-{i}", "passage": f"The ball in room {i} was {['red', 'blue'][i % 3 == 0]}.",
+             "question": f"What colour was the ball in room {i}?", "answers": ["red", "blue"], "correct": int(i % 3 == 0)}
+            for i in range(N)]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = {"protocol": "debate", "items": str(items), "shares": [0.5, 0, 0.5], "limit": 6, "train_items": 8,
+                "debater": "scripted-arguer", "judge": f"hf:{tiny_model_path}", "baselines": ["blind"],
+                "bootstrap": 50, "out": str(tmp_path / "run"), "judge_layout": "per_answer",
+                "train_judge": {"route": "reward_model", "reward_model": {"epochs": 2, "batch_size": 8}}}
+    cfg = validate(DebateConfig, settings, "test")
+    result, run = play(cfg, Arguer(silent_every=None))
+    debate_pairs = next(ps for ps in trained.values() if ps[0].rejected_prompt is not None)
+    blind_pairs = next(ps for ps in trained.values() if ps[0].rejected_prompt is None)
+    for pair in debate_pairs:
+        right, wrong = pair.prompt[-1]["content"], pair.rejected_prompt[-1]["content"]
+        assert f"was {pair.chosen}</v_quote>" in right and f"was {pair.rejected}</u_quote>" in wrong
+        assert pair.rejected not in right and "The ball in room" not in right.replace("<v_quote>the ball in room", "")
+    assert len(debate_pairs) == len(blind_pairs) == 8 and len(trained) == 2
+    scored = records(run, "judge-trained-debate")
+    assert all(r["verdict_mode"] == "score" and r["scores"][0] != r["scores"][1] for r in scored)
+    again, _ = play(cfg, Arguer(silent_every=None))
+    assert again.metrics["readers"] == result.metrics["readers"] and len(trained) == 2  # nothing trained again
+    for bad, message in [({"train_judge": {"route": "sft"}}, "train_judge route sft trains a pairwise chat judge"),
+                         ({"train_judge": None}, "no judge here scores each answer alone")]:
+        with pytest.raises(RefereeError, match=message):
+            validate(DebateConfig, {**settings, **bad}, "test")
+
+
 class Uneven(Arguer):
     """Every arguer writes nothing on the samples whose seed is even, so its N samples differ."""
 

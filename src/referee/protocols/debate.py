@@ -13,6 +13,7 @@ two answers to a question about it is correct.
     for reader in baselines + [debate | consultancy]:                                 (stage "judge-READER")
         verdicts[reader] = the judge picks A or B from the question and
              blind: nothing more | expert: the passage | debate, consultancy: the arguments, quotes marked
+             (judge_layout per_answer: a judge scoring each answer alone reads it with its own side's turns)
     (refine: each draft is reviewed by a critic against the passage and written again)
     if train_judge:                                                        (stages "transcripts-train",
         the arguers argue `train_items` items of the train split too            "judge-trained-READER")
@@ -73,7 +74,7 @@ QUOTER = "quoter"  # the arguer spec of the run's trained quoter (``QuoterTraini
 EXPERT_EVIDENCE = "evidence:expert"  # quotes by the run's trained evidence expert (``EvidenceExpert``)
 # what debate, consultancy and the tournament share (a tournament's games and a quoter's teacher are built from it)
 SHARED = ("items", "split", "shares", "limit", "judge", "judge_config", "rounds", "word_limit", "sampling",
-          "bootstrap", "seed", "out", "train_items", "quoter", "evidence_expert")
+          "bootstrap", "seed", "out", "train_items", "quoter", "evidence_expert", "judge_layout")
 
 
 # ---- config ----------------------------------------------------------------------------------------
@@ -90,6 +91,9 @@ class PassageProtocolConfig(ProtocolConfig):
     limit: int | None = Field(None, ge=1, le=MAX_PROMPTS)  # the first N of the split in a seeded draw
     judge: str = "embedded"
     judge_config: JudgeConfig = JudgeConfig(template="debate")  # no template given: "debate"
+    # per_answer: a judge that scores each answer alone (rm:FOLDER, reward-model trained judges) reads each answer
+    # with its own side's turns (debate.judging); a pairwise LLM judge reads the arguments together either way
+    judge_layout: Literal["together", "per_answer"] = "together"
     rounds: int = Field(1, ge=1, le=MAX_ROUNDS)
     word_limit: int = Field(120, ge=1)  # per turn; a longer turn is cut there
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)  # the arguers'
@@ -152,6 +156,18 @@ class PassageProtocolConfig(ProtocolConfig):
         if self.train_judge is not None and self.train_judge.base is None and self.judge.startswith("rm:"):
             raise ValueError(f"train_judge: the judge {self.judge!r} is a trained reward model, not a model to train "
                              "from; set train_judge.base (e.g. embedded)")
+        return self
+
+    @model_validator(mode="after")
+    def _per_answer_is_for_judges_that_score_each_answer(self):
+        if self.judge_layout == "together":
+            return self
+        if self.train_judge is not None and self.train_judge.route != "reward_model":
+            raise ValueError("judge_layout per_answer: train_judge route sft trains a pairwise chat judge, which "
+                             "reads the arguments together; use route reward_model")
+        if self.train_judge is None and not self.judge.startswith("rm:"):
+            raise ValueError(f"judge_layout per_answer: no judge here scores each answer alone (judge {self.judge!r},"
+                             " no train_judge); use a reward model (rm:FOLDER) or train_judge route reward_model")
         return self
 
     @model_validator(mode="after")
@@ -244,7 +260,7 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     speakers = speakers_for(protocol, models, cfg.sampling.to_sampling(cfg.seed), cfg.word_limit)
     best_of = arguer_best_of(protocol, cfg)
     if max(best_of) > 1:  # Khan et al.'s best-of-N: the judge's probability of the arguer's own answer ranks
-        prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol)
+        prefer = preference(build_judge(cfg.judge, cfg.judge_config, run.model), items, protocol, cfg.judge_layout)
         speakers = [replace(s, best_of=n, prefer=prefer if n > 1 else None) for s, n in zip(speakers, best_of)]
     critic = run.model(cfg.refine.critic or arguer_spec(run, cfg, arguer_specs(protocol, cfg)[0])) \
         if cfg.refine is not None else None
@@ -260,7 +276,8 @@ def argue(protocol: str, cfg: PassageProtocolConfig, run: Run, items: list[Passa
     inputs = {"protocol": protocol, "openings": [t.to_record() for t in openings],  # the items' texts and sides
               "schedule": schedule, "speakers": [_speaker_settings(s) for s in speakers],
               **({"best_of": best_of, "preference": judge_identity(cfg.judge, cfg.judge_config, run.model)}
-                 if max(best_of) > 1 else {}), **({"critic": critic} if critic is not None else {})}
+                 if max(best_of) > 1 else {}), **({"critic": critic} if critic is not None else {}),
+              **({"layout": cfg.judge_layout} if max(best_of) > 1 and cfg.judge_layout != "together" else {})}
     return run.run_stage(stage, inputs, compute)
 
 
@@ -334,8 +351,8 @@ def _speaker_settings(speaker) -> dict:
 # ---- verdicts --------------------------------------------------------------------------------------
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
          transcripts: list[dict], trained: dict | None = None, stage: str | None = None) -> list[dict]:
-    """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``), with each record's
-    sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
+    """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``, in ``cfg.judge_layout``),
+    with each record's sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
     as that reader, whose identity is ``trained``), or ``stage``."""
     arguing = reader in ARGUING_ROLES
 
@@ -343,7 +360,7 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
         if not arguing:
             return judge_items(judge, items, reader)
         by_id = {r["id"]: Transcript.from_record(r, f"transcripts: item {r['id']}") for r in transcripts}
-        records = judge_items(judge, items, reader, by_id)
+        records = judge_items(judge, items, reader, by_id, cfg.judge_layout)
         for rec in records:
             rec["sides"] = by_id[rec["id"]].meta["sides"]
             if reader == "consultancy":
@@ -352,8 +369,8 @@ def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[P
 
     shown = [replace(it, where="") for it in items]  # what the judge reads, not where the file keeps it
     identity = trained if trained is not None else judge_identity(cfg.judge, cfg.judge_config, run.model)
-    inputs = {"judge": identity, "reader": reader,
-              "items": shown, **({"transcripts": transcripts} if arguing else {})}
+    inputs = {"judge": identity, "reader": reader, "items": shown, **({"transcripts": transcripts} if arguing else {}),
+              **({"layout": cfg.judge_layout} if arguing and cfg.judge_layout != "together" else {})}
     return run.run_stage(stage or (f"judge-trained-{reader}" if trained else f"judge-{reader}"), inputs, compute)
 
 

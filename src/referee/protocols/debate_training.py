@@ -96,7 +96,8 @@ def train_judges(protocol: str, cfg: PassageProtocolConfig, run: Run, items: lis
     settings, base = cfg.train_judge.train, cfg.train_judge.base or cfg.judge
     judges = {}
     for reader in (protocol, "blind", *(["expert"] if cfg.train_judge.expert else [])):
-        pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None) for it in items]
+        pairs = [judge_pair(it, reader, by_id[str(it.id)] if reader == protocol else None, cfg.judge_layout)
+                 for it in items]
         named = f"{reader}{tag}" if reader == protocol else reader
         if cfg.train_judge.route == "reward_model":
             judge, key = reward_model_judge(run, base, pairs, f"rm-training-{named}",
