@@ -503,8 +503,8 @@ def test_per_answer_trains_the_reward_model_on_each_answer_with_its_own_case(tmp
     real = bradley_terry.train_reward_model
     monkeypatch.setattr(bradley_terry, "train_reward_model", spy)
     rows = [{"id": f"room-{i}", "passage": f"The ball in room {i} was {['red', 'blue'][i % 3 == 0]}.",
-             "question": f"What colour was the ball in room {i}?", "answers": ["red", "blue"], "correct": int(i % 3 == 0)}
-            for i in range(N)]
+             "question": f"What colour was the ball in room {i}?", "answers": ["red", "blue"],
+             "correct": int(i % 3 == 0)} for i in range(N)]
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     settings = {"protocol": "debate", "items": str(items), "shares": [0.5, 0, 0.5], "limit": 6, "train_items": 8,

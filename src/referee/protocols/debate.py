@@ -352,8 +352,8 @@ def _speaker_settings(speaker) -> dict:
 def read(reader: str, cfg: PassageProtocolConfig, run: Run, judge, items: list[PassageItem],
          transcripts: list[dict], trained: dict | None = None, stage: str | None = None) -> list[dict]:
     """The judge's verdict on every item as ``reader`` (``debate.judging.judge_items``, in ``cfg.judge_layout``),
-    with each record's sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the judge trained
-    as that reader, whose identity is ``trained``), or ``stage``."""
+    with each record's sides where there are arguers. Stage ``judge-READER`` (``judge-trained-READER`` for the
+    judge trained as that reader, whose identity is ``trained``), or ``stage``."""
     arguing = reader in ARGUING_ROLES
 
     def compute() -> list[dict]:
