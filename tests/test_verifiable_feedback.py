@@ -37,9 +37,10 @@ def _coin_checker(problem, text):
             "first_error": None, "steps": len(text.splitlines())}
 
 
-def test_three_arms_end_to_end_report_and_resume(tiny_model_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("evaluate_on", ["dev", "test"])  # the report shows the problems of either set
+def test_three_arms_end_to_end_report_and_resume(tiny_model_path, tmp_path, monkeypatch, evaluate_on):
     monkeypatch.setattr(vf, "checked", _coin_checker)
-    cfg = _config(tiny_model_path, tmp_path / "run")
+    cfg = _config(tiny_model_path, tmp_path / "run", evaluate_on=evaluate_on)
     with Run(cfg.out, cfg) as run:
         metrics = vf.run_verifiable_feedback(cfg, run).metrics
     draw_for("verifiable_feedback", run)
