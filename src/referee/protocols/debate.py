@@ -91,9 +91,7 @@ class PassageProtocolConfig(ProtocolConfig):
     limit: int | None = Field(None, ge=1, le=MAX_PROMPTS)  # the first N of the split in a seeded draw
     judge: str = "embedded"
     judge_config: JudgeConfig = JudgeConfig(template="debate")  # no template given: "debate"
-    # per_answer: a judge that scores each answer alone (rm:FOLDER, reward-model trained judges) reads each answer
-    # with its own side's turns (debate.judging); a pairwise LLM judge reads the arguments together either way
-    judge_layout: Literal["together", "per_answer"] = "together"
+    judge_layout: Literal["together", "per_answer"] = "together"  # per_answer: for scoring judges (debate.judging)
     rounds: int = Field(1, ge=1, le=MAX_ROUNDS)
     word_limit: int = Field(120, ge=1)  # per turn; a longer turn is cut there
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=256)  # the arguers'
@@ -160,12 +158,11 @@ class PassageProtocolConfig(ProtocolConfig):
 
     @model_validator(mode="after")
     def _per_answer_is_for_judges_that_score_each_answer(self):
-        if self.judge_layout == "together":
-            return self
-        if self.train_judge is not None and self.train_judge.route != "reward_model":
+        if self.judge_layout != "together" and self.train_judge is not None \
+                and self.train_judge.route != "reward_model":
             raise ValueError("judge_layout per_answer: train_judge route sft trains a pairwise chat judge, which "
                              "reads the arguments together; use route reward_model")
-        if self.train_judge is None and not self.judge.startswith("rm:"):
+        if self.judge_layout != "together" and self.train_judge is None and not self.judge.startswith("rm:"):
             raise ValueError(f"judge_layout per_answer: no judge here scores each answer alone (judge {self.judge!r},"
                              " no train_judge); use a reward model (rm:FOLDER) or train_judge route reward_model")
         return self
