@@ -158,9 +158,9 @@ def _examples(page: Page, run: Run, names: list[str], count: int = 4) -> None:
     disagree first, since they show what the training changed."""
     shown = [n for n in names if n != "M0"]
     answers = {n: {r["id"]: r for r in run.read_records(eval_stage(n))} for n in shown}
-    held_out = "test" if run.metrics().get("split") == "test" else "eval"  # the set the models were scored on
-    problems = {r["id"]: r for r in run.read_records("problems") if r["set"] == held_out}
     ids = list(answers["M1"])
+    # the problems the models answered, whichever set they were scored on (ids name their draw: unique in a run)
+    problems = {r["id"]: r for r in run.read_records("problems") if r["id"] in answers["M1"]}
     split = sorted(ids, key=lambda i: len({answers[n][i]["correct"] for n in shown}) == 1)
     page.heading("Examples: the same held-out problems, answered by each model")
     page.note("Green: the checker finds the final answer right; red: wrong. Problems where the models disagree "
